@@ -1,0 +1,29 @@
+# The two quick-start commands (README): `make demo` and `make test`. Each sets up what it needs.
+.PHONY: setup demo test lint bench
+PY := .venv/bin/python
+
+setup:
+	scripts/setup.sh
+
+demo: setup
+	$(PY) -m shim demo
+
+test:
+	scripts/setup.sh --test
+	$(PY) -m ruff check shim tests bench
+	$(PY) -m ruff format --check shim tests bench
+	$(PY) -m mypy
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all:
+	scripts/setup.sh --test
+	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+lint:
+	$(PY) -m ruff check shim tests bench
+	$(PY) -m ruff format --check shim tests bench
+	$(PY) -m mypy
+
+bench:
+	scripts/setup.sh --test
+	$(PY) bench/run.py

@@ -1,0 +1,115 @@
+"""`msc4191-shim demo`: the emulated legacy portal with the shim in front, on localhost.
+
+The demo builds its configuration the way an operator would write it, then serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+
+from aiohttp import web
+
+from shim.access_log import configure_logging
+from shim.config import Config, parse_config
+from shim.config_values import parse_listen
+from shim.demo_portal import ERAS, Era, make_portal_app
+from shim.server import run_loop, start, stop
+
+#: the portal era -> the dialect the shim is configured with for it
+DEMO_DIALECTS = {
+    "mas-0.9": "mas-0.9",
+    "mas-0.7": "mas-0.7",
+    "prototype-unstable-keys": "mas-0.7",
+    "msc3824": "msc3824",
+}
+
+DEMO_LINKS = (
+    ("profile", "org.matrix.profile"),
+    ("devices list", "org.matrix.devices_list"),
+    ("view a device", "org.matrix.device_view&device_id=ABCDEFGH"),
+    ("log out a device", "org.matrix.device_delete&device_id=ABCDEFGH"),
+    ("deactivate (unsupported: stripped)", "org.matrix.account_deactivate"),
+    ("legacy name, passed through", "org.matrix.session_end&device_id=ABCDEFGH"),
+)
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_config(era: Era, host: str, port: int, portal_port: int, admin_port: int) -> Config:
+    return parse_config(
+        {
+            "listen": f"{host}:{port}",
+            "upstream": {"url": f"http://{host}:{portal_port}"},
+            "admin": {"listen": f"{host}:{admin_port}"},
+            "log": {"format": "text"},
+            "account_management": {"dialect": DEMO_DIALECTS[era]},
+        },
+        "demo",
+    )
+
+
+def demo_links(origin: str) -> list[str]:
+    lines = [f"  {label:<36} {origin}/account/?action={query}" for label, query in DEMO_LINKS]
+    lines.append(f"  {'discovery document':<36} {origin}/.well-known/openid-configuration")
+    return lines
+
+
+async def _serve_demo(host: str, port: int, era: Era) -> int:
+    portal_port, admin_port = free_port(host), free_port(host)
+    portal = web.AppRunner(make_portal_app(era), access_log=None)
+    await portal.setup()
+    await web.TCPSite(portal, host, portal_port).start()
+    config = demo_config(era, host, port, portal_port, admin_port)
+    configure_logging(config.log.format, config.log.level)
+    shim = await start(config, None)
+    origin = f"http://{host}:{port}"
+    print(
+        f"msc4191-shim demo: a legacy portal ({era}) on http://{host}:{portal_port}, "
+        f"the shim in front of it on {origin}\n"
+        "Open these stable deep links; the legacy portal shows the right page:\n"
+        + "\n".join(demo_links(origin))
+        + f"\nMetrics: http://{host}:{admin_port}/metrics    (Ctrl-C to stop)",
+        flush=True,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, shim.stopping.set)
+    await shim.stopping.wait()
+    await stop(shim)
+    await portal.cleanup()
+    return 0
+
+
+def run_demo(host: str, port: int, era: str) -> int:
+    if era not in ERAS:
+        print(f"--era: expected one of {', '.join(ERAS)}, got {era!r}")
+        return 2
+    return run_loop(lambda: _serve_demo(host, port, era))  # type: ignore[arg-type]
+
+
+async def _serve_portal(listen: str, era: Era, public_base: str | None) -> int:
+    address = parse_listen(listen)
+    runner = web.AppRunner(make_portal_app(era, public_base))
+    await runner.setup()
+    await web.TCPSite(runner, address.host, address.port).start()
+    print(f"legacy portal ({era}) on http://{address}", flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    await runner.cleanup()
+    return 0
+
+
+def run_portal(listen: str, era: str, public_base: str | None) -> int:
+    if era not in ERAS:
+        print(f"--era: expected one of {', '.join(ERAS)}, got {era!r}")
+        return 2
+    return run_loop(lambda: _serve_portal(listen, era, public_base))  # type: ignore[arg-type]

@@ -1,0 +1,201 @@
+"""Discovery documents: fetch, decode, rewrite, cache; anything unexpected passes through untouched.
+
+Only a 200 JSON object within `max_body_bytes` is rewritten. Everything else is relayed byte for
+byte with the upstream's own headers, and counted with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, istr
+
+from shim.body_codecs import DecodeRefused, decode_body
+from shim.discovery import (
+    if_none_match_matches,
+    parse_json_object,
+    render_json,
+    rewrite_discovery,
+    rewrite_well_known,
+    strong_etag,
+)
+from shim.discovery_cache import CachedDocument, freshness_lifetime
+from shim.headers import client_response_headers
+from shim.runtime import Runtime
+from shim.web_origin import public_origin
+from shim.web_proxy import (
+    PassthroughBodyResponse,
+    ResponseHeaderHook,
+    open_upstream,
+    stream_response,
+    upstream_failed,
+)
+from shim.web_state import record_of, shim_state
+
+#: conditional and partial requests would let the upstream answer something we cannot rewrite
+_CONDITIONAL = frozenset(
+    {hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE, hdrs.IF_MATCH, hdrs.IF_UNMODIFIED_SINCE,
+     hdrs.RANGE, hdrs.IF_RANGE}
+)
+#: fields that describe the upstream's bytes, not ours
+_REPLACED = frozenset(
+    {hdrs.CONTENT_ENCODING, hdrs.CONTENT_LENGTH, hdrs.ETAG, hdrs.LAST_MODIFIED, hdrs.DATE,
+     hdrs.AGE, istr("Content-MD5"), istr("Digest"), istr("Repr-Digest")}
+)
+
+
+def _cache_key(request: web.Request) -> tuple[str, str]:
+    return request.raw_path, request.host
+
+
+async def handle_discovery(
+    request: web.Request, *, well_known: bool, hook: ResponseHeaderHook
+) -> web.StreamResponse:
+    state = shim_state(request)
+    runtime = state.runtime
+    discovery = runtime.config.discovery
+    record = record_of(request)
+    record.kind = "discovery"
+    key = _cache_key(request)
+    now = time.time()
+    if discovery.cache and (cached := state.cache.fresh(key, now)) is not None:
+        return _serve(request, cached, "cached", now)
+    try:
+        upstream = await open_upstream(
+            request, runtime, method=hdrs.METH_GET, drop_headers=_CONDITIONAL
+        )
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        if discovery.cache and (stale := state.cache.last_good(key)) is not None:
+            return _serve(request, stale, "stale", now)
+        return upstream_failed(request, exc, runtime)
+    async with upstream:
+        if upstream.status >= 500 and discovery.cache:
+            stale = state.cache.last_good(key)
+            if stale is not None:
+                return _serve(request, stale, "stale", now)
+        if upstream.status != 200:
+            return await _pass(request, upstream, b"", "passthrough_status", hook)
+        declared = upstream.content_length
+        if declared is not None and declared > discovery.max_body_bytes:
+            return await _pass(request, upstream, b"", "passthrough_too_large", hook)
+        body = await _read_capped(upstream, discovery.max_body_bytes)
+        if len(body) > discovery.max_body_bytes:
+            return await _pass(request, upstream, body, "passthrough_too_large", hook)
+        return _rewrite_or_pass(request, runtime, upstream, body, well_known, now, hook)
+
+
+def _rewrite_or_pass(
+    request: web.Request,
+    runtime: Runtime,
+    upstream: aiohttp.ClientResponse,
+    body: bytes,
+    well_known: bool,
+    now: float,
+    hook: ResponseHeaderHook,
+) -> web.StreamResponse:
+    state = shim_state(request)
+    discovery = runtime.config.discovery
+    try:
+        decoded = decode_body(
+            body, upstream.headers.get(hdrs.CONTENT_ENCODING), discovery.max_body_bytes
+        )
+    except DecodeRefused as refused:
+        outcome = "passthrough_too_large" if refused.reason == "too-large" else "passthrough_encoding"
+        return _relay_bytes(request, upstream, body, outcome, hook)
+    doc = parse_json_object(decoded)
+    if doc is None:
+        return _relay_bytes(request, upstream, body, "passthrough_not_json", hook)
+    account = runtime.config.account_management
+    default_uri = public_origin(request, runtime) + account.paths[0]
+    if well_known:
+        uri = discovery.account_management_uri or _existing_account(doc) or default_uri
+        new_doc = rewrite_well_known(doc, uri)
+    else:
+        new_doc = rewrite_discovery(
+            doc, discovery=discovery, account=account, default_uri=default_uri
+        )
+    new_body = render_json(new_doc)
+    headers = client_response_headers(upstream.raw_headers, drop=_REPLACED)
+    hook(headers)
+    etag = strong_etag(new_body)
+    lifetime = freshness_lifetime(upstream.headers, now)
+    document = CachedDocument(
+        body=new_body,
+        headers=tuple(headers.items()),
+        etag=etag,
+        stored_at=now,
+        fresh_until=now + (lifetime or 0.0),
+    )
+    if discovery.cache and lifetime is not None:
+        state.cache.store(_cache_key(request), document)
+    return _serve(request, document, "rewritten", now)
+
+
+def _existing_account(doc: dict[str, object]) -> str | None:
+    auth = doc.get("org.matrix.msc2965.authentication")
+    account = auth.get("account") if isinstance(auth, dict) else None
+    return account if isinstance(account, str) and account else None
+
+
+def _serve(
+    request: web.Request, document: CachedDocument, outcome: str, now: float
+) -> web.Response:
+    state = shim_state(request)
+    record_of(request).outcome = outcome
+    headers: CIMultiDict[str] = CIMultiDict(document.headers)
+    headers[hdrs.ETAG] = document.etag
+    if outcome != "rewritten":
+        headers[hdrs.AGE] = str(document.age(now))
+    if if_none_match_matches(request.headers.get(hdrs.IF_NONE_MATCH), document.etag):
+        state.metrics.observe_discovery("not_modified")
+        headers.popall(hdrs.CONTENT_TYPE, None)
+        return web.Response(status=304, headers=headers)
+    state.metrics.observe_discovery(outcome)
+    return web.Response(status=200, body=document.body, headers=headers)
+
+
+async def _read_capped(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read at most `limit + 1` bytes: enough to know the body is too large, never more."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await upstream.content.readany()
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _relay_bytes(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    body: bytes,
+    outcome: str,
+    hook: ResponseHeaderHook,
+) -> web.Response:
+    """The whole upstream body is in hand: send it, and its headers, exactly as received."""
+    shim_state(request).metrics.observe_discovery(outcome)
+    record_of(request).outcome = outcome
+    headers = client_response_headers(upstream.raw_headers)
+    hook(headers)
+    response = PassthroughBodyResponse(
+        status=upstream.status, reason=upstream.reason, headers=headers, body=body
+    )
+    return response
+
+
+async def _pass(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    head: bytes,
+    outcome: str,
+    hook: ResponseHeaderHook,
+) -> web.StreamResponse:
+    """Stream the upstream's answer as is, starting with the bytes already read."""
+    shim_state(request).metrics.observe_discovery(outcome)
+    record_of(request).outcome = outcome
+    return await stream_response(request, upstream, hook, head=head)

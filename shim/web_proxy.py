@@ -1,0 +1,207 @@
+"""Forward one request to the upstream and stream the answer back, adding and losing nothing.
+
+This is the only place where upstream failures become status codes: refused or unresolvable ->
+502, no byte within `read_timeout` -> 504, each with a short text body. A failure after the
+response has started aborts the client connection, so a truncated body never looks complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, istr
+
+from shim.headers import client_response_headers, upstream_request_headers
+from shim.runtime import Runtime
+from shim.web_state import RequestRecord, record_of, shim_state
+
+logger = logging.getLogger("msc4191_shim.proxy")
+
+#: aiohttp's client would add these by itself; a transparent proxy sends only what it got.
+SKIP_AUTO_HEADERS = frozenset(
+    {hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs.CONTENT_TYPE}
+)
+CHUNK_LIMIT = 64 * 1024
+
+ResponseHeaderHook = Callable[[CIMultiDict[str]], None]
+
+
+class _NoInventedHeaders(web.StreamResponse):
+    """Do not invent `Server` or `Content-Type` fields.
+
+    aiohttp fills both in when a handler leaves them out; for a proxy that would be a field the
+    upstream never sent. (`Date` is kept: RFC 9110 §6.6.1 asks a proxy to add one if missing.)
+    """
+
+    async def _prepare_headers(self) -> None:
+        absent = {n for n in (hdrs.SERVER, hdrs.CONTENT_TYPE) if n not in self.headers}
+        await super()._prepare_headers()
+        for name in absent:
+            self.headers.popall(name, None)
+
+
+class PassthroughResponse(_NoInventedHeaders):
+    """An upstream answer streamed as it arrives."""
+
+
+class PassthroughBodyResponse(_NoInventedHeaders, web.Response):
+    """An upstream answer already read whole, relayed as is."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFailure:
+    status: int
+    reason: str  # metric label
+    text: str  # what the client and the log are told
+
+
+def classify_failure(exc: BaseException, runtime: Runtime) -> UpstreamFailure:
+    """Turn a client-side exception into the status the client sees and a reason for people."""
+    upstream = runtime.upstream_origin
+    cfg = runtime.config.upstream
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return UpstreamFailure(
+            504, "read_timeout", f"upstream {upstream} sent nothing for {cfg.read_timeout:g}s"
+        )
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | asyncio.TimeoutError):
+        return UpstreamFailure(
+            502, "connect_timeout", f"cannot connect to upstream {upstream} within {cfg.connect_timeout:g}s"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return UpstreamFailure(502, "dns", f"cannot resolve upstream host {upstream.host}")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return UpstreamFailure(502, "tls", f"TLS with upstream {upstream} failed: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamFailure(
+            502, "refused", f"cannot connect to upstream {upstream}: {exc.strerror or exc}"
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return UpstreamFailure(502, "reset", f"upstream {upstream} closed the connection")
+    return UpstreamFailure(502, "other", f"bad response from upstream {upstream}: {exc}")
+
+
+def failure_response(failure: UpstreamFailure) -> web.Response:
+    return web.Response(
+        status=failure.status,
+        text=failure.text + "\n",
+        headers={hdrs.CACHE_CONTROL: "no-store"},
+    )
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(CHUNK_LIMIT):
+        yield chunk
+
+
+def prepare_upstream_headers(request: web.Request, runtime: Runtime) -> CIMultiDict[str]:
+    config = runtime.config
+    return upstream_request_headers(
+        request.raw_headers,
+        peer=request.remote,
+        scheme=request.scheme,
+        trusted_proxies=config.trusted_proxies,
+        preserve_host=config.upstream.preserve_host,
+    )
+
+
+async def open_upstream(
+    request: web.Request,
+    runtime: Runtime,
+    *,
+    raw_path_qs: str | None = None,
+    method: str | None = None,
+    drop_headers: frozenset[istr] = frozenset(),
+) -> aiohttp.ClientResponse:
+    """Send the request upstream; the caller owns (and must release) the response."""
+    state = shim_state(request)
+    headers = prepare_upstream_headers(request, runtime)
+    for name in drop_headers:
+        headers.popall(name, None)
+    started = time.monotonic()
+    response = await state.session.request(
+        method or request.method,
+        runtime.upstream_url(raw_path_qs or request.raw_path),
+        headers=headers,
+        data=_body(request) if request.body_exists else None,
+        skip_auto_headers=SKIP_AUTO_HEADERS,
+        allow_redirects=False,
+        timeout=runtime.timeout,
+        ssl=runtime.upstream_ssl,
+    )
+    record = record_of(request)
+    record.upstream_status = response.status
+    record.upstream_seconds = time.monotonic() - started
+    return response
+
+
+async def stream_response(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    hook: ResponseHeaderHook | None = None,
+    *,
+    head: bytes = b"",
+) -> web.StreamResponse:
+    """Relay status, headers and body as they arrive; abort the client if the upstream fails.
+
+    `head` is body the caller already read from `upstream`; it goes out first.
+    """
+    headers = client_response_headers(upstream.raw_headers)
+    if hook is not None:
+        hook(headers)
+    response = PassthroughResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    await response.prepare(request)
+    try:
+        if head:
+            await response.write(head)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        failure = classify_failure(exc, shim_state(request).runtime)
+        record = record_of(request)
+        record.error = f"aborted mid-body: {failure.text}"
+        record.aborted = True
+        shim_state(request).metrics.observe_upstream_error(failure.reason)
+        logger.warning("upstream failed mid-body; aborting the client response: %s", failure.text)
+        _abort(request)
+        return response
+    await response.write_eof()
+    return response
+
+
+def _abort(request: web.Request) -> None:
+    # Closing the transport without the final chunk (or short of Content-Length) is how HTTP/1.1
+    # says "incomplete"; aiohttp then skips write_eof quietly (ConnectionError is expected there).
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def forward(
+    request: web.Request,
+    *,
+    raw_path_qs: str | None = None,
+    hook: ResponseHeaderHook | None = None,
+) -> web.StreamResponse:
+    """Proxy `request` (optionally under another path and query) and stream the answer."""
+    state = shim_state(request)
+    runtime = state.runtime
+    try:
+        upstream = await open_upstream(request, runtime, raw_path_qs=raw_path_qs)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        return upstream_failed(request, exc, runtime)
+    async with upstream:
+        return await stream_response(request, upstream, hook)
+
+
+def upstream_failed(request: web.Request, exc: BaseException, runtime: Runtime) -> web.Response:
+    failure = classify_failure(exc, runtime)
+    record: RequestRecord = record_of(request)
+    record.error = failure.text
+    shim_state(request).metrics.observe_upstream_error(failure.reason)
+    logger.warning("upstream error: %s", failure.text)
+    return failure_response(failure)

@@ -1,0 +1,56 @@
+"""Process-wide state shared by the handlers, and the per-request record that feeds logs and metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import aiohttp
+from aiohttp import web
+
+from shim.discovery_cache import DiscoveryCache
+from shim.metrics import Metrics
+from shim.runtime import Runtime
+
+Kind = Literal["passthrough", "deeplink", "discovery", "websocket"]
+
+
+@dataclass
+class ShimState:
+    """Everything the handlers share. `runtime` is swapped whole on reload; the rest lives on."""
+
+    runtime: Runtime
+    session: aiohttp.ClientSession
+    metrics: Metrics
+    cache: DiscoveryCache = field(default_factory=DiscoveryCache)
+
+
+@dataclass
+class RequestRecord:
+    """What happened to one request, filled in along the way and written out once at the end."""
+
+    kind: Kind = "passthrough"
+    outcome: str | None = None
+    upstream_status: int | None = None
+    upstream_seconds: float | None = None
+    error: str | None = None
+    #: the response started but could not be completed (the client saw a broken response)
+    aborted: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+STATE_KEY = web.AppKey("shim_state", ShimState)
+RECORD_KEY = "msc4191_shim.record"
+
+
+def shim_state(request: web.Request) -> ShimState:
+    return request.app[STATE_KEY]
+
+
+def record_of(request: web.Request) -> RequestRecord:
+    record = request.get(RECORD_KEY)
+    if not isinstance(record, RequestRecord):
+        record = RequestRecord()
+        request[RECORD_KEY] = record
+    return record

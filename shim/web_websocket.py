@@ -1,0 +1,102 @@
+"""Relay a WebSocket upgrade: connect upstream first, then accept the client with what it chose."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+from aiohttp import hdrs, web
+
+from shim.headers import upstream_request_headers
+from shim.web_proxy import upstream_failed
+from shim.web_state import record_of, shim_state
+
+_RESERVED_CLOSE_CODES = {1005, 1006, 1015}
+
+
+def is_websocket_upgrade(request: web.Request) -> bool:
+    connection = request.headers.get(hdrs.CONNECTION, "").lower()
+    upgrade = request.headers.get(hdrs.UPGRADE, "").lower()
+    return request.method == hdrs.METH_GET and "upgrade" in connection and upgrade == "websocket"
+
+
+def _protocols(request: web.Request) -> tuple[str, ...]:
+    values = request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, [])
+    return tuple(p.strip() for value in values for p in value.split(",") if p.strip())
+
+
+async def relay_websocket(request: web.Request) -> web.StreamResponse:
+    state = shim_state(request)
+    runtime = state.runtime
+    record_of(request).kind = "websocket"
+    headers = upstream_request_headers(
+        request.raw_headers,
+        peer=request.remote,
+        scheme=request.scheme,
+        trusted_proxies=runtime.config.trusted_proxies,
+        preserve_host=runtime.config.upstream.preserve_host,
+        websocket=True,
+    )
+    try:
+        upstream = await state.session.ws_connect(
+            runtime.upstream_url(request.raw_path),
+            headers=headers,
+            protocols=_protocols(request),
+            compress=0,
+            max_msg_size=0,
+            ssl=runtime.upstream_ssl,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        record_of(request).upstream_status = exc.status
+        return web.Response(status=exc.status, text=f"upstream refused the WebSocket: {exc.message}\n")
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        return upstream_failed(request, exc, runtime)
+    record_of(request).upstream_status = 101
+    client = web.WebSocketResponse(
+        protocols=(upstream.protocol,) if upstream.protocol else (),
+        compress=False,
+        max_msg_size=0,
+    )
+    async with upstream:
+        await client.prepare(request)
+        await _relay_both_ways(client, upstream)
+    return client
+
+
+async def _relay_both_ways(
+    client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+) -> None:
+    to_upstream = asyncio.create_task(_pump(client, upstream))
+    to_client = asyncio.create_task(_pump(upstream, client))
+    try:
+        done, pending = await asyncio.wait(
+            {to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for task in (to_upstream, to_client):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _pump(
+    source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+) -> None:
+    """Copy messages until `source` closes, then close `sink` with the same code."""
+    while True:
+        message = await source.receive()
+        if message.type is aiohttp.WSMsgType.TEXT:
+            await sink.send_str(message.data)
+        elif message.type is aiohttp.WSMsgType.BINARY:
+            await sink.send_bytes(message.data)
+        else:
+            code = source.close_code or aiohttp.WSCloseCode.OK
+            if code in _RESERVED_CLOSE_CODES:
+                code = aiohttp.WSCloseCode.OK
+            reason = message.extra.encode() if isinstance(message.extra, str) else b""
+            await sink.close(code=code, message=reason)
+            return
