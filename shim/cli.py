@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from shim import __version__
-from shim.config import Config, ConfigError, load_config, resolve_config_path
+from shim.config import Config, load_config, resolve_config_path
+from shim.config_errors import ConfigError
 
 EXIT_CONFIG = 2
 
@@ -28,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="serve the proxy")
     run.add_argument("--config", help=config_help)
-    run.add_argument("--workers", type=int, default=1, help="processes sharing the port (default 1)")
+    run.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (default 1)"
+    )
     run.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
     check = commands.add_parser("check-config", help="validate the configuration and exit")

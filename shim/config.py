@@ -149,7 +149,7 @@ class _Section:
     def get(self, key: str, parse: Callable[[object], T], default: T = _MISSING) -> T:
         self.seen.add(key)
         path = join_path(self.path, key)
-        if key not in self.raw or self.raw[key] is None and default is not _MISSING:
+        if key not in self.raw or (self.raw[key] is None and default is not _MISSING):
             if default is _MISSING:
                 self.error(path, "required key is missing")
                 return None  # type: ignore[return-value]  # only ever read after ConfigError
@@ -238,7 +238,9 @@ def _action_name(value: object) -> str:
 def _stable_name(value: object) -> str:
     name = _action_name(value)
     if name not in STABLE_ACTIONS:
-        raise ValueError(f"expected a stable action name ({', '.join(STABLE_ACTIONS)}), got {name!r}")
+        raise ValueError(
+            f"expected a stable action name ({', '.join(STABLE_ACTIONS)}), got {name!r}"
+        )
     return name
 
 
@@ -246,12 +248,16 @@ def _dialect(value: object) -> Dialect:
     if isinstance(value, str):
         if value not in BUILTIN_DIALECTS:
             names = ", ".join(BUILTIN_DIALECTS)
-            raise ValueError(f"expected one of {names} or a mapping stable name -> portal name, got {value!r}")
+            raise ValueError(
+                f"expected one of {names} or a mapping stable name -> portal name, got {value!r}"
+            )
         return BUILTIN_DIALECTS[value]
     if isinstance(value, Mapping) and value:
-        names = {_stable_name(k): _action_name(v) for k, v in value.items()}
-        return Dialect("custom", MappingProxyType(names))
-    raise ValueError(f"expected a dialect name or a mapping stable name -> portal name, got {value!r}")
+        mapping = {_stable_name(k): _action_name(v) for k, v in value.items()}
+        return Dialect("custom", MappingProxyType(mapping))
+    raise ValueError(
+        f"expected a dialect name or a mapping stable name -> portal name, got {value!r}"
+    )
 
 
 def _aliases(value: object) -> Mapping[str, str]:
@@ -288,7 +294,7 @@ def _parse_upstream(section: _Section) -> UpstreamConfig:
 
 def _parse_account_management(section: _Section) -> AccountManagementConfig:
     dialect = section.get("dialect", _dialect, BUILTIN_DIALECTS["mas-0.9"])
-    aliases = section.get("aliases", _aliases, {})
+    aliases: Mapping[str, str] = section.get("aliases", _aliases, {})
     account = AccountManagementConfig(
         paths=section.get("paths", _paths, ("/account/",)),
         table=build_action_table(dialect, aliases),
@@ -302,9 +308,7 @@ def _parse_account_management(section: _Section) -> AccountManagementConfig:
 def _parse_discovery(section: _Section) -> DiscoveryConfig:
     discovery = DiscoveryConfig(
         paths=section.get("paths", _paths, DEFAULT_DISCOVERY_PATHS),
-        well_known_paths=section.get(
-            "well_known_paths", _paths, ("/.well-known/matrix/client",)
-        ),
+        well_known_paths=section.get("well_known_paths", _paths, ("/.well-known/matrix/client",)),
         account_management_uri=section.get(
             "account_management_uri", lambda v: str(parse_http_url(v)), None
         ),

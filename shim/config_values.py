@@ -79,7 +79,9 @@ def parse_http_url(value: object, *, allow_path: bool = True) -> URL:
     except ValueError:
         raise ValueError(f"expected an http(s) URL, got {value!r}") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"expected an http(s) URL such as https://account.example.com, got {value!r}")
+        raise ValueError(
+            f"expected an http(s) URL such as https://account.example.com, got {value!r}"
+        )
     if not allow_path and url.path not in ("", "/"):
         raise ValueError(f"expected an origin without a path, got {value!r}")
     return url

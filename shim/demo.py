@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+from typing import TypeGuard
 
 from aiohttp import web
 
@@ -33,6 +34,10 @@ DEMO_LINKS = (
     ("deactivate (unsupported: stripped)", "org.matrix.account_deactivate"),
     ("legacy name, passed through", "org.matrix.session_end&device_id=ABCDEFGH"),
 )
+
+
+def _is_era(name: str) -> TypeGuard[Era]:
+    return name in ERAS
 
 
 def free_port(host: str) -> int:
@@ -87,10 +92,10 @@ async def _serve_demo(host: str, port: int, era: Era) -> int:
 
 
 def run_demo(host: str, port: int, era: str) -> int:
-    if era not in ERAS:
+    if not _is_era(era):
         print(f"--era: expected one of {', '.join(ERAS)}, got {era!r}")
         return 2
-    return run_loop(lambda: _serve_demo(host, port, era))  # type: ignore[arg-type]
+    return run_loop(lambda: _serve_demo(host, port, era))
 
 
 async def _serve_portal(listen: str, era: Era, public_base: str | None) -> int:
@@ -109,7 +114,7 @@ async def _serve_portal(listen: str, era: Era, public_base: str | None) -> int:
 
 
 def run_portal(listen: str, era: str, public_base: str | None) -> int:
-    if era not in ERAS:
+    if not _is_era(era):
         print(f"--era: expected one of {', '.join(ERAS)}, got {era!r}")
         return 2
-    return run_loop(lambda: _serve_portal(listen, era, public_base))  # type: ignore[arg-type]
+    return run_loop(lambda: _serve_portal(listen, era, public_base))

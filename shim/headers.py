@@ -65,7 +65,7 @@ def decode_raw(raw: RawHeaders) -> list[tuple[str, str]]:
 
 def connection_tokens(fields: Iterable[tuple[str, str]]) -> frozenset[istr]:
     """The field names a `Connection` header lists: hop-by-hop for this one hop."""
-    tokens = set()
+    tokens: set[istr] = set()
     for name, value in fields:
         if istr(name) == hdrs.CONNECTION:
             tokens.update(istr(token.strip()) for token in value.split(",") if token.strip())

@@ -8,14 +8,16 @@ import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from shim.access_log import configure_logging, log_event
-from shim.config import Config, ConfigError, TlsConfig, load_config
+from shim.config import Config, TlsConfig, load_config
+from shim.config_errors import ConfigError
 from shim.metrics import Metrics
 from shim.runtime import build_runtime
 from shim.web_access import ShimAccessLogger
@@ -62,7 +64,7 @@ class Shim:
             return
         try:
             config = load_config(self.config_path)
-            tls = tls_context(config.tls)
+            tls_context(config.tls)  # load the new files once, before anything changes
         except ConfigError as exc:
             self.state.metrics.observe_reload(False)
             log_event("reload_refused", level=logging.ERROR, errors=[str(p) for p in exc.problems])
@@ -139,7 +141,9 @@ async def serve(config: Config, config_path: str | None, *, reuse_port: bool = F
     try:
         shim = await start(config, config_path, reuse_port=reuse_port)
     except OSError as exc:
-        log_event("start_failed", level=logging.ERROR, error=f"cannot listen: {exc.strerror or exc}")
+        log_event(
+            "start_failed", level=logging.ERROR, error=f"cannot listen: {exc.strerror or exc}"
+        )
         return 1
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, shim.stopping.set)
@@ -158,7 +162,7 @@ async def serve(config: Config, config_path: str | None, *, reuse_port: bool = F
     return 0
 
 
-def run_loop(main: Callable[[], object]) -> int:
+def run_loop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a coroutine factory on uvloop when it is installed, else on asyncio's loop."""
     try:
         import uvloop
@@ -167,8 +171,7 @@ def run_loop(main: Callable[[], object]) -> int:
     else:
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        result = runner.run(main())  # type: ignore[arg-type]
-    return int(result or 0)
+        return runner.run(main())
 
 
 def run_workers(count: int, argv: Sequence[str]) -> int:

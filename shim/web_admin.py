@@ -44,7 +44,7 @@ class UpstreamReadiness:
                 timeout=aiohttp.ClientTimeout(total=READY_CHECK_TIMEOUT),
             ) as response:
                 return True, f"upstream {runtime.upstream_origin} answered {response.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             reason = str(exc) or type(exc).__name__
             return False, f"upstream {runtime.upstream_origin} did not answer: {reason}"
 

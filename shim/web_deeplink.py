@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
+from shim.config import Strategy
 from shim.deeplink import DeepLinkDecision, decide, redirect_location
+from shim.metrics import DeeplinkOutcome
 from shim.web_proxy import ResponseHeaderHook, forward
 from shim.web_state import record_of, shim_state
 
@@ -41,7 +43,7 @@ async def handle_deeplink(request: web.Request, hook: ResponseHeaderHook) -> web
     return await forward(request, raw_path_qs=new_path_qs, hook=hook)
 
 
-def _outcome(decision: DeepLinkDecision, strategy: str) -> str:
+def _outcome(decision: DeepLinkDecision, strategy: Strategy) -> DeeplinkOutcome:
     """The metric/log outcome: the decision, with `translate` named after the strategy used."""
     if decision.outcome == "translate":
         return strategy

@@ -6,7 +6,6 @@ byte with the upstream's own headers, and counted with the reason.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
@@ -24,6 +23,7 @@ from shim.discovery import (
 )
 from shim.discovery_cache import CachedDocument, freshness_lifetime
 from shim.headers import client_response_headers
+from shim.metrics import DiscoveryOutcome
 from shim.runtime import Runtime
 from shim.web_origin import public_origin
 from shim.web_proxy import (
@@ -37,13 +37,28 @@ from shim.web_state import record_of, shim_state
 
 #: conditional and partial requests would let the upstream answer something we cannot rewrite
 _CONDITIONAL = frozenset(
-    {hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE, hdrs.IF_MATCH, hdrs.IF_UNMODIFIED_SINCE,
-     hdrs.RANGE, hdrs.IF_RANGE}
+    {
+        hdrs.IF_NONE_MATCH,
+        hdrs.IF_MODIFIED_SINCE,
+        hdrs.IF_MATCH,
+        hdrs.IF_UNMODIFIED_SINCE,
+        hdrs.RANGE,
+        hdrs.IF_RANGE,
+    }
 )
 #: fields that describe the upstream's bytes, not ours
 _REPLACED = frozenset(
-    {hdrs.CONTENT_ENCODING, hdrs.CONTENT_LENGTH, hdrs.ETAG, hdrs.LAST_MODIFIED, hdrs.DATE,
-     hdrs.AGE, istr("Content-MD5"), istr("Digest"), istr("Repr-Digest")}
+    {
+        hdrs.CONTENT_ENCODING,
+        hdrs.CONTENT_LENGTH,
+        hdrs.ETAG,
+        hdrs.LAST_MODIFIED,
+        hdrs.DATE,
+        hdrs.AGE,
+        istr("Content-MD5"),
+        istr("Digest"),
+        istr("Repr-Digest"),
+    }
 )
 
 
@@ -67,7 +82,7 @@ async def handle_discovery(
         upstream = await open_upstream(
             request, runtime, method=hdrs.METH_GET, drop_headers=_CONDITIONAL
         )
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         if discovery.cache and (stale := state.cache.last_good(key)) is not None:
             return _serve(request, stale, "stale", now)
         return upstream_failed(request, exc, runtime)
@@ -103,7 +118,9 @@ def _rewrite_or_pass(
             body, upstream.headers.get(hdrs.CONTENT_ENCODING), discovery.max_body_bytes
         )
     except DecodeRefused as refused:
-        outcome = "passthrough_too_large" if refused.reason == "too-large" else "passthrough_encoding"
+        outcome: DiscoveryOutcome = (
+            "passthrough_too_large" if refused.reason == "too-large" else "passthrough_encoding"
+        )
         return _relay_bytes(request, upstream, body, outcome, hook)
     doc = parse_json_object(decoded)
     if doc is None:
@@ -141,7 +158,7 @@ def _existing_account(doc: dict[str, object]) -> str | None:
 
 
 def _serve(
-    request: web.Request, document: CachedDocument, outcome: str, now: float
+    request: web.Request, document: CachedDocument, outcome: DiscoveryOutcome, now: float
 ) -> web.Response:
     state = shim_state(request)
     record_of(request).outcome = outcome
@@ -174,7 +191,7 @@ def _relay_bytes(
     request: web.Request,
     upstream: aiohttp.ClientResponse,
     body: bytes,
-    outcome: str,
+    outcome: DiscoveryOutcome,
     hook: ResponseHeaderHook,
 ) -> web.Response:
     """The whole upstream body is in hand: send it, and its headers, exactly as received."""
@@ -192,7 +209,7 @@ async def _pass(
     request: web.Request,
     upstream: aiohttp.ClientResponse,
     head: bytes,
-    outcome: str,
+    outcome: DiscoveryOutcome,
     hook: ResponseHeaderHook,
 ) -> web.StreamResponse:
     """Stream the upstream's answer as is, starting with the bytes already read."""

@@ -18,6 +18,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict, istr
 
 from shim.headers import client_response_headers, upstream_request_headers
+from shim.metrics import UpstreamErrorReason
 from shim.runtime import Runtime
 from shim.web_state import RequestRecord, record_of, shim_state
 
@@ -57,7 +58,7 @@ class PassthroughBodyResponse(_NoInventedHeaders, web.Response):
 @dataclass(frozen=True, slots=True)
 class UpstreamFailure:
     status: int
-    reason: str  # metric label
+    reason: UpstreamErrorReason  # metric label
     text: str  # what the client and the log are told
 
 
@@ -71,7 +72,9 @@ def classify_failure(exc: BaseException, runtime: Runtime) -> UpstreamFailure:
         )
     if isinstance(exc, aiohttp.ConnectionTimeoutError | asyncio.TimeoutError):
         return UpstreamFailure(
-            502, "connect_timeout", f"cannot connect to upstream {upstream} within {cfg.connect_timeout:g}s"
+            502,
+            "connect_timeout",
+            f"cannot connect to upstream {upstream} within {cfg.connect_timeout:g}s",
         )
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return UpstreamFailure(502, "dns", f"cannot resolve upstream host {upstream.host}")
@@ -161,7 +164,7 @@ async def stream_response(
             await response.write(head)
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         failure = classify_failure(exc, shim_state(request).runtime)
         record = record_of(request)
         record.error = f"aborted mid-body: {failure.text}"
@@ -192,7 +195,7 @@ async def forward(
     runtime = state.runtime
     try:
         upstream = await open_upstream(request, runtime, raw_path_qs=raw_path_qs)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return upstream_failed(request, exc, runtime)
     async with upstream:
         return await stream_response(request, upstream, hook)

@@ -1,4 +1,4 @@
-"""Process-wide state shared by the handlers, and the per-request record that feeds logs and metrics."""
+"""State shared by the handlers, and the per-request record that feeds logs and metrics."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class RequestRecord:
 
 
 STATE_KEY = web.AppKey("shim_state", ShimState)
-RECORD_KEY = "msc4191_shim.record"
+RECORD_KEY = web.RequestKey("msc4191_shim_record", RequestRecord)
 
 
 def shim_state(request: web.Request) -> ShimState:
@@ -50,7 +50,6 @@ def shim_state(request: web.Request) -> ShimState:
 
 def record_of(request: web.Request) -> RequestRecord:
     record = request.get(RECORD_KEY)
-    if not isinstance(record, RequestRecord):
-        record = RequestRecord()
-        request[RECORD_KEY] = record
+    if record is None:
+        record = request[RECORD_KEY] = RequestRecord()
     return record

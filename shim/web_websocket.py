@@ -50,8 +50,10 @@ async def relay_websocket(request: web.Request) -> web.StreamResponse:
         )
     except aiohttp.WSServerHandshakeError as exc:
         record_of(request).upstream_status = exc.status
-        return web.Response(status=exc.status, text=f"upstream refused the WebSocket: {exc.message}\n")
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        return web.Response(
+            status=exc.status, text=f"upstream refused the WebSocket: {exc.message}\n"
+        )
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return upstream_failed(request, exc, runtime)
     record_of(request).upstream_status = 101
     client = web.WebSocketResponse(
@@ -71,7 +73,7 @@ async def _relay_both_ways(
     to_upstream = asyncio.create_task(_pump(client, upstream))
     to_client = asyncio.create_task(_pump(upstream, client))
     try:
-        done, pending = await asyncio.wait(
+        await asyncio.wait(
             {to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED
         )
     finally:

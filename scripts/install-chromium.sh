@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install Debian's headless-capable Chromium for the browser tests (tests/browser.py).
+#
+# Idempotent: does nothing when the `chromium` package is already installed; runs `apt-get update`
+# only when it has to install. Needs root (or sudo).
+set -euo pipefail
+
+if dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+    echo "chromium already installed: $(chromium --version 2>/dev/null || echo /usr/bin/chromium)"
+    exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update
+$sudo apt-get install -y chromium
+echo "chromium installed: $(chromium --version 2>/dev/null || echo /usr/bin/chromium)"
