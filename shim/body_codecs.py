@@ -94,7 +94,7 @@ def _inflate_stream(data: bytes, decompressor: zlib._Decompress, sink: _Sink) ->
         chunk = decompressor.decompress(data, sink.room())
         sink.add(chunk)
         data = decompressor.unconsumed_tail
-        if not chunk and not data:
+        if not (chunk or data or decompressor.eof):
             raise _corrupt(sink.coding, "the stream is truncated")
     return decompressor.unused_data
 

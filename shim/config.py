@@ -16,7 +16,14 @@ from typing import Any, Literal, TypeVar
 import yaml
 from yarl import URL
 
-from shim.actions import BUILTIN_DIALECTS, STABLE_ACTIONS, ActionTable, Dialect, build_action_table
+from shim.actions import (
+    BUILTIN_ALIASES,
+    BUILTIN_DIALECTS,
+    STABLE_ACTIONS,
+    ActionTable,
+    Dialect,
+    build_action_table,
+)
 from shim.config_errors import ConfigError, ConfigProblem, join_path, unknown_key_message
 from shim.config_values import (
     IPNetwork,
@@ -237,11 +244,26 @@ def _action_name(value: object) -> str:
 
 def _stable_name(value: object) -> str:
     name = _action_name(value)
+    if name in BUILTIN_ALIASES:
+        stable = BUILTIN_ALIASES[name]
+        raise ValueError(f"{name!r} is an unstable alias; write its stable name {stable!r}")
     if name not in STABLE_ACTIONS:
-        raise ValueError(
-            f"expected a stable action name ({', '.join(STABLE_ACTIONS)}), got {name!r}"
-        )
+        names = ", ".join(STABLE_ACTIONS)
+        raise ValueError(f"expected a stable action name ({names}), got {name!r}")
     return name
+
+
+def _each(parse: Callable[[object], T]) -> Callable[[object, object], T]:
+    """Parse one item of a list or mapping, naming the item in the error."""
+
+    def parse_item(where: object, value: object) -> T:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            label = f"[{where}]" if isinstance(where, int) else f"{where}:"
+            raise ValueError(f"{label} {exc}") from None
+
+    return parse_item
 
 
 def _dialect(value: object) -> Dialect:
@@ -263,21 +285,23 @@ def _dialect(value: object) -> Dialect:
 def _aliases(value: object) -> Mapping[str, str]:
     if not isinstance(value, Mapping):
         raise ValueError(f"expected a mapping alias -> stable name, got {value!r}")
-    return {_action_name(k): _stable_name(v) for k, v in value.items()}
+    item = _each(_stable_name)
+    return {_action_name(k): item(k, v) for k, v in value.items()}
 
 
 def _unsupported(value: object) -> Unsupported:
     if value in ("strip", "pass"):
         return "strip" if value == "strip" else "pass"
     if isinstance(value, Mapping) and set(value) == {"redirect"}:
-        return RedirectUnsupported(str(parse_http_url(value["redirect"])))
+        return RedirectUnsupported(str(_each(parse_http_url)("redirect", value["redirect"])))
     raise ValueError(f"expected strip, pass or {{redirect: 'https://...'}}, got {value!r}")
 
 
 def _actions(value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ValueError(f"expected a list of stable action names, got {value!r}")
-    return tuple(_stable_name(item) for item in value)
+    item = _each(_stable_name)
+    return tuple(item(i, name) for i, name in enumerate(value))
 
 
 def _parse_upstream(section: _Section) -> UpstreamConfig:

@@ -1,6 +1,6 @@
 """A small cache of rewritten discovery documents, fresh by the upstream's caching headers.
 
-Pure: time is passed in as `now` (seconds, any monotonic-enough clock the caller chooses). The
+Pure: time is passed in as `now`, Unix seconds (`time.time()`: Expires and Date are dates). The
 proxy serves a fresh entry without asking the upstream, and the last good entry (with an `Age`)
 while the upstream is down or failing, so a portal restart does not break the homeserver's
 discovery. The shim acts as a shared cache (RFC 9111): `private` answers are not stored.

@@ -46,6 +46,7 @@ RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
 DeeplinkOutcome = Literal["redirect", "rewrite", "strip", "redirect-unsupported", "passthrough"]
 DiscoveryOutcome = Literal[
     "rewritten",
+    "unchanged",
     "cached",
     "stale",
     "passthrough_status",
@@ -213,9 +214,8 @@ class Metrics:
         ).inc()
 
     def observe_discovery(self, outcome: DiscoveryOutcome) -> None:
-        self.discovery.labels(
-            outcome=_check(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
-        ).inc()
+        _check(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
+        self.discovery.labels(outcome=outcome).inc()
 
     def observe_upstream_error(self, reason: UpstreamErrorReason) -> None:
         _check(reason, UPSTREAM_ERROR_REASONS, "upstream error reason")

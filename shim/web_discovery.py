@@ -148,7 +148,8 @@ def _rewrite_or_pass(
     )
     if discovery.cache and lifetime is not None:
         state.cache.store(_cache_key(request), document)
-    return _serve(request, document, "rewritten", now)
+    # "unchanged": the portal already serves what the shim would; a sign the shim can go
+    return _serve(request, document, "rewritten" if new_doc != doc else "unchanged", now)
 
 
 def _existing_account(doc: dict[str, object]) -> str | None:
@@ -164,7 +165,7 @@ def _serve(
     record_of(request).outcome = outcome
     headers: CIMultiDict[str] = CIMultiDict(document.headers)
     headers[hdrs.ETAG] = document.etag
-    if outcome != "rewritten":
+    if outcome not in ("rewritten", "unchanged"):
         headers[hdrs.AGE] = str(document.age(now))
     if if_none_match_matches(request.headers.get(hdrs.IF_NONE_MATCH), document.etag):
         state.metrics.observe_discovery("not_modified")
