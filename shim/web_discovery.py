@@ -21,7 +21,7 @@ from shim.discovery import (
     rewrite_well_known,
     strong_etag,
 )
-from shim.discovery_cache import CachedDocument, freshness_lifetime
+from shim.discovery_cache import CachedDocument, freshness_lifetime, upstream_age
 from shim.headers import client_response_headers
 from shim.metrics import DiscoveryOutcome
 from shim.runtime import Runtime
@@ -76,18 +76,20 @@ async def handle_discovery(
     record.kind = "discovery"
     key = _cache_key(request)
     now = time.time()
-    if discovery.cache and (cached := state.cache.fresh(key, now)) is not None:
+    # a shared cache never answers for a request that carries credentials (RFC 9111 §3.5)
+    use_cache = discovery.cache and hdrs.AUTHORIZATION not in request.headers
+    if use_cache and (cached := state.cache.fresh(key, now)) is not None:
         return _serve(request, cached, "cached", now)
     try:
         upstream = await open_upstream(
             request, runtime, method=hdrs.METH_GET, drop_headers=_CONDITIONAL
         )
     except (TimeoutError, aiohttp.ClientError) as exc:
-        if discovery.cache and (stale := state.cache.last_good(key)) is not None:
+        if use_cache and (stale := state.cache.last_good(key)) is not None:
             return _serve(request, stale, "stale", now)
         return upstream_failed(request, exc, runtime)
     async with upstream:
-        if upstream.status >= 500 and discovery.cache:
+        if upstream.status >= 500 and use_cache:
             stale = state.cache.last_good(key)
             if stale is not None:
                 return _serve(request, stale, "stale", now)
@@ -99,7 +101,7 @@ async def handle_discovery(
         body = await _read_capped(upstream, discovery.max_body_bytes)
         if len(body) > discovery.max_body_bytes:
             return await _pass(request, upstream, body, "passthrough_too_large", hook)
-        return _rewrite_or_pass(request, runtime, upstream, body, well_known, now, hook)
+        return _rewrite_or_pass(request, runtime, upstream, body, well_known, now, hook, use_cache)
 
 
 def _rewrite_or_pass(
@@ -110,6 +112,7 @@ def _rewrite_or_pass(
     well_known: bool,
     now: float,
     hook: ResponseHeaderHook,
+    use_cache: bool,
 ) -> web.StreamResponse:
     state = shim_state(request)
     discovery = runtime.config.discovery
@@ -143,10 +146,10 @@ def _rewrite_or_pass(
         body=new_body,
         headers=tuple(headers.items()),
         etag=etag,
-        stored_at=now,
+        stored_at=now - upstream_age(upstream.headers),
         fresh_until=now + (lifetime or 0.0),
     )
-    if discovery.cache and lifetime is not None:
+    if use_cache and lifetime is not None:
         state.cache.store(_cache_key(request), document)
     # "unchanged": the portal already serves what the shim would; a sign the shim can go
     return _serve(request, document, "rewritten" if new_doc != doc else "unchanged", now)
@@ -167,7 +170,8 @@ def _serve(
     headers[hdrs.ETAG] = document.etag
     if outcome not in ("rewritten", "unchanged"):
         headers[hdrs.AGE] = str(document.age(now))
-    if if_none_match_matches(request.headers.get(hdrs.IF_NONE_MATCH), document.etag):
+    conditions = request.headers.getall(hdrs.IF_NONE_MATCH, [])
+    if conditions and if_none_match_matches(", ".join(conditions), document.etag):
         state.metrics.observe_discovery("not_modified")
         headers.popall(hdrs.CONTENT_TYPE, None)
         return web.Response(status=304, headers=headers)
