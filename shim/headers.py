@@ -63,23 +63,28 @@ def decode_raw(raw: RawHeaders) -> list[tuple[str, str]]:
     return [(_text(name), _text(value)) for name, value in raw]
 
 
-def connection_tokens(fields: Iterable[tuple[str, str]]) -> frozenset[istr]:
-    """The field names a `Connection` header lists: hop-by-hop for this one hop."""
-    tokens: set[istr] = set()
+def connection_tokens(fields: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The field names a `Connection` header lists, lower-cased: hop-by-hop for this one hop."""
+    tokens: set[str] = set()
     for name, value in fields:
-        if istr(name) == hdrs.CONNECTION:
-            tokens.update(istr(token.strip()) for token in value.split(",") if token.strip())
+        if name.lower() == "connection":
+            tokens.update(token.strip().lower() for token in value.split(",") if token.strip())
     return frozenset(tokens)
+
+
+def _lower(names: Iterable[str]) -> frozenset[str]:
+    # istr compares case-sensitively in sets; field names are compared lower-cased here
+    return frozenset(name.lower() for name in names)
 
 
 def strip_hop_by_hop(
     fields: Iterable[tuple[str, str]], *, extra: frozenset[istr] = frozenset()
 ) -> CIMultiDict[str]:
     fields = list(fields)
-    drop = HOP_BY_HOP | connection_tokens(fields) | extra
+    drop = _lower(HOP_BY_HOP | extra) | connection_tokens(fields)
     result: CIMultiDict[str] = CIMultiDict()
     for name, value in fields:
-        if istr(name) not in drop:
+        if name.lower() not in drop:
             result.add(name, value)
     return result
 
@@ -123,7 +128,7 @@ def upstream_request_headers(
 ) -> CIMultiDict[str]:
     """The client's fields as the upstream should see them."""
     fields = decode_raw(raw)
-    host = next((value for name, value in fields if istr(name) == hdrs.HOST), None)
+    host = next((value for name, value in fields if name.lower() == "host"), None)
     extra = drop | (WEBSOCKET_HANDSHAKE if websocket else frozenset())
     if not preserve_host:
         extra |= {hdrs.HOST}
