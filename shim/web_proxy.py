@@ -102,7 +102,9 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def prepare_upstream_headers(request: web.Request, runtime: Runtime) -> CIMultiDict[str]:
+def prepare_upstream_headers(
+    request: web.Request, runtime: Runtime, *, websocket: bool = False
+) -> CIMultiDict[str]:
     config = runtime.config
     return upstream_request_headers(
         request.raw_headers,
@@ -110,6 +112,7 @@ def prepare_upstream_headers(request: web.Request, runtime: Runtime) -> CIMultiD
         scheme=request.scheme,
         trusted_proxies=config.trusted_proxies,
         preserve_host=config.upstream.preserve_host,
+        websocket=websocket,
     )
 
 

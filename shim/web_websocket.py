@@ -8,8 +8,7 @@ import contextlib
 import aiohttp
 from aiohttp import hdrs, web
 
-from shim.headers import upstream_request_headers
-from shim.web_proxy import upstream_failed
+from shim.web_proxy import prepare_upstream_headers, upstream_failed
 from shim.web_state import record_of, shim_state
 
 _RESERVED_CLOSE_CODES = {1005, 1006, 1015}
@@ -30,14 +29,7 @@ async def relay_websocket(request: web.Request) -> web.StreamResponse:
     state = shim_state(request)
     runtime = state.runtime
     record_of(request).kind = "websocket"
-    headers = upstream_request_headers(
-        request.raw_headers,
-        peer=request.remote,
-        scheme=request.scheme,
-        trusted_proxies=runtime.config.trusted_proxies,
-        preserve_host=runtime.config.upstream.preserve_host,
-        websocket=True,
-    )
+    headers = prepare_upstream_headers(request, runtime, websocket=True)
     try:
         upstream = await state.session.ws_connect(
             runtime.upstream_url(request.raw_path),
