@@ -1,0 +1,71 @@
+# msc4191-shim: the MSC4191 deep-link and discovery translating sidecar.
+#
+#   docker build -t msc4191-shim .
+#   docker run --read-only -p 8080:8080 -e MSC4191_SHIM_UPSTREAM_URL=http://portal:8081 msc4191-shim
+#
+# The image runs `msc4191-shim run` as UID/GID 10001 from a virtualenv that nobody can write, with
+# the configuration at /etc/msc4191-shim/config.yaml (replace it with a read-only mount, or override
+# single keys with the MSC4191_SHIM_* variables). It writes no files, so it runs with a read-only
+# root filesystem and no writable volume. tests/test_image_entrypoint.py reproduces this image
+# without a Docker engine; keep the two in step.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---- builder: build the project's wheel and install it with its dependencies into a venv ----------
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+# .dockerignore admits only what the build needs: pyproject.toml, README.md, shim/, the example config.
+COPY . .
+
+# pip builds the wheel from the source tree (PEP 517, setuptools) and installs it with the runtime
+# dependencies and the uvloop extra; pip itself is then removed from the venv, which is all that the
+# final stage copies.
+RUN python -m venv /opt/msc4191-shim \
+    && /opt/msc4191-shim/bin/python -m pip install --no-cache-dir ".[uvloop]" \
+    && /opt/msc4191-shim/bin/python -m pip uninstall --yes --quiet pip
+
+# ---- final: the venv, the example configuration and nothing else ---------------------------------
+FROM ${PYTHON_IMAGE}
+
+LABEL org.opencontainers.image.title="msc4191-shim" \
+      org.opencontainers.image.description="Translates MSC4191 account-management deep links and discovery metadata in front of a legacy Matrix account portal" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# A fixed numeric UID/GID, so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
+RUN groupadd --system --gid 10001 msc4191-shim \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin msc4191-shim
+
+COPY --from=builder /opt/msc4191-shim /opt/msc4191-shim
+COPY config.example.yaml /etc/msc4191-shim/config.yaml
+
+# PYTHONDONTWRITEBYTECODE: no .pyc writes, the root filesystem may be read-only.
+# MSC4191_SHIM_ADMIN_LISTEN: the admin listener (/healthz, /readyz, /metrics) must be reachable
+# from outside the container for kubelet probes; it is never published by default.
+ENV PATH=/opt/msc4191-shim/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MSC4191_SHIM_CONFIG=/etc/msc4191-shim/config.yaml \
+    MSC4191_SHIM_ADMIN_LISTEN=0.0.0.0:9090
+
+# Refuse to build an image whose bundled configuration does not load.
+RUN ["msc4191-shim", "check-config", "--config", "/etc/msc4191-shim/config.yaml"]
+
+USER 10001:10001
+
+EXPOSE 8080 9090
+
+# slim has no curl: the venv's Python asks the admin listener. Any error or non-2xx exits 1.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9090/healthz', timeout=2)"]
+
+# Exec form: the shim is PID 1 and receives SIGTERM itself; it drains within shutdown_grace and
+# exits 0. `docker run IMAGE check-config` or `IMAGE portal ...` replace only the CMD.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["msc4191-shim"]
+CMD ["run"]
