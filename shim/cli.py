@@ -1,4 +1,4 @@
-"""`msc4191-shim`: run, check-config, translate, demo, portal.
+"""`msc4191-shim`: run, check-config, translate, doctor, demo, portal.
 
 Exit status: 0 success, 1 runtime failure, 2 bad configuration or usage.
 """
@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("--config", help=config_help)
     translate.add_argument("urls", nargs="+", metavar="URL")
 
+    doctor = commands.add_parser("doctor", help="say what the shim is doing and whether it can go")
+    doctor.add_argument("--config", help=config_help)
+    doctor.add_argument(
+        "--admin-url",
+        help="the shim's admin listener (default: from admin.listen, 0.0.0.0 read as 127.0.0.1)",
+    )
+
     demo = commands.add_parser("demo", help="run a legacy portal with the shim in front of it")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080, help="the shim's port (default 8080)")
@@ -72,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "translate":
         return _translate(args.config, args.urls)
+    if args.command == "doctor":
+        return _doctor(args.config, args.admin_url)
     if args.command == "run":
         return _run(args)
     if args.command == "demo":
@@ -94,6 +103,15 @@ def _translate(path: str | None, urls: Sequence[str]) -> int:
     for url in urls:
         print(f"{url}\n  -> {explain_url(url, config.account_management)}")
     return 0
+
+
+def _doctor(path: str | None, admin_url: str | None) -> int:
+    from shim.doctor_probe import run_doctor
+
+    config = _load(path)
+    if config is None:
+        return EXIT_CONFIG
+    return run_doctor(config, shim_admin_url=admin_url)
 
 
 def _run(args: argparse.Namespace) -> int:
