@@ -18,15 +18,13 @@ from yarl import URL
 from shim.config import Config
 from shim.doctor import (
     PORTAL_DISCOVERY_PATH,
-    Answer,
     DoctorInputs,
-    Fetched,
-    NoAnswer,
     admin_base_url,
     diagnose,
     exit_status,
     format_report,
 )
+from shim.doctor_values import Answer, Fetched, NoAnswer
 from shim.runtime import build_runtime
 
 PROBE_TIMEOUT: Final = 5.0

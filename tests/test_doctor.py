@@ -14,24 +14,17 @@ from shim.config import Config, parse_config
 from shim.config_values import ListenAddress
 from shim.demo_portal import ERAS, Era, discovery_document
 from shim.doctor import (
-    Answer,
     DoctorInputs,
-    Fetched,
-    Finding,
-    NoAnswer,
-    ShimCounters,
     admin_base_url,
     advertised_names,
-    check_dialect,
     check_metadata,
-    check_names,
     diagnose,
-    dialect_advice,
     exit_status,
     format_report,
-    parse_counters,
-    portal_speaks_stable,
 )
+from shim.doctor_counters import ShimCounters, parse_counters
+from shim.doctor_dialect import check_dialect, check_names, dialect_advice, portal_speaks_stable
+from shim.doctor_values import Answer, Fetched, Finding, NoAnswer
 from shim.metrics import DeeplinkOutcome, DiscoveryOutcome, Metrics
 
 BASE = "https://auth.example.com/"
