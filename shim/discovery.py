@@ -171,8 +171,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_json_object(body: bytes) -> dict[str, Any] | None:
-    """The JSON object in `body`, or None for anything else (the caller then passes it through).
+def parse_json(body: bytes) -> object:
+    """The JSON value in `body`; ValueError when it is not JSON.
 
     Strict UTF-8 (a leading BOM is allowed, RFC 8259 8.1); NaN and Infinity are refused; numbers
     keep the text they were written with (`JsonInt`, `JsonFloat`) so `render_json` repeats it.
@@ -180,11 +180,19 @@ def parse_json_object(body: bytes) -> dict[str, Any] | None:
     """
     try:
         text = body.decode("utf-8-sig")
-        doc = json.loads(
+        return json.loads(
             text, parse_int=JsonInt, parse_float=JsonFloat, parse_constant=_reject_constant
         )
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and an integer over Python's 4300-digit limit.
+        raise ValueError(f"not JSON: {exc}") from None
+
+
+def parse_json_object(body: bytes) -> dict[str, Any] | None:
+    """The JSON object in `body`, or None for anything else (the caller then passes it through)."""
+    try:
+        doc = parse_json(body)
+    except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
 

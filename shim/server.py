@@ -22,9 +22,9 @@ from shim.config import Config, TlsConfig, load_config
 from shim.config_errors import ConfigError
 from shim.metrics import MULTIPROC_ENV, Metrics, prepare_multiprocess_dir
 from shim.runtime import build_runtime
-from shim.web_access import ShimAccessLogger
+from shim.web_access import access_logger_for
 from shim.web_admin import make_admin_app
-from shim.web_app import make_app
+from shim.web_app import MAX_HEADER_LINE, make_app
 from shim.web_state import ShimState
 
 logger = logging.getLogger("msc4191_shim.server")
@@ -35,6 +35,10 @@ def make_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
         cookie_jar=aiohttp.DummyCookieJar(),
+        # the same header limits as the public listener, so what a client may send, the
+        # upstream may answer (aiohttp's client default is 8190)
+        max_line_size=MAX_HEADER_LINE,
+        max_field_size=MAX_HEADER_LINE,
         auto_decompress=False,
         trust_env=False,
     )
@@ -104,7 +108,7 @@ async def start(config: Config, config_path: str | None, *, reuse_port: bool = F
         make_app(shim.state),
         handler_cancellation=True,
         auto_decompress=False,
-        access_log_class=ShimAccessLogger,
+        access_log_class=access_logger_for(shim.state),
         shutdown_timeout=config.shutdown_grace,
     )
     admin = web.AppRunner(make_admin_app(shim.state, shim.draining), access_log=None)

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
 from shim.access_log import log_request
-from shim.web_state import STATE_KEY, record_of
+from shim.web_state import RECORD_KEY, RequestRecord, ShimState
 
 
 def finish_request(
-    request: BaseRequest, status: int | None, bytes_sent: int, seconds: float
+    state: ShimState,
+    request: BaseRequest,
+    record: RequestRecord,
+    status: int | None,
+    bytes_sent: int,
+    seconds: float,
 ) -> None:
-    if not isinstance(request, web.Request) or STATE_KEY not in request.app:
-        return
-    state = request.app[STATE_KEY]
-    record = record_of(request)
     state.metrics.observe_request(record.kind, status)
     if record.upstream_seconds is not None:
         state.metrics.observe_upstream(record.kind, record.upstream_seconds)
     log_request(
         method=request.method,
-        raw_path_qs=request.raw_path,
+        raw_path_qs=record.target or request.raw_path,
         status=status,
         duration_s=seconds,
         bytes_sent=bytes_sent,
@@ -35,16 +34,21 @@ def finish_request(
     )
 
 
-class ShimAccessLogger(AbstractAccessLogger):
-    """aiohttp calls this once the response is written; we log our own fields, redacted."""
+def access_logger_for(state: ShimState) -> type[AbstractAccessLogger]:
+    """An access-logger class bound to `state`.
 
-    def __init__(self, logger: logging.Logger, log_format: str) -> None:
-        super().__init__(logger, log_format)
+    aiohttp calls it once a response is written, also for requests its parser refused before any
+    handler ran (those have no app and no record, and are counted all the same).
+    """
 
-    @property
-    def enabled(self) -> bool:
-        return True
+    class ShimAccessLogger(AbstractAccessLogger):
+        @property
+        def enabled(self) -> bool:
+            return True
 
-    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-        aborted = isinstance(request, web.Request) and record_of(request).aborted
-        finish_request(request, None if aborted else response.status, response.body_length, time)
+        def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+            record = request.get(RECORD_KEY) or RequestRecord()
+            status = None if record.aborted else response.status
+            finish_request(state, request, record, status, response.body_length, time)
+
+    return ShimAccessLogger

@@ -12,6 +12,7 @@ import time
 from typing import Literal
 
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
 from shim.config import Config
@@ -30,6 +31,25 @@ logger = logging.getLogger("msc4191_shim.app")
 
 Route = Literal["websocket", "discovery", "well_known", "deeplink", "passthrough"]
 _READ_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
+#: request line and header field limit, both directions (nginx's large_client_header_buffers is 8k)
+MAX_HEADER_LINE = 16384
+
+
+def origin_form(target: str) -> str | None:
+    """`/path?query` for an origin-form or absolute-form request target; None for any other.
+
+    A client may send the absolute form (`http://host/path?q`, RFC 9112 §3.2.2) to any server;
+    its scheme and authority are dropped and the rest is kept byte for byte. The asterisk form
+    (`OPTIONS *`) and the authority form (CONNECT) are not proxied.
+    """
+    if target.startswith("/"):
+        return target
+    scheme, sep, rest = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest:
+        return None
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    path_qs = rest[cut:]
+    return path_qs if path_qs.startswith("/") else "/" + path_qs
 
 
 def classify(method: str, raw_path: str, config: Config, websocket: bool) -> Route:
@@ -71,9 +91,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
     state = shim_state(request)
     runtime = state.runtime  # one configuration for the whole request, even across a reload
     record = record_of(request)
-    route = classify(
-        request.method, request.raw_path, runtime.config, is_websocket_upgrade(request)
-    )
+    target = origin_form(request.raw_path)
+    if target is None:
+        return web.Response(
+            status=400,
+            text=f"request target {request.raw_path[:64]!r} is not proxied: "
+            "send /path?query (this is a reverse proxy, not a forward proxy)\n",
+        )
+    record.target = target
+    route = classify(request.method, target, runtime.config, is_websocket_upgrade(request))
     try:
         if route == "websocket":
             return await relay_websocket(request)
@@ -87,12 +113,21 @@ async def handle(request: web.Request) -> web.StreamResponse:
         # the client went away; the upstream request was cancelled with us
         record.error = "client disconnected"
         record.aborted = True
-        finish_request(request, None, 0, time.monotonic() - record.started)
+        finish_request(state, request, record, None, 0, time.monotonic() - record.started)
         raise
 
 
 def make_app(state: ShimState) -> web.Application:
-    app = web.Application(handler_args={"max_field_size": 16384, "max_line_size": 16384})
+    app = web.Application(
+        handler_args={"max_field_size": MAX_HEADER_LINE, "max_line_size": MAX_HEADER_LINE}
+    )
     app[STATE_KEY] = state
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.middlewares.append(_every_target)
     return app
+
+
+@web.middleware
+async def _every_target(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # aiohttp's router only knows paths; every target, `*` and absolute forms too, goes to
+    # `handle`, which decides what is proxied
+    return await handle(request)

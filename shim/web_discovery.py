@@ -15,7 +15,7 @@ from multidict import CIMultiDict, istr
 from shim.body_codecs import DecodeRefused, decode_body
 from shim.discovery import (
     if_none_match_matches,
-    parse_json_object,
+    parse_json,
     render_json,
     rewrite_discovery,
     rewrite_well_known,
@@ -33,7 +33,7 @@ from shim.web_proxy import (
     stream_response,
     upstream_failed,
 )
-from shim.web_state import record_of, shim_state
+from shim.web_state import record_of, request_target, shim_state
 
 #: conditional and partial requests would let the upstream answer something we cannot rewrite
 _CONDITIONAL = frozenset(
@@ -63,7 +63,7 @@ _REPLACED = frozenset(
 
 
 def _cache_key(request: web.Request) -> tuple[str, str]:
-    return request.raw_path, request.host
+    return request_target(request), request.host
 
 
 async def handle_discovery(
@@ -125,9 +125,12 @@ def _rewrite_or_pass(
             "passthrough_too_large" if refused.reason == "too-large" else "passthrough_encoding"
         )
         return _relay_bytes(request, upstream, body, outcome, hook)
-    doc = parse_json_object(decoded)
-    if doc is None:
+    try:
+        doc = parse_json(decoded)
+    except ValueError:
         return _relay_bytes(request, upstream, body, "passthrough_not_json", hook)
+    if not isinstance(doc, dict):
+        return _relay_bytes(request, upstream, body, "passthrough_not_object", hook)
     account = runtime.config.account_management
     default_uri = public_origin(request, runtime) + account.paths[0]
     if well_known:
@@ -137,6 +140,9 @@ def _rewrite_or_pass(
         new_doc = rewrite_discovery(
             doc, discovery=discovery, account=account, default_uri=default_uri
         )
+    if new_doc == doc:
+        # the portal already serves what the shim would: its own bytes, a sign the shim can go
+        return _relay_bytes(request, upstream, body, "unchanged", hook)
     new_body = render_json(new_doc)
     headers = client_response_headers(upstream.raw_headers, drop=_REPLACED)
     hook(headers)
@@ -151,8 +157,7 @@ def _rewrite_or_pass(
     )
     if use_cache and lifetime is not None:
         state.cache.store(_cache_key(request), document)
-    # "unchanged": the portal already serves what the shim would; a sign the shim can go
-    return _serve(request, document, "rewritten" if new_doc != doc else "unchanged", now)
+    return _serve(request, document, "rewritten", now)
 
 
 def _existing_account(doc: dict[str, object]) -> str | None:
@@ -168,7 +173,7 @@ def _serve(
     record_of(request).outcome = outcome
     headers: CIMultiDict[str] = CIMultiDict(document.headers)
     headers[hdrs.ETAG] = document.etag
-    if outcome not in ("rewritten", "unchanged"):
+    if outcome != "rewritten":
         headers[hdrs.AGE] = str(document.age(now))
     conditions = request.headers.getall(hdrs.IF_NONE_MATCH, [])
     if conditions and if_none_match_matches(", ".join(conditions), document.etag):

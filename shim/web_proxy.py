@@ -20,7 +20,7 @@ from multidict import CIMultiDict, istr
 from shim.headers import client_response_headers, upstream_request_headers
 from shim.metrics import UpstreamErrorReason
 from shim.runtime import Runtime
-from shim.web_state import RequestRecord, record_of, shim_state
+from shim.web_state import RequestRecord, record_of, request_target, shim_state
 
 logger = logging.getLogger("msc4191_shim.proxy")
 
@@ -132,7 +132,7 @@ async def open_upstream(
     started = time.monotonic()
     response = await state.session.request(
         method or request.method,
-        runtime.upstream_url(raw_path_qs or request.raw_path),
+        runtime.upstream_url(raw_path_qs or request_target(request)),
         headers=headers,
         data=_body(request) if request.body_exists else None,
         skip_auto_headers=SKIP_AUTO_HEADERS,

@@ -30,6 +30,8 @@ class ShimState:
 class RequestRecord:
     """What happened to one request, filled in along the way and written out once at the end."""
 
+    #: the request target in origin form (`/path?query`), byte for byte as the client sent it
+    target: str = ""
     kind: Kind = "passthrough"
     outcome: str | None = None
     upstream_status: int | None = None
@@ -53,3 +55,8 @@ def record_of(request: web.Request) -> RequestRecord:
     if record is None:
         record = request[RECORD_KEY] = RequestRecord()
     return record
+
+
+def request_target(request: web.Request) -> str:
+    """The origin-form target `handle` settled on; the raw path before it has run."""
+    return record_of(request).target or request.raw_path

@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from shim.web_proxy import prepare_upstream_headers, upstream_failed
-from shim.web_state import record_of, shim_state
+from shim.web_state import record_of, request_target, shim_state
 
 _RESERVED_CLOSE_CODES = {1005, 1006, 1015}
 
@@ -32,7 +32,7 @@ async def relay_websocket(request: web.Request) -> web.StreamResponse:
     headers = prepare_upstream_headers(request, runtime, websocket=True)
     try:
         upstream = await state.session.ws_connect(
-            runtime.upstream_url(request.raw_path),
+            runtime.upstream_url(request_target(request)),
             headers=headers,
             protocols=_protocols(request),
             compress=0,
