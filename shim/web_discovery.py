@@ -7,12 +7,14 @@ byte with the upstream's own headers, and counted with the reason.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, istr
 
 from shim.body_codecs import DecodeRefused, decode_body
+from shim.config import Config
 from shim.discovery import (
     if_none_match_matches,
     parse_json,
@@ -24,7 +26,6 @@ from shim.discovery import (
 from shim.discovery_cache import CachedDocument, freshness_lifetime, upstream_age
 from shim.headers import client_response_headers
 from shim.metrics import DiscoveryOutcome
-from shim.runtime import Runtime
 from shim.web_origin import public_origin
 from shim.web_proxy import (
     PassthroughBodyResponse,
@@ -60,6 +61,16 @@ _REPLACED = frozenset(
         istr("Repr-Digest"),
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """What one discovery request decided before the upstream answered."""
+
+    well_known: bool
+    hook: ResponseHeaderHook
+    now: float
+    use_cache: bool
 
 
 def _cache_key(request: web.Request) -> tuple[str, str]:
@@ -101,63 +112,71 @@ async def handle_discovery(
         body = await _read_capped(upstream, discovery.max_body_bytes)
         if len(body) > discovery.max_body_bytes:
             return await _pass(request, upstream, body, "passthrough_too_large", hook)
-        return _rewrite_or_pass(request, runtime, upstream, body, well_known, now, hook, use_cache)
+        exchange = _Exchange(well_known, hook, now, use_cache)
+        return _rewrite_or_pass(request, upstream, body, exchange)
 
 
-def _rewrite_or_pass(
-    request: web.Request,
-    runtime: Runtime,
-    upstream: aiohttp.ClientResponse,
+def rewrite_document(
     body: bytes,
+    content_encoding: str | None,
+    *,
     well_known: bool,
-    now: float,
-    hook: ResponseHeaderHook,
-    use_cache: bool,
-) -> web.StreamResponse:
-    state = shim_state(request)
-    discovery = runtime.config.discovery
+    config: Config,
+    default_uri: str,
+) -> bytes | DiscoveryOutcome:
+    """The rewritten body, or why the upstream's bytes must pass through untouched (pure)."""
+    discovery = config.discovery
     try:
-        decoded = decode_body(
-            body, upstream.headers.get(hdrs.CONTENT_ENCODING), discovery.max_body_bytes
-        )
+        decoded = decode_body(body, content_encoding, discovery.max_body_bytes)
     except DecodeRefused as refused:
-        outcome: DiscoveryOutcome = (
-            "passthrough_too_large" if refused.reason == "too-large" else "passthrough_encoding"
-        )
-        return _relay_bytes(request, upstream, body, outcome, hook)
+        return "passthrough_too_large" if refused.reason == "too-large" else "passthrough_encoding"
     try:
         doc = parse_json(decoded)
     except ValueError:
-        return _relay_bytes(request, upstream, body, "passthrough_not_json", hook)
+        return "passthrough_not_json"
     if not isinstance(doc, dict):
-        return _relay_bytes(request, upstream, body, "passthrough_not_object", hook)
-    account = runtime.config.account_management
-    default_uri = public_origin(request, runtime) + account.paths[0]
+        return "passthrough_not_object"
     if well_known:
         uri = discovery.account_management_uri or _existing_account(doc) or default_uri
         new_doc = rewrite_well_known(doc, uri)
     else:
         new_doc = rewrite_discovery(
-            doc, discovery=discovery, account=account, default_uri=default_uri
+            doc, discovery=discovery, account=config.account_management, default_uri=default_uri
         )
-    if new_doc == doc:
-        # the portal already serves what the shim would: its own bytes, a sign the shim can go
-        return _relay_bytes(request, upstream, body, "unchanged", hook)
-    new_body = render_json(new_doc)
-    headers = client_response_headers(upstream.raw_headers, drop=_REPLACED)
-    hook(headers)
-    etag = strong_etag(new_body)
-    lifetime = freshness_lifetime(upstream.headers, now)
-    document = CachedDocument(
-        body=new_body,
-        headers=tuple(headers.items()),
-        etag=etag,
-        stored_at=now - upstream_age(upstream.headers),
-        fresh_until=now + (lifetime or 0.0),
+    # the portal already serves what the shim would: its own bytes, a sign the shim can go
+    return "unchanged" if new_doc == doc else render_json(new_doc)
+
+
+def _rewrite_or_pass(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    body: bytes,
+    exchange: _Exchange,
+) -> web.StreamResponse:
+    runtime = shim_state(request).runtime
+    account = runtime.config.account_management
+    result = rewrite_document(
+        body,
+        upstream.headers.get(hdrs.CONTENT_ENCODING),
+        well_known=exchange.well_known,
+        config=runtime.config,
+        default_uri=public_origin(request, runtime) + account.paths[0],
     )
-    if use_cache and lifetime is not None:
-        state.cache.store(_cache_key(request), document)
-    return _serve(request, document, "rewritten", now)
+    if isinstance(result, str):
+        return _relay_bytes(request, upstream, body, result, exchange.hook)
+    headers = client_response_headers(upstream.raw_headers, drop=_REPLACED)
+    exchange.hook(headers)
+    lifetime = freshness_lifetime(upstream.headers, exchange.now)
+    document = CachedDocument(
+        body=result,
+        headers=tuple(headers.items()),
+        etag=strong_etag(result),
+        stored_at=exchange.now - upstream_age(upstream.headers),
+        fresh_until=exchange.now + (lifetime or 0.0),
+    )
+    if exchange.use_cache and lifetime is not None:
+        shim_state(request).cache.store(_cache_key(request), document)
+    return _serve(request, document, "rewritten", exchange.now)
 
 
 def _existing_account(doc: dict[str, object]) -> str | None:
@@ -169,19 +188,22 @@ def _existing_account(doc: dict[str, object]) -> str | None:
 def _serve(
     request: web.Request, document: CachedDocument, outcome: DiscoveryOutcome, now: float
 ) -> web.Response:
-    state = shim_state(request)
-    record_of(request).outcome = outcome
     headers: CIMultiDict[str] = CIMultiDict(document.headers)
     headers[hdrs.ETAG] = document.etag
     if outcome != "rewritten":
         headers[hdrs.AGE] = str(document.age(now))
     conditions = request.headers.getall(hdrs.IF_NONE_MATCH, [])
     if conditions and if_none_match_matches(", ".join(conditions), document.etag):
-        state.metrics.observe_discovery("not_modified")
+        _count(request, "not_modified")
         headers.popall(hdrs.CONTENT_TYPE, None)
         return web.Response(status=304, headers=headers)
-    state.metrics.observe_discovery(outcome)
+    _count(request, outcome)
     return web.Response(status=200, body=document.body, headers=headers)
+
+
+def _count(request: web.Request, outcome: DiscoveryOutcome) -> None:
+    shim_state(request).metrics.observe_discovery(outcome)
+    record_of(request).outcome = outcome
 
 
 async def _read_capped(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -205,8 +227,7 @@ def _relay_bytes(
     hook: ResponseHeaderHook,
 ) -> web.Response:
     """The whole upstream body is in hand: send it, and its headers, exactly as received."""
-    shim_state(request).metrics.observe_discovery(outcome)
-    record_of(request).outcome = outcome
+    _count(request, outcome)
     headers = client_response_headers(upstream.raw_headers)
     hook(headers)
     response = PassthroughBodyResponse(
@@ -223,6 +244,5 @@ async def _pass(
     hook: ResponseHeaderHook,
 ) -> web.StreamResponse:
     """Stream the upstream's answer as is, starting with the bytes already read."""
-    shim_state(request).metrics.observe_discovery(outcome)
-    record_of(request).outcome = outcome
+    _count(request, outcome)
     return await stream_response(request, upstream, hook, head=head)

@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 import trustme
 import yaml
 from aiohttp import web
 from yarl import URL
 
 from shim.config import load_config
-from shim.server import start, stop
+from shim.server import Shim, start, stop
 from tests.synapse import free_port
 
 
@@ -66,9 +67,11 @@ async def _peer_serial(url: str, context: ssl.SSLContext) -> tuple[str, bytes]:
     return text, der
 
 
-async def test_tls_listener_serves_and_reloads_its_certificate(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    cert_file, key_file = _write_cert(ca, tmp_path, "first")
+@asynccontextmanager
+async def _tls_shim(
+    tmp_path: Path, cert_file: Path, key_file: Path
+) -> AsyncIterator[tuple[Shim, str]]:
+    """A shim with TLS on its listener, started from a file so `reload` re-reads it."""
     async with _upstream() as upstream_port:
         port = free_port()
         raw = {
@@ -81,52 +84,40 @@ async def test_tls_listener_serves_and_reloads_its_certificate(tmp_path: Path) -
         path.write_text(yaml.safe_dump(raw))
         shim = await start(load_config(str(path)), str(path))
         try:
-            url = f"https://127.0.0.1:{port}/x"
-            text, first = await _peer_serial(url, _client_context(ca))
-            assert text == "hello over http"
-            # a new certificate, same paths: SIGHUP's reload applies it to new handshakes
-            new_cert, new_key = _write_cert(ca, tmp_path, "second")
-            cert_file.write_bytes(new_cert.read_bytes())
-            key_file.write_bytes(new_key.read_bytes())
-            shim.reload()
-            text, second = await _peer_serial(url, _client_context(ca))
-            assert text == "hello over http"
-            assert second != first
-            # a client that does not trust the CA is refused: the listener really is TLS
-            async with aiohttp.ClientSession() as session:
-                try:
-                    await session.get(url)
-                except aiohttp.ClientConnectorCertificateError:
-                    pass
-                else:  # pragma: no cover - the assertion below explains
-                    raise AssertionError("an untrusted certificate was accepted")
+            yield shim, f"https://127.0.0.1:{port}/x"
         finally:
             await stop(shim)
+
+
+async def test_tls_listener_serves_and_reloads_its_certificate(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert_file, key_file = _write_cert(ca, tmp_path, "first")
+    async with _tls_shim(tmp_path, cert_file, key_file) as (shim, url):
+        text, first = await _peer_serial(url, _client_context(ca))
+        assert text == "hello over http"
+        # a new certificate, same paths: SIGHUP's reload applies it to new handshakes
+        new_cert, new_key = _write_cert(ca, tmp_path, "second")
+        cert_file.write_bytes(new_cert.read_bytes())
+        key_file.write_bytes(new_key.read_bytes())
+        shim.reload()
+        text, second = await _peer_serial(url, _client_context(ca))
+        assert text == "hello over http"
+        assert second != first
+        # a client that does not trust the CA is refused: the listener really is TLS
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.get(url)
 
 
 async def test_a_broken_certificate_on_reload_keeps_the_running_one(tmp_path: Path) -> None:
     ca = trustme.CA()
     cert_file, key_file = _write_cert(ca, tmp_path, "good")
-    async with _upstream() as upstream_port:
-        port = free_port()
-        raw = {
-            "listen": f"127.0.0.1:{port}",
-            "admin": {"listen": f"127.0.0.1:{free_port()}"},
-            "upstream": {"url": f"http://127.0.0.1:{upstream_port}"},
-            "tls": {"cert_file": str(cert_file), "key_file": str(key_file)},
-        }
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        shim = await start(load_config(str(path)), str(path))
-        try:
-            url = f"https://127.0.0.1:{port}/"
-            _, before = await _peer_serial(url, _client_context(ca))
-            cert_file.write_text("not a certificate\n")
-            shim.reload()
-            _, after = await _peer_serial(url, _client_context(ca))
-            assert after == before
-        finally:
-            await stop(shim)
+    async with _tls_shim(tmp_path, cert_file, key_file) as (shim, url):
+        _, before = await _peer_serial(url, _client_context(ca))
+        cert_file.write_text("not a certificate\n")
+        shim.reload()
+        _, after = await _peer_serial(url, _client_context(ca))
+        assert after == before
 
 
 async def test_https_upstream_is_verified_against_the_given_ca(tmp_path: Path) -> None:
