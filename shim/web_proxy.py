@@ -29,6 +29,7 @@ SKIP_AUTO_HEADERS = frozenset(
     {hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs.CONTENT_TYPE}
 )
 CHUNK_LIMIT = 64 * 1024
+_ANSWERED_HERE = frozenset({hdrs.EXPECT})
 
 ResponseHeaderHook = Callable[[CIMultiDict[str]], None]
 
@@ -113,6 +114,9 @@ def prepare_upstream_headers(
         trusted_proxies=config.trusted_proxies,
         preserve_host=config.upstream.preserve_host,
         websocket=websocket,
+        # the shim's own server already answered `100 Continue`; forwarded, it would make the
+        # client side wait for the upstream's 100 (with no timeout) before sending the body
+        drop=_ANSWERED_HERE,
     )
 
 

@@ -12,6 +12,7 @@ from shim.web_proxy import prepare_upstream_headers, upstream_failed
 from shim.web_state import record_of, request_target, shim_state
 
 _RESERVED_CLOSE_CODES = {1005, 1006, 1015}
+CLOSE_TIMEOUT = 10.0
 
 
 def is_websocket_upgrade(request: web.Request) -> bool:
@@ -38,7 +39,7 @@ async def relay_websocket(request: web.Request) -> web.StreamResponse:
             compress=0,
             max_msg_size=0,
             ssl=runtime.upstream_ssl,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=CLOSE_TIMEOUT),
         )
     except aiohttp.WSServerHandshakeError as exc:
         record_of(request).upstream_status = exc.status
@@ -55,7 +56,16 @@ async def relay_websocket(request: web.Request) -> web.StreamResponse:
     )
     async with upstream:
         await client.prepare(request)
-        await _relay_both_ways(client, upstream)
+        relay = asyncio.create_task(_relay_both_ways(client, upstream))
+        try:
+            await asyncio.shield(relay)
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler as soon as the client's connection drops, which is
+            # right after a client's close frame: let the relay finish the upstream's closing
+            # handshake with the client's code first
+            await asyncio.wait({relay}, timeout=CLOSE_TIMEOUT)
+            relay.cancel()
+            raise
     return client
 
 
@@ -65,7 +75,13 @@ async def _relay_both_ways(
     to_upstream = asyncio.create_task(_pump(client, upstream))
     to_client = asyncio.create_task(_pump(upstream, client))
     try:
-        await asyncio.wait({to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait(
+            {to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED
+        )
+        # one side closed; the other pump is finishing the closing handshake with the same
+        # code: give it the close timeout before cutting it
+        if pending:
+            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
     finally:
         for task in (to_upstream, to_client):
             if not task.done():
@@ -86,7 +102,10 @@ async def _pump(
         elif message.type is aiohttp.WSMsgType.BINARY:
             await sink.send_bytes(message.data)
         else:
-            code = source.close_code or aiohttp.WSCloseCode.OK
+            # a CLOSE message carries the peer's own code; `close_code` may already be the
+            # code of our automatic reply
+            peer_code = message.data if message.type is aiohttp.WSMsgType.CLOSE else None
+            code = peer_code or source.close_code or aiohttp.WSCloseCode.OK
             if code in _RESERVED_CLOSE_CODES:
                 code = aiohttp.WSCloseCode.OK
             reason = message.extra.encode() if isinstance(message.extra, str) else b""

@@ -11,7 +11,6 @@ from aiohttp import web
 from shim.config import parse_config
 from shim.demo_portal import Era, make_portal_app
 from shim.server import Shim, start, stop
-from tests.synapse import free_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +25,10 @@ class Stack:
 async def portal(era: Era) -> AsyncIterator[str]:
     runner = web.AppRunner(make_portal_app(era), access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         await runner.cleanup()
 
@@ -38,16 +37,17 @@ async def portal(era: Era) -> AsyncIterator[str]:
 async def shim_in_front(
     upstream: str, extra: Mapping[str, object] | None = None
 ) -> AsyncIterator[Stack]:
-    port, admin = free_port(), free_port()
+    # port 0: the kernel picks free ports at bind time, read back from `shim.bound`
     raw: dict[str, object] = {
-        "listen": f"127.0.0.1:{port}",
-        "admin": {"listen": f"127.0.0.1:{admin}"},
+        "listen": "127.0.0.1:0",
+        "admin": {"listen": "127.0.0.1:0"},
         "upstream": {"url": upstream},
         **(extra or {}),
     }
     shim = await start(parse_config(raw), None)
+    public, admin = shim.bound[0], shim.bound[-1]
     try:
-        yield Stack(upstream, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", shim)
+        yield Stack(upstream, f"http://{public}", f"http://{admin}", shim)
     finally:
         await stop(shim)
 

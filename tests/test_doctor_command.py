@@ -7,6 +7,7 @@ serving the portal and the shim.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import aiohttp
 import pytest
 import yaml
 
-from shim.config import Config, parse_config
+from shim.config import AdminConfig, Config, parse_config
+from shim.config_values import parse_listen
 from shim.doctor_probe import run_doctor
 from tests.e2e_harness import Stack, demo_stack
 from tests.synapse import free_port
@@ -32,7 +34,10 @@ async def follow(stack: Stack, *actions: str) -> None:
 
 
 def running_config(stack: Stack) -> Config:
-    return stack.shim.state.runtime.config
+    """The running shim's config, with the admin port it actually bound (it was given port 0)."""
+    config = stack.shim.state.runtime.config
+    admin = AdminConfig(parse_listen(stack.admin_url.removeprefix("http://")))
+    return dataclasses.replace(config, admin=admin)
 
 
 async def test_doctor_explains_the_prototype_portal(capsys: pytest.CaptureFixture[str]) -> None:

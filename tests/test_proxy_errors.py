@@ -1,0 +1,252 @@
+"""Upstream failures become short 502/504 texts; broken bodies abort; a client leaving cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.conftest import RawUpstreamFactory, ShimFactory, ShimProcessFactory, UpstreamFactory
+from tests.proxy_harness import (
+    RawHandler,
+    RunningShim,
+    connect,
+    free_port,
+    read_head,
+    shim_settings,
+)
+
+WAIT = 5.0
+
+
+def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    for record in caplog.records:
+        assert record.exc_info is None, record.getMessage()
+        assert "Traceback" not in record.getMessage()
+
+
+async def _failure(client: aiohttp.ClientSession, shim: RunningShim) -> tuple[int, str, str]:
+    async with client.get(f"{shim.url}/some/page?x=1") as response:
+        return response.status, response.headers.get("Content-Type", ""), await response.text()
+
+
+def _check_failure_text(text: str, *expected: str) -> None:
+    assert text.endswith("\n")
+    assert len(text) < 300
+    assert "Traceback" not in text
+    for part in expected:
+        assert part in text
+
+
+async def test_refused_connection_is_502_naming_it(
+    shim_factory: ShimFactory, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    shim = await shim_factory(shim_settings(f"http://127.0.0.1:{port}"))
+    status, content_type, text = await _failure(client, shim)
+    assert status == 502
+    assert content_type.startswith("text/plain")
+    _check_failure_text(text, f"cannot connect to upstream http://127.0.0.1:{port}")
+    assert_no_traceback(caplog)
+
+
+async def test_unresolvable_host_is_502_naming_it(
+    shim_factory: ShimFactory, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    shim = await shim_factory(shim_settings("http://nonexistent.invalid"))
+    status, _, text = await _failure(client, shim)
+    assert status == 502
+    _check_failure_text(text, "cannot resolve upstream host nonexistent.invalid")
+    assert_no_traceback(caplog)
+
+
+async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    await reader.read()
+
+
+async def test_read_timeout_is_504_naming_it(
+    raw_upstream_factory: RawUpstreamFactory,
+    shim_factory: ShimFactory,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream = await raw_upstream_factory(_never_answer)
+    shim = await shim_factory(shim_settings(upstream.url, upstream={"read_timeout": "300ms"}))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, _, text = await _failure(client, shim)
+    elapsed = loop.time() - started
+    assert status == 504
+    _check_failure_text(text, f"upstream {upstream.url}", "sent nothing for 0.3s")
+    assert 0.25 < elapsed < 3.0
+    assert_no_traceback(caplog)
+
+
+def _answers(data: bytes, *, then_close: bool) -> RawHandler:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(data)
+        await writer.drain()
+        if then_close:
+            writer.transport.abort()
+        else:
+            await reader.read()
+
+    return answer
+
+
+async def test_upstream_closing_before_answering_is_502(
+    raw_upstream_factory: RawUpstreamFactory,
+    shim_factory: ShimFactory,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream = await raw_upstream_factory(_answers(b"", then_close=True))
+    shim = await shim_factory(shim_settings(upstream.url))
+    status, _, text = await _failure(client, shim)
+    assert status == 502
+    _check_failure_text(text, f"upstream {upstream.url}")
+    assert_no_traceback(caplog)
+
+
+async def test_a_malformed_upstream_answer_is_502(
+    raw_upstream_factory: RawUpstreamFactory,
+    shim_factory: ShimFactory,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answer = _answers(b"NOT HTTP AT ALL\r\n\r\n", then_close=False)
+    upstream = await raw_upstream_factory(answer)
+    shim = await shim_factory(shim_settings(upstream.url))
+    status, _, text = await _failure(client, shim)
+    assert status == 502
+    _check_failure_text(text, f"upstream {upstream.url}")
+    assert_no_traceback(caplog)
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", id="length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n",
+            id="chunked",
+        ),
+    ],
+)
+async def test_upstream_dying_mid_body_aborts_the_client_response(
+    partial: bytes,
+    raw_upstream_factory: RawUpstreamFactory,
+    shim_factory: ShimFactory,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream = await raw_upstream_factory(_answers(partial, then_close=True))
+    shim = await shim_factory(shim_settings(upstream.url))
+    async with client.get(f"{shim.url}/big") as response:
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            # a clean end short of the length would leave the client waiting, not failing
+            await asyncio.wait_for(response.read(), WAIT)
+    assert_no_traceback(caplog)
+    assert any("mid-body" in r.getMessage() for r in caplog.records)
+
+
+async def test_upstream_stalling_mid_body_aborts_after_read_timeout(
+    raw_upstream_factory: RawUpstreamFactory,
+    shim_factory: ShimFactory,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stall = _answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", then_close=False)
+    upstream = await raw_upstream_factory(stall)
+    shim = await shim_factory(shim_settings(upstream.url, upstream={"read_timeout": "300ms"}))
+    async with client.get(f"{shim.url}/big") as response:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(response.read(), WAIT)
+    assert_no_traceback(caplog)
+
+
+# -- the client going away ---------------------------------------------------------------------
+
+
+async def test_client_disconnect_cancels_the_upstream_request_quietly(
+    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return web.Response(text="too late")
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    upstream = await upstream_factory(app, handler_cancellation=True)
+    shim = await shim_process_factory(shim_settings(upstream.url))
+    async with connect(shim.port) as (_, writer):
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: p\r\n\r\n")
+        await asyncio.wait_for(started.wait(), WAIT)
+    await asyncio.wait_for(cancelled.wait(), WAIT)
+    await asyncio.sleep(0.3)  # let the shim write whatever it would log
+    assert "Traceback" not in shim.stderr
+    assert shim.proc.returncode is None
+
+
+async def test_client_disconnect_mid_upload_ends_the_upstream_request(
+    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> None:
+    first_bytes, ended = asyncio.Event(), asyncio.Event()
+    outcome: list[str] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        size = 0
+        try:
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                first_bytes.set()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            outcome.append(type(exc).__name__)
+            raise
+        else:
+            outcome.append(f"completed with {size} bytes")
+        finally:
+            ended.set()
+        return web.Response(text="stored")
+
+    app = web.Application()
+    app.router.add_put("/upload", sink)
+    upstream = await upstream_factory(app, handler_cancellation=True)
+    shim = await shim_process_factory(shim_settings(upstream.url))
+    async with connect(shim.port) as (_, writer):
+        writer.write(b"PUT /upload HTTP/1.1\r\nHost: p\r\nContent-Length: 10485760\r\n\r\n")
+        writer.write(b"x" * 65536)
+        await asyncio.wait_for(first_bytes.wait(), WAIT)
+    await asyncio.wait_for(ended.wait(), WAIT)
+    assert len(outcome) == 1
+    assert not outcome[0].startswith("completed"), outcome
+    await asyncio.sleep(0.3)
+    assert "Traceback" not in shim.stderr
+
+
+async def test_logs_go_through_logging_not_tracebacks(
+    shim_factory: ShimFactory, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator learns what failed from one warning line."""
+    caplog.set_level(logging.WARNING)
+    shim = await shim_factory(shim_settings(f"http://127.0.0.1:{free_port()}"))
+    await _failure(client, shim)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("cannot connect to upstream" in r.getMessage() for r in warnings)
+    assert_no_traceback(caplog)
