@@ -16,24 +16,33 @@ from typing import Any, Literal, TypeVar
 import yaml
 from yarl import URL
 
-from shim.actions import (
-    BUILTIN_ALIASES,
-    BUILTIN_DIALECTS,
-    STABLE_ACTIONS,
-    ActionTable,
-    Dialect,
-    build_action_table,
+from shim.actions import BUILTIN_DIALECTS, ActionTable, build_action_table
+from shim.config_actions import RedirectUnsupported as RedirectUnsupported
+from shim.config_actions import Unsupported as Unsupported
+from shim.config_actions import (
+    parse_actions,
+    parse_aliases,
+    parse_dialect,
+    parse_unsupported,
 )
-from shim.config_errors import ConfigError, ConfigProblem, join_path, unknown_key_message
+from shim.config_errors import ConfigError, ConfigProblem
+from shim.config_reader import SectionReader
 from shim.config_values import (
     IPNetwork,
     ListenAddress,
-    parse_cidr,
+    choice,
+    parse_bool,
+    parse_cidrs,
     parse_duration,
+    parse_file,
     parse_http_url,
     parse_listen,
+    parse_log_level,
+    parse_paths,
     parse_size,
 )
+
+T = TypeVar("T")
 
 DEFAULT_CONFIG_PATH = "/etc/msc4191-shim/config.yaml"
 CONFIG_ENV = "MSC4191_SHIM_CONFIG"
@@ -60,16 +69,6 @@ DEFAULT_DISCOVERY_PATHS = (
 Strategy = Literal["redirect", "rewrite"]
 Advertise = Literal["stable", "stable+legacy"]
 LogFormat = Literal["json", "text"]
-
-
-@dataclass(frozen=True, slots=True)
-class RedirectUnsupported:
-    """`unsupported: {redirect: URL}`: send the user to the operator's own page."""
-
-    url: str
-
-
-Unsupported = Literal["strip", "pass"] | RedirectUnsupported
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,231 +131,61 @@ class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
 
 
-T = TypeVar("T")
-_MISSING: Any = object()
-
-
-class _Section:
-    """Reads one mapping, recording problems instead of raising, and flags keys never read."""
-
-    def __init__(self, raw: object, path: str, problems: list[ConfigProblem]) -> None:
-        self.path = path
-        self.problems = problems
-        self.seen: set[str] = set()
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            self.error(path, f"expected a mapping, got {type(raw).__name__} {raw!r}")
-            raw = {}
-        self.raw: Mapping[Any, Any] = raw
-
-    def error(self, path: str, message: str) -> None:
-        self.problems.append(ConfigProblem(path, message))
-
-    def get(self, key: str, parse: Callable[[object], T], default: T = _MISSING) -> T:
-        self.seen.add(key)
-        path = join_path(self.path, key)
-        if key not in self.raw or (self.raw[key] is None and default is not _MISSING):
-            if default is _MISSING:
-                self.error(path, "required key is missing")
-                return None  # type: ignore[return-value]  # only ever read after ConfigError
-            return default
-        try:
-            return parse(self.raw[key])
-        except ValueError as exc:
-            self.error(path, str(exc))
-            return default if default is not _MISSING else None  # type: ignore[return-value]
-
-    def section(self, key: str) -> _Section:
-        self.seen.add(key)
-        return _Section(self.raw.get(key), join_path(self.path, key), self.problems)
-
-    def finish(self) -> None:
-        for key in self.raw:
-            if key not in self.seen:
-                self.error(join_path(self.path, str(key)), unknown_key_message(str(key), self.seen))
-
-
-def _bool(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _choice(*choices: str) -> Callable[[object], Any]:
-    def parse(value: object) -> str:
-        if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
-        return str(value)
-
-    return parse
-
-
-def _path(value: object) -> str:
-    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
-        raise ValueError(f"expected a path starting with a single '/', got {value!r}")
-    if "?" in value or "#" in value:
-        raise ValueError(f"expected a path without '?' or '#', got {value!r}")
-    return value
-
-
-def _paths(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        raise ValueError(f"expected a non-empty list of paths, got {value!r}")
-    problems = []
-    for i, item in enumerate(value):
-        try:
-            _path(item)
-        except ValueError as exc:
-            problems.append(f"[{i}] {exc}")
-    if problems:
-        raise ValueError("; ".join(problems))
-    return tuple(value)
-
-
-def _file(value: object) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a file path, got {value!r}")
-    path = Path(value)
-    if not path.is_file():
-        raise ValueError(f"no readable file at {value!r}; give the path of an existing file")
-    return path
-
-
-def _cidrs(value: object) -> tuple[IPNetwork, ...]:
-    if not isinstance(value, list):
-        raise ValueError(f"expected a list of CIDRs such as ['10.0.0.0/8'], got {value!r}")
-    return tuple(parse_cidr(item) for item in value)
-
-
-def _log_level(value: object) -> str:
-    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
-    if not isinstance(value, str) or value.upper() not in levels:
-        raise ValueError(f"expected one of {', '.join(levels)}, got {value!r}")
-    return value.upper()
-
-
-def _action_name(value: object) -> str:
-    if not isinstance(value, str) or not value or any(c in value for c in "&=#?% \r\n"):
-        raise ValueError(f"expected an action name such as org.matrix.profile, got {value!r}")
-    return value
-
-
-def _stable_name(value: object) -> str:
-    name = _action_name(value)
-    if name in BUILTIN_ALIASES:
-        stable = BUILTIN_ALIASES[name]
-        raise ValueError(f"{name!r} is an unstable alias; write its stable name {stable!r}")
-    if name not in STABLE_ACTIONS:
-        names = ", ".join(STABLE_ACTIONS)
-        raise ValueError(f"expected a stable action name ({names}), got {name!r}")
-    return name
-
-
-def _each(parse: Callable[[object], T]) -> Callable[[object, object], T]:
-    """Parse one item of a list or mapping, naming the item in the error."""
-
-    def parse_item(where: object, value: object) -> T:
-        try:
-            return parse(value)
-        except ValueError as exc:
-            label = f"[{where}]" if isinstance(where, int) else f"{where}:"
-            raise ValueError(f"{label} {exc}") from None
-
-    return parse_item
-
-
-def _dialect(value: object) -> Dialect:
-    if isinstance(value, str):
-        if value not in BUILTIN_DIALECTS:
-            names = ", ".join(BUILTIN_DIALECTS)
-            raise ValueError(
-                f"expected one of {names} or a mapping stable name -> portal name, got {value!r}"
-            )
-        return BUILTIN_DIALECTS[value]
-    if isinstance(value, Mapping) and value:
-        mapping = {_stable_name(k): _action_name(v) for k, v in value.items()}
-        return Dialect("custom", MappingProxyType(mapping))
-    raise ValueError(
-        f"expected a dialect name or a mapping stable name -> portal name, got {value!r}"
-    )
-
-
-def _aliases(value: object) -> Mapping[str, str]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"expected a mapping alias -> stable name, got {value!r}")
-    item = _each(_stable_name)
-    return {_action_name(k): item(k, v) for k, v in value.items()}
-
-
-def _unsupported(value: object) -> Unsupported:
-    if value in ("strip", "pass"):
-        return "strip" if value == "strip" else "pass"
-    if isinstance(value, Mapping) and set(value) == {"redirect"}:
-        return RedirectUnsupported(str(_each(parse_http_url)("redirect", value["redirect"])))
-    raise ValueError(f"expected strip, pass or {{redirect: 'https://...'}}, got {value!r}")
-
-
-def _actions(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ValueError(f"expected a list of stable action names, got {value!r}")
-    item = _each(_stable_name)
-    return tuple(item(i, name) for i, name in enumerate(value))
-
-
-def _parse_upstream(section: _Section) -> UpstreamConfig:
+def _parse_upstream(section: SectionReader) -> UpstreamConfig:
     upstream = UpstreamConfig(
         url=section.get("url", parse_http_url),
         connect_timeout=section.get("connect_timeout", parse_duration, 5.0),
         read_timeout=section.get("read_timeout", parse_duration, 60.0),
-        preserve_host=section.get("preserve_host", _bool, True),
-        ca_file=section.get("ca_file", _file, None),
+        preserve_host=section.get("preserve_host", parse_bool, True),
+        ca_file=section.get("ca_file", parse_file, None),
     )
     section.finish()
     return upstream
 
 
-def _parse_account_management(section: _Section) -> AccountManagementConfig:
-    dialect = section.get("dialect", _dialect, BUILTIN_DIALECTS["mas-0.9"])
-    aliases: Mapping[str, str] = section.get("aliases", _aliases, {})
+def _parse_account_management(section: SectionReader) -> AccountManagementConfig:
+    dialect = section.get("dialect", parse_dialect, BUILTIN_DIALECTS["mas-0.9"])
+    aliases: Mapping[str, str] = section.get("aliases", parse_aliases, {})
     account = AccountManagementConfig(
-        paths=section.get("paths", _paths, ("/account/",)),
+        paths=section.get("paths", parse_paths, ("/account/",)),
         table=build_action_table(dialect, aliases),
-        strategy=section.get("strategy", _choice("redirect", "rewrite"), "redirect"),
-        unsupported=section.get("unsupported", _unsupported, "strip"),
+        strategy=section.get("strategy", choice("redirect", "rewrite"), "redirect"),
+        unsupported=section.get("unsupported", parse_unsupported, "strip"),
     )
     section.finish()
     return account
 
 
-def _parse_discovery(section: _Section) -> DiscoveryConfig:
+def _parse_discovery(section: SectionReader) -> DiscoveryConfig:
     discovery = DiscoveryConfig(
-        paths=section.get("paths", _paths, DEFAULT_DISCOVERY_PATHS),
-        well_known_paths=section.get("well_known_paths", _paths, ("/.well-known/matrix/client",)),
+        paths=section.get("paths", parse_paths, DEFAULT_DISCOVERY_PATHS),
+        well_known_paths=section.get(
+            "well_known_paths", parse_paths, ("/.well-known/matrix/client",)
+        ),
         account_management_uri=section.get(
             "account_management_uri", lambda v: str(parse_http_url(v)), None
         ),
-        advertise=section.get("advertise", _choice("stable", "stable+legacy"), "stable"),
-        actions=section.get("actions", _actions, None),
-        unstable_keys=section.get("unstable_keys", _bool, False),
+        advertise=section.get("advertise", choice("stable", "stable+legacy"), "stable"),
+        actions=section.get("actions", parse_actions, None),
+        unstable_keys=section.get("unstable_keys", parse_bool, False),
         max_body_bytes=section.get("max_body_bytes", parse_size, 1024 * 1024),
-        cache=section.get("cache", _bool, True),
+        cache=section.get("cache", parse_bool, True),
     )
     section.finish()
     return discovery
 
 
-def _parse_tls(section: _Section) -> TlsConfig | None:
+def _parse_tls(section: SectionReader) -> TlsConfig | None:
     if not section.raw:
         return None
     tls = TlsConfig(
-        cert_file=section.get("cert_file", _file), key_file=section.get("key_file", _file)
+        cert_file=section.get("cert_file", parse_file), key_file=section.get("key_file", parse_file)
     )
     section.finish()
     return tls
 
 
-def _parse_simple(section: _Section, build: Callable[[_Section], T]) -> T:
+def _parse_simple(section: SectionReader, build: Callable[[SectionReader], T]) -> T:
     value = build(section)
     section.finish()
     return value
@@ -365,12 +194,12 @@ def _parse_simple(section: _Section, build: Callable[[_Section], T]) -> T:
 def parse_config(raw: object, source: str = "") -> Config:
     """Turn the loaded YAML into a `Config`, or raise `ConfigError` listing every problem."""
     problems: list[ConfigProblem] = []
-    top = _Section(raw, "", problems)
+    top = SectionReader(raw, "", problems)
     config = Config(
         listen=top.get("listen", parse_listen, ListenAddress("0.0.0.0", 8080)),
         upstream=_parse_upstream(top.section("upstream")),
         public_url=top.get("public_url", lambda v: parse_http_url(v, allow_path=False), None),
-        trusted_proxies=top.get("trusted_proxies", _cidrs, ()),
+        trusted_proxies=top.get("trusted_proxies", parse_cidrs, ()),
         shutdown_grace=top.get("shutdown_grace", parse_duration, 10.0),
         admin=_parse_simple(
             top.section("admin"),
@@ -380,8 +209,8 @@ def parse_config(raw: object, source: str = "") -> Config:
         log=_parse_simple(
             top.section("log"),
             lambda s: LogConfig(
-                format=s.get("format", _choice("json", "text"), "json"),
-                level=s.get("level", _log_level, "INFO"),
+                format=s.get("format", choice("json", "text"), "json"),
+                level=s.get("level", parse_log_level, "INFO"),
             ),
         ),
         account_management=_parse_account_management(top.section("account_management")),

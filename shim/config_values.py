@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 from yarl import URL
 
@@ -27,6 +30,7 @@ _SIZE_UNITS = {
 }
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +113,62 @@ def parse_cidr(value: object) -> IPNetwork:
         return ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
         raise ValueError(f"expected a CIDR such as 10.0.0.0/8 or ::1/128, got {value!r}") from None
+
+
+def parse_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def choice(*choices: str) -> Callable[[object], Any]:
+    def parse(value: object) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def parse_path(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        raise ValueError(f"expected a path starting with a single '/', got {value!r}")
+    if "?" in value or "#" in value:
+        raise ValueError(f"expected a path without '?' or '#', got {value!r}")
+    return value
+
+
+def parse_paths(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"expected a non-empty list of paths, got {value!r}")
+    problems = []
+    for i, item in enumerate(value):
+        try:
+            parse_path(item)
+        except ValueError as exc:
+            problems.append(f"[{i}] {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tuple(value)
+
+
+def parse_file(value: object) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a file path, got {value!r}")
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError(f"no readable file at {value!r}; give the path of an existing file")
+    return path
+
+
+def parse_cidrs(value: object) -> tuple[IPNetwork, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of CIDRs such as ['10.0.0.0/8'], got {value!r}")
+    return tuple(parse_cidr(item) for item in value)
+
+
+def parse_log_level(value: object) -> str:
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+    if not isinstance(value, str) or value.upper() not in levels:
+        raise ValueError(f"expected one of {', '.join(levels)}, got {value!r}")
+    return value.upper()

@@ -183,3 +183,26 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "cannot read the configuration file: No such file or directory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("dialect", "message"),
+    [
+        (
+            {"org.matrix.device_view": "session_end"},
+            "org.matrix.device_view: 'session_end' is a name of org.matrix.device_delete; "
+            "use the portal's own name for it",
+        ),
+        (
+            {"org.matrix.profile": "me", "org.matrix.devices_list": "me"},
+            "org.matrix.devices_list: portal name 'me' is already given to org.matrix.profile",
+        ),
+    ],
+)
+def test_a_custom_dialect_cannot_send_users_to_the_wrong_page(
+    dialect: dict[str, str], message: str
+) -> None:
+    raw = {"upstream": {"url": "http://p"}, "account_management": {"dialect": dialect}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    assert [str(p) for p in caught.value.problems] == [f"account_management.dialect: {message}"]
