@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"--workers: expected 1 or more, got {args.workers}", file=sys.stderr)
         return EXIT_CONFIG
     if args.workers > 1 and not args.worker:
-        from shim.server import run_workers
+        from shim.workers import run_workers
 
         argv = ["run", "--config", resolve_config_path(args.config, os.environ)]
         return run_workers(args.workers, argv)

@@ -21,7 +21,6 @@ sum, use prometheus-client's multiprocess mode:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Final, Literal, get_args
 
 from prometheus_client import (
@@ -39,8 +38,7 @@ from prometheus_client.exposition import choose_encoder
 
 from shim import __version__
 from shim.actions import ActionTable
-
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+from shim.workers import MULTIPROC_ENV
 
 RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
 DeeplinkOutcome = Literal["redirect", "rewrite", "strip", "redirect-unsupported", "passthrough"]
@@ -89,26 +87,6 @@ def _check(value: str, allowed: frozenset[str], what: str) -> None:
     # mypy checks the Literal types; this catches a caller that passes a plain `str`
     if value not in allowed:
         raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
-
-
-def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> None:
-    """Create the directory if needed and delete the `*.db` files an earlier run left there.
-
-    Only prometheus-client's own files are deleted, so a mistaken path (`/tmp`) loses nothing
-    else. Raises `OSError` with the path when the directory cannot be made or written.
-    """
-    directory = Path(path)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):
-            stale.unlink(missing_ok=True)
-    except OSError as error:
-        raise OSError(
-            f"{MULTIPROC_ENV}={str(directory)!r} cannot be prepared ({error.strerror or error}); "
-            "make it a directory the shim's user can write, or unset the variable"
-        ) from error
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OSError(f"{MULTIPROC_ENV}={str(directory)!r} is not writable by this user")
 
 
 class Metrics:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import ssl
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +16,7 @@ from aiohttp import web
 from shim.access_log import configure_logging, log_event
 from shim.config import Config, TlsConfig, load_config
 from shim.config_errors import ConfigError
-from shim.metrics import MULTIPROC_ENV, Metrics, prepare_multiprocess_dir
+from shim.metrics import Metrics
 from shim.runtime import build_runtime
 from shim.web_access import access_logger_for
 from shim.web_admin import make_admin_app
@@ -178,39 +174,3 @@ def run_loop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main())
-
-
-def _share_metrics_between(count: int) -> None:
-    """Workers must agree on one PROMETHEUS_MULTIPROC_DIR before prometheus-client loads."""
-    directory = os.environ.get(MULTIPROC_ENV)
-    if not directory:
-        try:
-            directory = tempfile.mkdtemp(prefix="msc4191-shim-metrics-")
-        except OSError as exc:
-            log_event(
-                "metrics_per_worker",
-                level=logging.WARNING,
-                detail=f"cannot create a metrics directory ({exc.strerror}); set {MULTIPROC_ENV} "
-                f"to a writable directory, or each of the {count} workers reports only its own",
-            )
-            return
-        os.environ[MULTIPROC_ENV] = directory
-    prepare_multiprocess_dir(directory)
-
-
-def run_workers(count: int, argv: Sequence[str]) -> int:
-    """Start `count` worker processes sharing the listeners (SO_REUSEPORT); relay signals."""
-    _share_metrics_between(count)
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "shim", *argv, "--worker"]) for _ in range(count)
-    ]
-
-    def relay(signum: int, _frame: object) -> None:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, relay)
-    codes = [worker.wait() for worker in workers]
-    return max(codes, default=0)

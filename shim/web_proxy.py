@@ -165,23 +165,48 @@ async def stream_response(
     if hook is not None:
         hook(headers)
     response = PassthroughResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-    await response.prepare(request)
     try:
-        if head:
-            await response.write(head)
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        failure = classify_failure(exc, shim_state(request).runtime)
+        await response.prepare(request)
+        if await _relay_body(request, upstream, response, head):
+            await response.write_eof()
+    except ConnectionError:
+        # the client went away while we wrote to it: expected, and not the upstream's fault
         record = record_of(request)
-        record.error = f"aborted mid-body: {failure.text}"
-        record.aborted = True
-        shim_state(request).metrics.observe_upstream_error(failure.reason)
-        logger.warning("upstream failed mid-body; aborting the client response: %s", failure.text)
-        _abort(request)
-        return response
-    await response.write_eof()
+        record.error, record.aborted = "client disconnected", True
     return response
+
+
+async def _relay_body(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    head: bytes,
+) -> bool:
+    """Copy the body as it arrives; False when the upstream failed and the client was aborted.
+
+    Reads and writes are apart on purpose: a failed read is the upstream's, a failed write
+    (ConnectionError) the client's.
+    """
+    if head:
+        await response.write(head)
+    while True:
+        try:
+            chunk = await upstream.content.readany()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            _upstream_failed_mid_body(request, exc)
+            return False
+        if not chunk:
+            return True
+        await response.write(chunk)
+
+
+def _upstream_failed_mid_body(request: web.Request, exc: BaseException) -> None:
+    failure = classify_failure(exc, shim_state(request).runtime)
+    record = record_of(request)
+    record.error, record.aborted = f"aborted mid-body: {failure.text}", True
+    shim_state(request).metrics.observe_upstream_error(failure.reason)
+    logger.warning("upstream failed mid-body; aborting the client response: %s", failure.text)
+    _abort(request)
 
 
 def _abort(request: web.Request) -> None:

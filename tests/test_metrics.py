@@ -12,14 +12,13 @@ from shim.actions import ACCOUNT_DEACTIVATE, BUILTIN_DIALECTS, ActionTable, buil
 from shim.metrics import (
     DEEPLINK_OUTCOMES,
     DISCOVERY_OUTCOMES,
-    MULTIPROC_ENV,
     REQUEST_KINDS,
     DeeplinkOutcome,
     Metrics,
     action_label,
-    prepare_multiprocess_dir,
     status_class,
 )
+from shim.workers import MULTIPROC_ENV, prepare_multiprocess_dir
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 PREFIX = "msc4191_shim_"

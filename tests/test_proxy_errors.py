@@ -250,3 +250,36 @@ async def test_logs_go_through_logging_not_tracebacks(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any("cannot connect to upstream" in r.getMessage() for r in warnings)
     assert_no_traceback(caplog)
+
+
+async def test_client_disconnect_mid_download_blames_nobody(
+    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> None:
+    """A client leaving mid-download is expected: no traceback, and the upstream is not blamed."""
+    sent_enough = asyncio.Event()
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(64 << 20)})
+        await response.prepare(request)
+        for _ in range(1024):
+            await response.write(b"x" * 65536)
+            sent_enough.set()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/big", big)
+    upstream = await upstream_factory(app)
+    shim = await shim_process_factory(shim_settings(upstream.url))
+    for _ in range(3):
+        sent_enough.clear()
+        async with connect(shim.port) as (reader, writer):
+            writer.write(b"GET /big HTTP/1.1\r\nHost: p\r\n\r\n")
+            await read_head(reader)
+            await reader.read(65536)
+            await asyncio.wait_for(sent_enough.wait(), WAIT)
+    await asyncio.sleep(0.5)  # let the shim write whatever it would log
+    assert "Traceback" not in shim.stderr
+    assert "upstream failed" not in shim.stderr
+    requests = [line for line in shim.events("request") if line.get("path") == "/big"]
+    assert [line["status"] for line in requests] == [None, None, None]
+    assert {line["outcome"] for line in requests} == {"client disconnected"}
