@@ -156,6 +156,7 @@ async def serve(config: Config, config_path: str | None, *, reuse_port: bool = F
         listen=shim.bound[:-1],
         admin=shim.bound[-1:],
         upstream=str(config.upstream.url),
+        event_loop=type(loop).__module__.split(".")[0],  # "uvloop" when installed
     )
     await shim.stopping.wait()
     log_event("draining", grace_seconds=config.shutdown_grace)

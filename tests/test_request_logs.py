@@ -88,4 +88,7 @@ async def test_one_json_line_per_request_and_no_secret_anywhere(tmp_path: Path) 
     assert requests[1]["upstream_status"] == 404
     events = [line["event"] for line in lines if line.get("event") != "request"]
     assert events[0] == "ready"
+    ready = next(line for line in lines if line.get("event") == "ready")
+    # the `uvloop` extra is installed with the tests: the shim runs on it
+    assert ready["event_loop"] == "uvloop"
     assert events[-2:] == ["draining", "stopped"]
