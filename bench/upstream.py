@@ -4,7 +4,9 @@ nginx serves every path from static files (sendfile) or `return` directives, so 
 costs a few microseconds a request and the numbers measure the proxies, not the portal. The
 origin is started once and shared by every target (nginx, the shim with 1 and 2 workers).
 
-Paths (each scenario in bench/run.py uses one):
+`start_nginx` also starts the nginx that bench/targets.py benchmarks as a reverse proxy.
+
+Paths (each scenario in bench/plan.py uses one):
 - `/bench/1k.bin`, `/bench/1m.bin`: 1 KiB and 1 MiB of bytes, `application/octet-stream`.
 - `/account/`: a small HTML page for any query (the legacy single-page portal's entry point).
 - `/.well-known/openid-configuration`: a legacy discovery document shaped like
@@ -18,9 +20,11 @@ import http.client
 import json
 import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import procs
+from procs import BenchError, Server
 
 SMALL_PATH = "/bench/1k.bin"
 LARGE_PATH = "/bench/1m.bin"
@@ -75,14 +79,6 @@ http {{
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """A running origin: its nginx master process and its loopback address."""
-
-    process: subprocess.Popen[bytes]
-    address: str
-
-
 def legacy_discovery_document(base: str) -> dict[str, object]:
     """A pre-MSC4191 OAuth metadata document, every URL under `base` (ending in '/')."""
     return {
@@ -124,17 +120,6 @@ def origin_config(prefix: Path, listen: str) -> str:
     return _ORIGIN_CONF.format(prefix=prefix, listen=listen, discovery=DISCOVERY_PATH)
 
 
-def start_nginx(prefix: Path, config: str, name: str, cpus: str) -> subprocess.Popen[bytes]:
-    """Write `config` as `prefix/<name>.conf` and run nginx in the foreground on `cpus`."""
-    conf = prefix / f"{name}.conf"
-    conf.write_text(config, encoding="utf-8")
-    command = ["taskset", "-c", cpus, "nginx", "-p", str(prefix), "-c", str(conf)]
-    command += ["-e", str(prefix / f"{name}-error.log")]
-    log = (prefix / f"{name}-stderr.log").open("wb")
-    with log:
-        return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
-
-
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
@@ -155,37 +140,39 @@ def fetch(address: str, path: str, timeout: float = 5.0) -> Answer:
         connection.close()
 
 
+def answers_2xx(address: str, path: str) -> bool:
+    try:
+        return 200 <= fetch(address, path, timeout=1.0).status < 300
+    except OSError:
+        return False
+
+
 def wait_ready(
     address: str, path: str, process: subprocess.Popen[bytes], timeout: float = 10.0
 ) -> None:
     """Return once `path` answers 2xx; fail at once if `process` exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode} before ready")
-        try:
-            if 200 <= fetch(address, path, timeout=1.0).status < 300:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"http://{address}{path} did not answer 2xx within {timeout:.0f} s")
-        time.sleep(0.05)
+    not_ready = f"http://{address}{path} did not answer 2xx"
+    procs.wait_until(lambda: answers_2xx(address, path), process, timeout, lambda: not_ready)
 
 
-def start_origin(prefix: Path, port: int, cpus: str) -> Origin:
-    write_site(prefix)
-    address = f"127.0.0.1:{port}"
-    process = start_nginx(prefix, origin_config(prefix, address), "origin", cpus)
+def start_nginx(prefix: Path, config: str, name: str, cpus: str, address: str) -> Server:
+    """Write `config` as `prefix/<name>.conf`, run nginx in the foreground on `cpus`, and wait
+    until it serves on `address` (the address `config` listens on).
+    """
+    conf = prefix / f"{name}.conf"
+    conf.write_text(config, encoding="utf-8")
+    log = prefix / f"{name}-error.log"
+    command = ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(log)]
+    process = procs.spawn(command, cpus, prefix / f"{name}-stderr.log")
     try:
         wait_ready(address, SMALL_PATH, process)
-    except RuntimeError as exc:
-        process.terminate()
-        process.wait(10)
-        log = (
-            (prefix / "origin-error.log").read_text(errors="replace")
-            if (prefix / "origin-error.log").exists()
-            else ""
-        )
-        raise RuntimeError(f"the nginx origin did not start: {exc}\n{log}") from exc
-    return Origin(process, address)
+    except BenchError as exc:
+        procs.stop(process)
+        raise BenchError(f"nginx ({name}) did not start: {exc}\n{procs.log_tail(log)}") from exc
+    return Server(process, address, log)
+
+
+def start_origin(prefix: Path, port: int, cpus: str) -> Server:
+    write_site(prefix)
+    address = f"127.0.0.1:{port}"
+    return start_nginx(prefix, origin_config(prefix, address), "origin", cpus, address)
