@@ -74,10 +74,8 @@ def view_for(era: Era, action: str | None) -> str:
 
 def discovery_document(era: Era, base: str) -> dict[str, object]:
     """The era's `/.well-known/openid-configuration`, every URL under `base` (ending in '/')."""
-    if era == "mas-0.9":
-        return _mas_document(base, list(ERA_VIEWS["mas-0.9"]))
-    if era == "mas-0.7":
-        return _mas_document(base, list(ERA_VIEWS["mas-0.7"]))
+    if era in ("mas-0.9", "mas-0.7"):
+        return _mas_document(base, list(ERA_VIEWS[era]))
     document = _prototype_document(base)
     if era == "prototype-unstable-keys":
         document["org.matrix.msc4191.account_management_uri"] = f"{base}account/"
@@ -88,14 +86,21 @@ def discovery_document(era: Era, base: str) -> dict[str, object]:
     return document
 
 
-def _mas_document(base: str, actions: list[str]) -> dict[str, object]:
-    # matrix-authentication-service 0.9-1.9, key for key and in its order.
+def _oauth_endpoints(base: str) -> dict[str, object]:
+    # The first keys of both documents, in this order.
     return {
         "issuer": base,
         "authorization_endpoint": f"{base}authorize",
         "token_endpoint": f"{base}oauth2/token",
         "jwks_uri": f"{base}oauth2/keys.json",
         "registration_endpoint": f"{base}oauth2/registration",
+    }
+
+
+def _mas_document(base: str, actions: list[str]) -> dict[str, object]:
+    # matrix-authentication-service 0.9-1.9, key for key and in its order.
+    return {
+        **_oauth_endpoints(base),
         "scopes_supported": ["openid", "email"],
         "response_types_supported": ["code", "id_token", "code id_token"],
         "response_modes_supported": ["form_post", "query", "fragment"],
@@ -119,11 +124,7 @@ def _mas_document(base: str, actions: list[str]) -> dict[str, object]:
 
 def _prototype_document(base: str) -> dict[str, object]:
     return {
-        "issuer": base,
-        "authorization_endpoint": f"{base}authorize",
-        "token_endpoint": f"{base}oauth2/token",
-        "jwks_uri": f"{base}oauth2/keys.json",
-        "registration_endpoint": f"{base}oauth2/registration",
+        **_oauth_endpoints(base),
         "revocation_endpoint": f"{base}oauth2/revoke",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "fragment"],

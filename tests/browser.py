@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
+from tests.prerequisites import require_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_HINT = "install it with scripts/install-chromium.sh (Debian's chromium package)"
@@ -38,12 +38,7 @@ _FLAGS = (
 
 def require_chromium() -> Path:
     """The Chromium binary; skips the test when it is missing, or fails when `CI` is set."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    message = f"{CHROMIUM} is missing; {INSTALL_HINT}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    return require_file(CHROMIUM, f"{CHROMIUM} is missing; {INSTALL_HINT}")
 
 
 # A timeout of its own (ASYNC109) so that a hung Chromium costs 30 s, not the test's whole budget;

@@ -1,13 +1,16 @@
 """Shared fixtures: loopback upstreams, a shim in this process or as a child process, a client.
 
-Each factory cleans up what it started when the test ends; the helpers live in proxy_harness.
+Each factory cleans up what it started when the test ends, the last first; the helpers live in
+proxy_harness.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 import pytest
@@ -16,79 +19,90 @@ from aiohttp import web
 from tests.proxy_harness import (
     Endpoint,
     RawHandler,
-    RawServer,
     RunningShim,
     ShimProcess,
-    launch_shim,
-    start_app,
-    start_shim,
+    run_shim,
+    run_shim_process,
+    serve_app,
+    serve_raw,
+    shim_settings,
 )
 
 UpstreamFactory = Callable[..., Awaitable[Endpoint]]
 RawUpstreamFactory = Callable[[RawHandler], Awaitable[Endpoint]]
 ShimFactory = Callable[[Mapping[str, object]], Awaitable[RunningShim]]
 ShimProcessFactory = Callable[..., Awaitable[ShimProcess]]
+ShimFor = Callable[..., Awaitable[RunningShim]]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _factory(
+    stack: AsyncExitStack, run: Callable[P, AbstractAsyncContextManager[T]]
+) -> Callable[P, Awaitable[T]]:
+    """`run` as a factory: whatever it starts stays up until `stack` closes."""
+
+    async def start(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await stack.enter_async_context(run(*args, **kwargs))
+
+    return start
 
 
 @pytest.fixture
 async def upstream_factory() -> AsyncIterator[UpstreamFactory]:
     """`await upstream_factory(app, **runner_args)` serves an aiohttp app on a loopback port."""
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application, **runner_args: Any) -> Endpoint:
-        runner, endpoint = await start_app(app, **runner_args)
-        runners.append(runner)
-        return endpoint
-
-    yield start
-    for runner in reversed(runners):
-        await runner.cleanup()
+    async with AsyncExitStack() as stack:
+        yield _factory(stack, serve_app)
 
 
 @pytest.fixture
 async def raw_upstream_factory() -> AsyncIterator[RawUpstreamFactory]:
     """`await raw_upstream_factory(handler)`: a TCP server that answers byte by byte."""
-    servers: list[RawServer] = []
-
-    async def start(handler: RawHandler) -> Endpoint:
-        server = RawServer(handler)
-        servers.append(server)
-        return await server.start()
-
-    yield start
-    for server in reversed(servers):
-        await server.close()
+    async with AsyncExitStack() as stack:
+        yield _factory(stack, serve_raw)
 
 
 @pytest.fixture
 async def shim_factory() -> AsyncIterator[ShimFactory]:
     """`await shim_factory(shim_settings(...))` runs the shim in this event loop."""
-    shims: list[RunningShim] = []
-
-    async def start(settings: Mapping[str, object]) -> RunningShim:
-        running = await start_shim(settings)
-        shims.append(running)
-        return running
-
-    yield start
-    for running in reversed(shims):
-        await running.stop()
+    async with AsyncExitStack() as stack:
+        yield _factory(stack, run_shim)
 
 
 @pytest.fixture
 async def shim_process_factory(tmp_path: Path) -> AsyncIterator[ShimProcessFactory]:
     """`await shim_process_factory(settings, *cli_args, ready=N)` runs `python -m shim run`."""
-    processes: list[ShimProcess] = []
+    config_paths = (tmp_path / f"shim-{n}.yaml" for n in itertools.count())
+    async with AsyncExitStack() as stack:
+        launch = _factory(stack, run_shim_process)
 
-    async def start(settings: dict[str, object], *args: str, ready: int = 1) -> ShimProcess:
-        path = tmp_path / f"shim-{len(processes)}.yaml"
-        process = await launch_shim(settings, path, *args, ready=ready)
-        processes.append(process)
-        return process
+        async def start(settings: dict[str, object], *args: str, ready: int = 1) -> ShimProcess:
+            return await launch(settings, next(config_paths), *args, ready=ready)
 
-    yield start
-    for process in reversed(processes):
-        await process.close()
+        yield start
+
+
+@pytest.fixture
+def shim_for(
+    upstream_factory: UpstreamFactory,
+    raw_upstream_factory: RawUpstreamFactory,
+    shim_factory: ShimFactory,
+) -> ShimFor:
+    """`await shim_for(upstream, **settings)`: an in-process shim in front of `upstream`.
+
+    `upstream` is an aiohttp app or a raw handler, served on loopback; `settings` are passed to
+    `shim_settings`.
+    """
+
+    async def start(upstream: web.Application | RawHandler, /, **settings: Any) -> RunningShim:
+        if isinstance(upstream, web.Application):
+            endpoint = await upstream_factory(upstream)
+        else:
+            endpoint = await raw_upstream_factory(upstream)
+        return await shim_factory(shim_settings(endpoint.url, **settings))
+
+    return start
 
 
 @pytest.fixture

@@ -60,6 +60,16 @@ async def start_app(app: web.Application, **runner_args: Any) -> tuple[web.AppRu
     return runner, Endpoint(HOST, port)
 
 
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application, **runner_args: Any) -> AsyncIterator[Endpoint]:
+    """`app` on a fresh loopback port for the duration of the block."""
+    runner, endpoint = await start_app(app, **runner_args)
+    try:
+        yield endpoint
+    finally:
+        await runner.cleanup()
+
+
 RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -98,6 +108,16 @@ class RawServer:
             writer.close()
         if self.server is not None:
             await self.server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def serve_raw(handler: RawHandler) -> AsyncIterator[Endpoint]:
+    """A `RawServer` for `handler` on a fresh loopback port for the duration of the block."""
+    server = RawServer(handler)
+    try:
+        yield await server.start()
+    finally:
+        await server.close()
 
 
 # -- raw HTTP/1.1 messages ---------------------------------------------------------------------
@@ -273,6 +293,16 @@ async def start_shim(settings: Mapping[str, object]) -> RunningShim:
     return RunningShim(running, _port_of_address(public), _port_of_address(admin))
 
 
+@contextlib.asynccontextmanager
+async def run_shim(settings: Mapping[str, object]) -> AsyncIterator[RunningShim]:
+    """The shim in this event loop for the duration of the block."""
+    running = await start_shim(settings)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
 def _port_of_address(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
@@ -400,6 +430,18 @@ async def launch_shim(
         await process.close()
         raise
     return process
+
+
+@contextlib.asynccontextmanager
+async def run_shim_process(
+    settings: dict[str, object], config_path: Path, *args: str, ready: int = 1
+) -> AsyncIterator[ShimProcess]:
+    """`launch_shim` for the duration of the block; the child is killed on the way out."""
+    process = await launch_shim(settings, config_path, *args, ready=ready)
+    try:
+        yield process
+    finally:
+        await process.close()
 
 
 async def run_cli(*args: str, within: float = 20.0) -> tuple[int, str, str]:

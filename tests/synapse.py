@@ -12,9 +12,7 @@ document until it restarts: a test that changes the document starts a new Synaps
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -23,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pytest
 import yaml
+
+from tests.prerequisites import require_file
+from tests.proxy_harness import free_port
 
 SYNAPSE_VENV = Path(__file__).resolve().parent.parent / ".venv-synapse"
 SYNAPSE_PYTHON = SYNAPSE_VENV / "bin" / "python"
@@ -50,20 +50,7 @@ class SynapseHandle:
 
 def require_synapse() -> Path:
     """Synapse's interpreter; skips the test when it is missing, or fails when `CI` is set."""
-    if SYNAPSE_PYTHON.exists():
-        return SYNAPSE_PYTHON
-    message = f"{SYNAPSE_VENV} is missing; {INSTALL_HINT}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1 (Synapse cannot listen on port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return require_file(SYNAPSE_PYTHON, f"{SYNAPSE_VENV} is missing; {INSTALL_HINT}")
 
 
 def homeserver_config(
@@ -122,7 +109,7 @@ async def start_synapse(
     python = require_synapse()
     directory = tmp_path / name
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port()  # Synapse cannot listen on port 0
     config_path = directory / "homeserver.yaml"
     config = homeserver_config(directory, port, mas_endpoint, extra_config)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

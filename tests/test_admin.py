@@ -8,8 +8,8 @@ import aiohttp
 from aiohttp import web
 
 from shim.web_admin import READY_CHECK_INTERVAL
-from tests.conftest import ShimFactory, UpstreamFactory
-from tests.proxy_harness import RunningShim, free_port, shim_settings
+from tests.conftest import ShimFactory, ShimFor
+from tests.proxy_harness import free_port, shim_settings
 
 
 class CountingUpstream:
@@ -39,13 +39,6 @@ async def _get(client: aiohttp.ClientSession, url: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def _start(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, upstream: CountingUpstream
-) -> RunningShim:
-    endpoint = await upstream_factory(upstream.app())
-    return await shim_factory(shim_settings(endpoint.url))
-
-
 async def test_healthz_answers_200_even_without_an_upstream(
     shim_factory: ShimFactory, client: aiohttp.ClientSession
 ) -> None:
@@ -57,10 +50,10 @@ async def test_healthz_answers_200_even_without_an_upstream(
 
 
 async def test_readyz_200_when_the_upstream_answers_even_with_an_error(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    shim_for: ShimFor, client: aiohttp.ClientSession
 ) -> None:
     upstream = CountingUpstream(status=500)
-    shim = await _start(upstream_factory, shim_factory, upstream)
+    shim = await shim_for(upstream.app())
     status, text = await _get(client, f"{shim.admin_url}/readyz")
     assert status == 200
     assert "answered 500" in text
@@ -79,10 +72,10 @@ async def test_readyz_503_when_the_upstream_is_down(
 
 
 async def test_readyz_probes_the_upstream_at_most_once_per_interval(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    shim_for: ShimFor, client: aiohttp.ClientSession
 ) -> None:
     upstream = CountingUpstream()
-    shim = await _start(upstream_factory, shim_factory, upstream)
+    shim = await shim_for(upstream.app())
     url = f"{shim.admin_url}/readyz"
     concurrent = await asyncio.gather(*(_get(client, url) for _ in range(20)))
     sequential = [await _get(client, url) for _ in range(20)]
@@ -96,10 +89,10 @@ async def test_readyz_probes_the_upstream_at_most_once_per_interval(
 
 
 async def test_admin_paths_on_the_public_port_go_to_the_upstream(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    shim_for: ShimFor, client: aiohttp.ClientSession
 ) -> None:
     upstream = CountingUpstream()
-    shim = await _start(upstream_factory, shim_factory, upstream)
+    shim = await shim_for(upstream.app())
     for path in ("/healthz", "/readyz", "/metrics"):
         status, text = await _get(client, f"{shim.url}{path}")
         assert (status, text) == (200, "portal")
@@ -107,20 +100,18 @@ async def test_admin_paths_on_the_public_port_go_to_the_upstream(
 
 
 async def test_the_admin_port_proxies_nothing(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    shim_for: ShimFor, client: aiohttp.ClientSession
 ) -> None:
     upstream = CountingUpstream()
-    shim = await _start(upstream_factory, shim_factory, upstream)
+    shim = await shim_for(upstream.app())
     status, _ = await _get(client, f"{shim.admin_url}/account/")
     assert status == 404
     assert upstream.paths == []
 
 
-async def test_readyz_503_while_draining(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
-) -> None:
+async def test_readyz_503_while_draining(shim_for: ShimFor, client: aiohttp.ClientSession) -> None:
     upstream = CountingUpstream()
-    shim = await _start(upstream_factory, shim_factory, upstream)
+    shim = await shim_for(upstream.app())
     assert (await _get(client, f"{shim.admin_url}/readyz"))[0] == 200
     in_flight = asyncio.create_task(_get(client, f"{shim.url}/slow"))
     await asyncio.wait_for(upstream.slow_started.wait(), 5.0)

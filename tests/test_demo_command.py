@@ -16,7 +16,7 @@ from aiohttp import hdrs
 from yarl import URL
 
 from shim.demo_portal import HOME_VIEW, PORTAL_ACTION_HEADER, view_for
-from tests.synapse import free_port
+from tests.proxy_harness import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0

@@ -14,7 +14,6 @@ CI is set.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -29,13 +28,14 @@ from yarl import URL
 
 from shim.config import Config, apply_env_overrides, load_config, parse_config
 from shim.config_values import parse_duration
+from tests.prerequisites import unavailable
+from tests.synapse import SYNAPSE_PYTHON, require_synapse
 from tests.test_image_entrypoint import Stage, healthcheck_command, parse_dockerfile
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
 GUIDE = ROOT / "deploy" / "GUIDE.md"
-SYNAPSE_PYTHON = ROOT / ".venv-synapse" / "bin" / "python"
 INSTALL_HINT = "run scripts/install-deploy-tools.sh"
 #: Native sidecars are on by default from 1.29 and GA in 1.33; preStop `sleep` needs 1.30.
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")
@@ -48,10 +48,7 @@ def require_tool(name: str) -> str:
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
     if found is None:
-        message = f"{name} is not installed; {INSTALL_HINT}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set, so this may not be skipped)")
-        pytest.skip(message)
+        unavailable(f"{name} is not installed; {INSTALL_HINT}")
     return found
 
 
@@ -344,8 +341,7 @@ def test_compose_shim_drains_before_it_is_killed(compose: Manifest) -> None:
 @pytest.mark.synapse
 @pytest.mark.timeout(120)
 def test_compose_homeserver_config_satisfies_synapse(compose: Manifest, tmp_path: Path) -> None:
-    if not SYNAPSE_PYTHON.exists():
-        pytest.skip("no Synapse installed; run scripts/install-synapse.sh")
+    require_synapse()
     synapse = compose["services"]["synapse"]
     (source,) = [
         s for s, t in compose_mounts(synapse) if t == synapse["environment"]["SYNAPSE_CONFIG_PATH"]

@@ -19,7 +19,7 @@ from shim.config import AdminConfig, Config, parse_config
 from shim.config_values import parse_listen
 from shim.doctor_probe import run_doctor
 from tests.e2e_harness import Stack, demo_stack
-from tests.synapse import free_port
+from tests.proxy_harness import free_port
 
 PROTOTYPE_ON_MAS_07 = {"account_management": {"dialect": "mas-0.7"}}
 

@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from shim.config import Config, load_config
+from tests.prerequisites import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -292,31 +293,20 @@ class BuiltImage:
         return {"PATH": BASE_IMAGE_PATH, **env}
 
 
-def _ci() -> bool:
-    return bool(os.environ.get("CI"))
-
-
-def _unavailable(reason: str) -> None:
-    if _ci():
-        pytest.fail(f"{reason} (CI is set, so this may not be skipped)")
-    pytest.skip(reason)
-
-
 def _image_python() -> str:
     for candidate in IMAGE_PYTHONS:
         probe = [candidate, "-c", "import ensurepip, sys; assert sys.version_info[:2] == (3, 11)"]
         if Path(candidate).exists() and subprocess.run(probe, check=False).returncode == 0:
             return candidate
-    _unavailable(f"no world-runnable Python 3.11 with venv at {' or '.join(IMAGE_PYTHONS)}")
-    raise AssertionError  # unreachable: _unavailable raises
+    unavailable(f"no world-runnable Python 3.11 with venv at {' or '.join(IMAGE_PYTHONS)}")
 
 
 def _require_namespaces() -> None:
     if os.geteuid() != 0:
-        _unavailable("reproducing the image needs root (mount and network namespaces)")
+        unavailable("reproducing the image needs root (mount and network namespaces)")
     for tool in ("unshare", "nsenter", "setpriv", "ip"):
         if shutil.which(tool) is None:
-            _unavailable(f"reproducing the image needs {tool} (util-linux / iproute2)")
+            unavailable(f"reproducing the image needs {tool} (util-linux / iproute2)")
 
 
 def _run_builder(builder: Stage, work: Path, context: Path, venv: Path) -> None:

@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from tests.conftest import ShimProcessFactory, UpstreamFactory
-from tests.proxy_harness import HOST, child_pids, free_port, run_cli, shim_settings, tcp_sockets
+from tests.proxy_harness import (
+    HOST,
+    ShimProcess,
+    child_pids,
+    free_port,
+    run_cli,
+    shim_settings,
+    tcp_sockets,
+)
 
 WAIT = 10.0
 
@@ -61,44 +71,57 @@ async def _until_refused(port: int, within: float = 3.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
-    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
-) -> None:
-    upstream = SlowUpstream(delay=1.0)
-    endpoint = await upstream_factory(upstream.app())
-    shim = await shim_process_factory(shim_settings(endpoint.url, shutdown_grace="5s"))
-    in_flight = asyncio.create_task(_get(f"{shim.url}/slow"))
-    await asyncio.wait_for(upstream.started.wait(), WAIT)
-    loop = asyncio.get_running_loop()
-    signalled = loop.time()
+class Draining(NamedTuple):
+    """A shim process sent SIGTERM while a request to `/slow` was in flight."""
 
-    shim.send_signal(signal.SIGTERM)
+    shim: ShimProcess
+    in_flight: asyncio.Task[tuple[int, str]]
+    signalled: float  # the event loop's time when SIGTERM was sent
+
+
+SigtermInFlight = Callable[..., Awaitable[Draining]]
+
+
+@pytest.fixture
+def sigterm_in_flight(
+    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> SigtermInFlight:
+    """`await sigterm_in_flight(upstream, grace=...)`: SIGTERM once `upstream` got `/slow`."""
+
+    async def start(upstream: SlowUpstream, *, grace: str) -> Draining:
+        endpoint = await upstream_factory(upstream.app())
+        shim = await shim_process_factory(shim_settings(endpoint.url, shutdown_grace=grace))
+        in_flight = asyncio.create_task(_get(f"{shim.url}/slow"))
+        await asyncio.wait_for(upstream.started.wait(), WAIT)
+        signalled = asyncio.get_running_loop().time()
+        shim.send_signal(signal.SIGTERM)
+        return Draining(shim, in_flight, signalled)
+
+    return start
+
+
+async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
+    sigterm_in_flight: SigtermInFlight,
+) -> None:
+    shim, in_flight, signalled = await sigterm_in_flight(SlowUpstream(delay=1.0), grace="5s")
     await _until_refused(shim.port)
     assert not in_flight.done()
     assert await in_flight == (200, "finished A")
     assert await shim.wait(WAIT) == 0
-    assert loop.time() - signalled < 5.0
+    assert asyncio.get_running_loop().time() - signalled < 5.0
     assert shim.events("draining")
     assert shim.events("stopped")
     assert "Traceback" not in shim.stderr
 
 
 async def test_a_request_past_the_grace_is_cut_and_the_exit_is_still_0(
-    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+    sigterm_in_flight: SigtermInFlight,
 ) -> None:
-    upstream = SlowUpstream(delay=None)
-    endpoint = await upstream_factory(upstream.app())
-    shim = await shim_process_factory(shim_settings(endpoint.url, shutdown_grace="500ms"))
-    in_flight = asyncio.create_task(_get(f"{shim.url}/slow"))
-    await asyncio.wait_for(upstream.started.wait(), WAIT)
-    loop = asyncio.get_running_loop()
-    signalled = loop.time()
-
-    shim.send_signal(signal.SIGTERM)
+    shim, in_flight, signalled = await sigterm_in_flight(SlowUpstream(delay=None), grace="500ms")
     with pytest.raises(aiohttp.ClientError):
         await asyncio.wait_for(in_flight, WAIT)
     assert await shim.wait(WAIT) == 0
-    assert loop.time() - signalled < 3.0
+    assert asyncio.get_running_loop().time() - signalled < 3.0
     assert "Traceback" not in shim.stderr
 
 

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import RawUpstreamFactory, ShimFactory, ShimProcessFactory, UpstreamFactory
+from tests.conftest import (
+    RawUpstreamFactory,
+    ShimFactory,
+    ShimFor,
+    ShimProcessFactory,
+    UpstreamFactory,
+)
 from tests.proxy_harness import (
     RawHandler,
     RunningShim,
+    ShimProcess,
     connect,
     free_port,
     read_head,
@@ -140,13 +149,11 @@ async def test_a_malformed_upstream_answer_is_502(
 )
 async def test_upstream_dying_mid_body_aborts_the_client_response(
     partial: bytes,
-    raw_upstream_factory: RawUpstreamFactory,
-    shim_factory: ShimFactory,
+    shim_for: ShimFor,
     client: aiohttp.ClientSession,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    upstream = await raw_upstream_factory(_answers(partial, then_close=True))
-    shim = await shim_factory(shim_settings(upstream.url))
+    shim = await shim_for(_answers(partial, then_close=True))
     async with client.get(f"{shim.url}/big") as response:
         assert response.status == 200
         with pytest.raises(aiohttp.ClientPayloadError):
@@ -157,14 +164,10 @@ async def test_upstream_dying_mid_body_aborts_the_client_response(
 
 
 async def test_upstream_stalling_mid_body_aborts_after_read_timeout(
-    raw_upstream_factory: RawUpstreamFactory,
-    shim_factory: ShimFactory,
-    client: aiohttp.ClientSession,
-    caplog: pytest.LogCaptureFixture,
+    shim_for: ShimFor, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     stall = _answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", then_close=False)
-    upstream = await raw_upstream_factory(stall)
-    shim = await shim_factory(shim_settings(upstream.url, upstream={"read_timeout": "300ms"}))
+    shim = await shim_for(stall, upstream={"read_timeout": "300ms"})
     async with client.get(f"{shim.url}/big") as response:
         with pytest.raises(aiohttp.ClientPayloadError):
             await asyncio.wait_for(response.read(), WAIT)
@@ -174,8 +177,29 @@ async def test_upstream_stalling_mid_body_aborts_after_read_timeout(
 # -- the client going away ---------------------------------------------------------------------
 
 
-async def test_client_disconnect_cancels_the_upstream_request_quietly(
+ShimProcessFor = Callable[..., Awaitable[ShimProcess]]
+
+
+@pytest.fixture
+def shim_process_for(
     upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> ShimProcessFor:
+    """`await shim_process_for(route, **runner_args)`: `python -m shim run` in front of `route`.
+
+    The upstream serves nothing but `route`; `runner_args` go to its `web.AppRunner`.
+    """
+
+    async def start(route: web.RouteDef, **runner_args: Any) -> ShimProcess:
+        app = web.Application()
+        app.add_routes([route])
+        upstream = await upstream_factory(app, **runner_args)
+        return await shim_process_factory(shim_settings(upstream.url))
+
+    return start
+
+
+async def test_client_disconnect_cancels_the_upstream_request_quietly(
+    shim_process_for: ShimProcessFor,
 ) -> None:
     started, cancelled = asyncio.Event(), asyncio.Event()
 
@@ -188,10 +212,7 @@ async def test_client_disconnect_cancels_the_upstream_request_quietly(
             raise
         return web.Response(text="too late")
 
-    app = web.Application()
-    app.router.add_get("/slow", slow)
-    upstream = await upstream_factory(app, handler_cancellation=True)
-    shim = await shim_process_factory(shim_settings(upstream.url))
+    shim = await shim_process_for(web.get("/slow", slow), handler_cancellation=True)
     async with connect(shim.port) as (_, writer):
         writer.write(b"GET /slow HTTP/1.1\r\nHost: p\r\n\r\n")
         await asyncio.wait_for(started.wait(), WAIT)
@@ -202,7 +223,7 @@ async def test_client_disconnect_cancels_the_upstream_request_quietly(
 
 
 async def test_client_disconnect_mid_upload_ends_the_upstream_request(
-    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+    shim_process_for: ShimProcessFor,
 ) -> None:
     first_bytes, ended = asyncio.Event(), asyncio.Event()
     outcome: list[str] = []
@@ -225,10 +246,7 @@ async def test_client_disconnect_mid_upload_ends_the_upstream_request(
             ended.set()
         return web.Response(text="stored")
 
-    app = web.Application()
-    app.router.add_put("/upload", sink)
-    upstream = await upstream_factory(app, handler_cancellation=True)
-    shim = await shim_process_factory(shim_settings(upstream.url))
+    shim = await shim_process_for(web.put("/upload", sink), handler_cancellation=True)
     async with connect(shim.port) as (_, writer):
         writer.write(b"PUT /upload HTTP/1.1\r\nHost: p\r\nContent-Length: 10485760\r\n\r\n")
         writer.write(b"x" * 65536)
@@ -253,7 +271,7 @@ async def test_logs_go_through_logging_not_tracebacks(
 
 
 async def test_client_disconnect_mid_download_blames_nobody(
-    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+    shim_process_for: ShimProcessFor,
 ) -> None:
     """A client leaving mid-download is expected: no traceback, and the upstream is not blamed."""
     sent_enough = asyncio.Event()
@@ -266,10 +284,7 @@ async def test_client_disconnect_mid_download_blames_nobody(
             sent_enough.set()
         return response
 
-    app = web.Application()
-    app.router.add_get("/big", big)
-    upstream = await upstream_factory(app)
-    shim = await shim_process_factory(shim_settings(upstream.url))
+    shim = await shim_process_for(web.get("/big", big))
     for _ in range(3):
         sent_enough.clear()
         async with connect(shim.port) as (reader, writer):

@@ -12,12 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import (
-    RawUpstreamFactory,
-    ShimFactory,
-    ShimProcessFactory,
-    UpstreamFactory,
-)
+from tests.conftest import ShimFor, ShimProcessFactory, UpstreamFactory
 from tests.proxy_harness import ShimProcess, connect, read_body, read_head, shim_settings
 
 MiB = 1024 * 1024
@@ -114,12 +109,12 @@ async def download(url: str, source: Source, client: aiohttp.ClientSession) -> t
     return size, sha.hexdigest()
 
 
-async def _streaming_upstream(upstream_factory: UpstreamFactory, sink: Sink, source: Source) -> str:
+def _streaming_app(sink: Sink, source: Source) -> web.Application:
     app = web.Application()
     app.router.add_put("/upload", sink.handle)
     app.router.add_get("/download", source.handle)
     app.router.add_get("/", _ok)
-    return (await upstream_factory(app)).url
+    return app
 
 
 async def _ok(request: web.Request) -> web.Response:
@@ -140,8 +135,8 @@ async def _up_and_down(
 ) -> tuple[int, int]:
     """Move `size_mib` up, then down, through a shim process: (baseline, peak) VmHWM in KiB."""
     sink, source = Sink(), Source(size_mib)
-    upstream = await _streaming_upstream(upstream_factory, sink, source)
-    shim = await shim_process_factory(shim_settings(upstream))
+    upstream = await upstream_factory(_streaming_app(sink, source))
+    shim = await shim_process_factory(shim_settings(upstream.url))
     baseline = await _warm_up(shim, client)
 
     sent = await upload(f"{shim.url}/upload", sink, size_mib, client)
@@ -172,22 +167,16 @@ async def test_1_gib_up_and_down_within_150_mb(
     assert peak < PEAK_LIMIT_KIB, f"peak RSS {peak} KiB"
 
 
-async def test_a_chunked_download_streams(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
-) -> None:
+async def test_a_chunked_download_streams(shim_for: ShimFor, client: aiohttp.ClientSession) -> None:
     source = Source(4, chunked=True)
-    upstream = await _streaming_upstream(upstream_factory, Sink(), source)
-    shim = await shim_factory(shim_settings(upstream))
+    shim = await shim_for(_streaming_app(Sink(), source))
     size, got = await download(f"{shim.url}/download", source, client)
     assert (size, got) == (4 * BLOCK, source.digest)
 
 
-async def test_a_chunked_request_body_streams_and_arrives_whole(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory
-) -> None:
+async def test_a_chunked_request_body_streams_and_arrives_whole(shim_for: ShimFor) -> None:
     sink = Sink()
-    upstream = await _streaming_upstream(upstream_factory, sink, Source(1))
-    shim = await shim_factory(shim_settings(upstream))
+    shim = await shim_for(_streaming_app(sink, Source(1)))
     async with connect(shim.port) as (reader, writer):
         writer.write(
             b"PUT /upload HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
@@ -202,9 +191,7 @@ async def test_a_chunked_request_body_streams_and_arrives_whole(
 
 
 async def test_a_chunked_response_is_reframed_not_leaked(
-    raw_upstream_factory: RawUpstreamFactory,
-    shim_factory: ShimFactory,
-    client: aiohttp.ClientSession,
+    shim_for: ShimFor, client: aiohttp.ClientSession
 ) -> None:
     """The client gets the decoded bytes in its own framing, the first chunk before the last."""
     go_on = asyncio.Event()
@@ -218,8 +205,7 @@ async def test_a_chunked_response_is_reframed_not_leaked(
         await writer.drain()
         await reader.read()
 
-    upstream = await raw_upstream_factory(answer)
-    shim = await shim_factory(shim_settings(upstream.url))
+    shim = await shim_for(answer)
     async with client.get(f"{shim.url}/chunked") as response:
         assert response.headers.getall("Transfer-Encoding") == ["chunked"]
         assert "Content-Length" not in response.headers
@@ -228,12 +214,9 @@ async def test_a_chunked_response_is_reframed_not_leaked(
         assert await response.read() == b" world"
 
 
-async def test_expect_100_continue(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory
-) -> None:
+async def test_expect_100_continue(shim_for: ShimFor) -> None:
     sink = Sink()
-    upstream = await _streaming_upstream(upstream_factory, sink, Source(1))
-    shim = await shim_factory(shim_settings(upstream))
+    shim = await shim_for(_streaming_app(sink, Source(1)))
     async with connect(shim.port) as (reader, writer):
         writer.write(
             b"PUT /upload HTTP/1.1\r\nHost: p\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n"
@@ -247,9 +230,7 @@ async def test_expect_100_continue(
     assert sink.size == 11
 
 
-async def test_expect_100_continue_with_an_upstream_that_ignores_it(
-    raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory
-) -> None:
+async def test_expect_100_continue_with_an_upstream_that_ignores_it(shim_for: ShimFor) -> None:
     """An HTTP/1.0-minded upstream reads the body without sending 100 Continue."""
     bodies: list[bytes] = []
 
@@ -260,8 +241,7 @@ async def test_expect_100_continue_with_an_upstream_that_ignores_it(
         await writer.drain()
         await reader.read()
 
-    upstream = await raw_upstream_factory(answer)
-    shim = await shim_factory(shim_settings(upstream.url, upstream={"read_timeout": "500ms"}))
+    shim = await shim_for(answer, upstream={"read_timeout": "500ms"})
     async with connect(shim.port) as (reader, writer):
         writer.write(
             b"POST /upload HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
@@ -275,7 +255,7 @@ async def test_expect_100_continue_with_an_upstream_that_ignores_it(
 
 
 async def test_server_sent_events_flush_per_event(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    shim_for: ShimFor, client: aiohttp.ClientSession
 ) -> None:
     read_first = asyncio.Event()
 
@@ -292,8 +272,7 @@ async def test_server_sent_events_flush_per_event(
 
     app = web.Application()
     app.router.add_get("/events", events)
-    upstream = await upstream_factory(app)
-    shim = await shim_factory(shim_settings(upstream.url))
+    shim = await shim_for(app)
     async with client.get(f"{shim.url}/events") as response:
         assert response.headers["Content-Type"] == "text/event-stream"
         assert response.headers["Cache-Control"] == "no-cache"

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import ShimFactory, UpstreamFactory
+from tests.conftest import ShimFactory, ShimFor
 from tests.proxy_harness import RunningShim, free_port, shim_settings
 
 WAIT = 5.0
@@ -50,18 +50,20 @@ async def plain(request: web.Request) -> web.Response:
     return web.Response(status=403, text="no websockets here")
 
 
-async def _setup(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, echo: EchoUpstream
-) -> RunningShim:
-    upstream = await upstream_factory(echo.app())
-    return await shim_factory(shim_settings(upstream.url))
+EchoBehindShim = tuple[EchoUpstream, RunningShim]
+
+
+@pytest.fixture
+async def echo_shim(shim_for: ShimFor) -> EchoBehindShim:
+    """An `EchoUpstream` that offers no subprotocol, with the shim in front of it."""
+    echo = EchoUpstream()
+    return echo, await shim_for(echo.app())
 
 
 async def test_text_and_binary_messages_relay_both_ways(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    echo_shim: EchoBehindShim, client: aiohttp.ClientSession
 ) -> None:
-    echo = EchoUpstream()
-    shim = await _setup(upstream_factory, shim_factory, echo)
+    _, shim = echo_shim
     payload = bytes(range(256)) * 4096  # 1 MiB, every byte value
     async with client.ws_connect(f"{shim.url}/ws", max_msg_size=0) as ws:
         await ws.send_str("h\u00e9llo")
@@ -73,10 +75,9 @@ async def test_text_and_binary_messages_relay_both_ways(
 
 
 async def test_client_close_code_reaches_the_upstream(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    echo_shim: EchoBehindShim, client: aiohttp.ClientSession
 ) -> None:
-    echo = EchoUpstream()
-    shim = await _setup(upstream_factory, shim_factory, echo)
+    echo, shim = echo_shim
     async with client.ws_connect(f"{shim.url}/ws") as ws:
         await ws.send_str("ping")
         assert await ws.receive_str(timeout=WAIT) == "echo:ping"
@@ -86,10 +87,9 @@ async def test_client_close_code_reaches_the_upstream(
 
 
 async def test_upstream_close_code_reaches_the_client(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    echo_shim: EchoBehindShim, client: aiohttp.ClientSession
 ) -> None:
-    echo = EchoUpstream()
-    shim = await _setup(upstream_factory, shim_factory, echo)
+    _, shim = echo_shim
     async with client.ws_connect(f"{shim.url}/ws") as ws:
         await ws.send_str("close:4002")
         message = await ws.receive(timeout=WAIT)
@@ -111,12 +111,11 @@ async def test_subprotocol_negotiated_by_the_upstream(
     offered: tuple[str, ...],
     upstream_supports: tuple[str, ...],
     chosen: str | None,
-    upstream_factory: UpstreamFactory,
-    shim_factory: ShimFactory,
+    shim_for: ShimFor,
     client: aiohttp.ClientSession,
 ) -> None:
     echo = EchoUpstream(protocols=upstream_supports)
-    shim = await _setup(upstream_factory, shim_factory, echo)
+    shim = await shim_for(echo.app())
     async with client.ws_connect(f"{shim.url}/ws", protocols=offered) as ws:
         assert ws.protocol == chosen
         await ws.send_str("x")
@@ -126,10 +125,9 @@ async def test_subprotocol_negotiated_by_the_upstream(
 
 
 async def test_handshake_carries_client_fields_and_forwarding(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    echo_shim: EchoBehindShim, client: aiohttp.ClientSession
 ) -> None:
-    echo = EchoUpstream()
-    shim = await _setup(upstream_factory, shim_factory, echo)
+    echo, shim = echo_shim
     headers = {"Origin": "https://portal.example", "Cookie": "session=abc"}
     async with client.ws_connect(f"{shim.url}/ws?room=1", headers=headers):
         pass
@@ -141,9 +139,9 @@ async def test_handshake_carries_client_fields_and_forwarding(
 
 
 async def test_a_refused_upgrade_passes_the_upstream_status(
-    upstream_factory: UpstreamFactory, shim_factory: ShimFactory, client: aiohttp.ClientSession
+    echo_shim: EchoBehindShim, client: aiohttp.ClientSession
 ) -> None:
-    shim = await _setup(upstream_factory, shim_factory, EchoUpstream())
+    _, shim = echo_shim
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         async with client.ws_connect(f"{shim.url}/plain"):
             pass

@@ -13,7 +13,7 @@ import yaml
 from yarl import URL
 
 from tests.e2e_harness import portal
-from tests.synapse import free_port
+from tests.proxy_harness import free_port
 
 SECRET = "s3cr3tvalue"
 

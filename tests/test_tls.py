@@ -17,7 +17,7 @@ from yarl import URL
 
 from shim.config import load_config
 from shim.server import Shim, start, stop
-from tests.synapse import free_port
+from tests.proxy_harness import free_port
 
 
 def _write_cert(ca: trustme.CA, directory: Path, name: str) -> tuple[Path, Path]:

@@ -8,7 +8,6 @@ asks for (request header `X-Test-Location`), so the response-side rewrite is che
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,34 +17,15 @@ import pytest
 from aiohttp import hdrs, web
 from yarl import URL
 
-from shim.demo_portal import (
-    HOME_VIEW,
-    PORTAL_ACTION_HEADER,
-    PORTAL_QUERY_HEADER,
-    Era,
-    view_for,
-)
-from tests.e2e_harness import Stack, demo_stack, shim_in_front
+from shim.actions import STABLE_ACTIONS
+from shim.demo_portal import PORTAL_ACTION_HEADER, PORTAL_QUERY_HEADER, Era, view_for
+from tests.e2e_harness import Stack, app_stack, demo_stack, expected_view
+from tests.proxy_harness import raw_exchange
 
 TEST_LOCATION = "X-Test-Location"
 #: enough for a 16 KiB query in a request line or a Location field
 BIG = 64 * 1024
 NO_STORE = "no-store"
-
-#: the page a legacy portal shows for each stable name, when it has one
-EXPECTED_VIEW = {
-    "org.matrix.profile": "profile",
-    "org.matrix.devices_list": "sessions",
-    "org.matrix.device_view": "session",
-    "org.matrix.device_delete": "session-end",
-    "org.matrix.cross_signing_reset": "cross-signing-reset",
-    "org.matrix.account_deactivate": "(none)",
-}
-#: what each portal cannot serve; `unsupported: strip` lands those on its home page
-UNSERVED: dict[str, set[str]] = {
-    "mas-0.9": {"org.matrix.account_deactivate"},
-    "msc3824": {"org.matrix.account_deactivate", "org.matrix.cross_signing_reset"},
-}
 
 
 @dataclass
@@ -78,17 +58,9 @@ async def echo_stack(
     extra: Mapping[str, object] | None = None,
 ) -> AsyncIterator[tuple[Echo, Stack]]:
     echo = Echo()
-    runner = web.AppRunner(_echo_app(echo), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    echo.url = f"http://{host}:{port}"
-    try:
-        async with shim_in_front(echo.url, extra) as stack:
-            yield echo, stack
-    finally:
-        await runner.cleanup()
+    async with app_stack(_echo_app(echo), extra) as stack:
+        echo.url = stack.portal_url
+        yield echo, stack
 
 
 @pytest.fixture
@@ -187,7 +159,7 @@ async def test_every_stable_name_lands_on_its_page(
     client: aiohttp.ClientSession, era: Era, dialect: str
 ) -> None:
     async with demo_stack(era, {"account_management": {"dialect": dialect}}) as stack:
-        for action, view in EXPECTED_VIEW.items():
+        for action in STABLE_ACTIONS:
             url = f"{stack.shim_url}/account/?action={action}&device_id=D1"
             hops = 0
             answer = await fetch(client, url)
@@ -197,7 +169,7 @@ async def test_every_stable_name_lands_on_its_page(
                 answer = await fetch(client, stack.shim_url + answer.headers[hdrs.LOCATION])
             assert answer.status == 200, action
             landed = view_for(era, answer.headers.get(PORTAL_ACTION_HEADER))
-            assert landed == (HOME_VIEW if action in UNSERVED[era] else view), action
+            assert landed == expected_view(era, action), action
             assert "device_id=D1" in answer.headers[PORTAL_QUERY_HEADER]
 
 
@@ -393,18 +365,6 @@ async def test_a_query_at_the_line_limit_is_never_a_server_error(
             assert_clean_headers(answer)
 
 
-async def _raw_request(url: str, request: bytes) -> bytes:
-    parsed = URL(url)
-    reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        return await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-        await writer.wait_closed()
-
-
 @pytest.mark.parametrize(
     "target",
     [
@@ -415,16 +375,16 @@ async def _raw_request(url: str, request: bytes) -> bytes:
 )
 async def test_raw_bytes_in_the_target_are_refused_not_failed(target: bytes) -> None:
     async with echo_stack() as (_, stack):
-        raw = await _raw_request(
-            stack.shim_url, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        raw = await raw_exchange(
+            stack.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         assert int(raw.split(b" ", 2)[1]) < 500, raw[:200]
 
 
 async def test_an_absolute_form_target_is_never_a_server_error() -> None:
     async with echo_stack() as (_, stack):
-        raw = await _raw_request(
-            stack.shim_url,
+        raw = await raw_exchange(
+            stack.port,
             b"GET http://evil.example/account/?action=org.matrix.device_delete HTTP/1.1\r\n"
             b"Host: evil.example\r\nConnection: close\r\n\r\n",
         )
@@ -435,8 +395,8 @@ async def test_an_absolute_form_target_is_never_a_server_error() -> None:
 
 async def test_the_asterisk_target_gets_a_reason_not_a_failure() -> None:
     async with echo_stack() as (echo, stack):
-        raw = await _raw_request(
-            stack.shim_url, b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        raw = await raw_exchange(
+            stack.port, b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         assert raw.startswith(b"HTTP/1.1 400 "), raw[:200]
         assert b"not proxied" in raw

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from tests.e2e_harness import Stack, demo_stack, shim_in_front
+from tests.proxy_harness import start_app
 
 OPENID = "/.well-known/openid-configuration"
 AUTH_METADATA = "/_matrix/client/v1/auth_metadata"
@@ -93,17 +94,11 @@ async def scripted(
     respond: Responder, extra: Mapping[str, object] | None = None
 ) -> AsyncIterator[tuple[Upstream, Stack]]:
     upstream = Upstream(respond)
-    upstream.runner = web.AppRunner(_upstream_app(upstream), access_log=None)
-    await upstream.runner.setup()
-    await web.TCPSite(upstream.runner, "127.0.0.1", 0).start()
-    host, port = upstream.runner.addresses[0][:2]
-    upstream.url = f"http://{host}:{port}"
+    # started by hand, not with `app_stack`: a test may stop the upstream before the shim
+    upstream.runner, endpoint = await start_app(_upstream_app(upstream))
+    upstream.url = endpoint.url
     try:
-        settings = dict(extra or {})
-        if isinstance(section := settings.get("upstream"), Mapping):
-            # the harness sets `upstream` whole; keep its URL beside the test's own keys
-            settings["upstream"] = {"url": upstream.url, **section}
-        async with shim_in_front(upstream.url, settings) as stack:
+        async with shim_in_front(upstream.url, extra) as stack:
             yield upstream, stack
     finally:
         await upstream.stop()
@@ -144,6 +139,18 @@ async def fetch(
         return Answer(
             response.status, response.reason, response.headers, response.raw_headers, body
         )
+
+
+async def relayed_as_is(
+    client: aiohttp.ClientSession, upstream: Upstream, stack: Stack, path: str
+) -> Answer:
+    """The shim's answer for `path`, after checking it is the upstream's own, byte for byte."""
+    direct = await fetch(client, upstream.url + path)
+    shim = await fetch(client, stack.shim_url + path)
+    assert (shim.status, shim.reason) == (direct.status, direct.reason)
+    assert shim.fields() == direct.fields()
+    assert shim.body == direct.body
+    return shim
 
 
 def ordered(body: bytes) -> list[tuple[str, object]]:
@@ -337,13 +344,7 @@ async def test_well_known_without_authentication_passes_through(
 ) -> None:
     body = b'{ "m.homeserver": { "base_url": "https://matrix.example.org" } }\n'
     async with scripted(answer_with(body, headers={hdrs.ETAG: '"hs"'})) as (upstream, stack):
-        direct = await fetch(client, upstream.url + WELL_KNOWN)
-        shim = await fetch(client, stack.shim_url + WELL_KNOWN)
-        assert (shim.status, shim.fields(), shim.body) == (
-            direct.status,
-            direct.fields(),
-            direct.body,
-        )
+        await relayed_as_is(client, upstream, stack, WELL_KNOWN)
 
 
 async def test_the_cache_is_keyed_by_host(client: aiohttp.ClientSession) -> None:
@@ -408,11 +409,8 @@ async def test_anything_else_passes_through_byte_identical(
     case, outcome = PASSTHROUGH[name]
     respond = answer_with(case.body, case.status, case.headers)
     async with scripted(respond, case.extra) as (upstream, stack):
-        direct = await fetch(client, upstream.url + OPENID)
-        shim = await fetch(client, stack.shim_url + OPENID)
-        assert (shim.status, shim.reason) == (direct.status, direct.reason)
-        assert shim.fields() == direct.fields()
-        assert shim.body == direct.body == case.body
+        shim = await relayed_as_is(client, upstream, stack, OPENID)
+        assert shim.body == case.body
         assert await discovery_count(client, stack, outcome) == 1
 
 
@@ -420,25 +418,13 @@ async def test_a_json_array_passes_through_counted_as_not_an_object(
     client: aiohttp.ClientSession,
 ) -> None:
     async with scripted(answer_with(b'["org.matrix.profile"]')) as (upstream, stack):
-        direct = await fetch(client, upstream.url + OPENID)
-        shim = await fetch(client, stack.shim_url + OPENID)
-        assert (shim.status, shim.fields(), shim.body) == (
-            direct.status,
-            direct.fields(),
-            direct.body,
-        )
+        await relayed_as_is(client, upstream, stack, OPENID)
         assert await discovery_count(client, stack, "passthrough_not_object") == 1
 
 
 async def test_a_json_array_passes_through_byte_identical(client: aiohttp.ClientSession) -> None:
     async with scripted(answer_with(b'["org.matrix.profile"]')) as (upstream, stack):
-        direct = await fetch(client, upstream.url + OPENID)
-        shim = await fetch(client, stack.shim_url + OPENID)
-        assert (shim.status, shim.fields(), shim.body) == (
-            direct.status,
-            direct.fields(),
-            direct.body,
-        )
+        await relayed_as_is(client, upstream, stack, OPENID)
 
 
 async def test_a_large_body_is_streamed_not_held(client: aiohttp.ClientSession) -> None:
@@ -516,17 +502,24 @@ async def test_the_last_good_document_outlives_the_upstream(client: aiohttp.Clie
         assert await discovery_count(client, stack, "stale") == 1
 
 
-async def test_the_last_good_document_covers_a_5xx(client: aiohttp.ClientSession) -> None:
-    failing = False
+@dataclass
+class FailingLater:
+    """Answers PROTOTYPE with `cache_control` until `failing` is set, then 503."""
 
-    async def respond(request: web.Request) -> web.StreamResponse:
-        if failing:
+    cache_control: str
+    failing: bool = False
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        if self.failing:
             return web.Response(status=503, text="restarting")
-        return web.Response(body=PROTOTYPE, headers={hdrs.CACHE_CONTROL: "max-age=0"})
+        return web.Response(body=PROTOTYPE, headers={hdrs.CACHE_CONTROL: self.cache_control})
 
+
+async def test_the_last_good_document_covers_a_5xx(client: aiohttp.ClientSession) -> None:
+    respond = FailingLater("max-age=0")
     async with scripted(respond) as (upstream, stack):
         good = await fetch(client, stack.shim_url + OPENID)
-        failing = True
+        respond.failing = True
         stale = await fetch(client, stack.shim_url + OPENID)
         assert len(upstream.hits) == 2
         assert (stale.status, stale.body) == (200, good.body)
@@ -534,18 +527,12 @@ async def test_the_last_good_document_covers_a_5xx(client: aiohttp.ClientSession
 
 
 async def test_no_store_is_never_cached(client: aiohttp.ClientSession) -> None:
-    failing = False
-
-    async def respond(request: web.Request) -> web.StreamResponse:
-        if failing:
-            return web.Response(status=503, text="restarting")
-        return web.Response(body=PROTOTYPE, headers={hdrs.CACHE_CONTROL: "no-store"})
-
+    respond = FailingLater("no-store")
     async with scripted(respond) as (upstream, stack):
         await fetch(client, stack.shim_url + OPENID)
         await fetch(client, stack.shim_url + OPENID)
         assert len(upstream.hits) == 2
-        failing = True
+        respond.failing = True
         answer = await fetch(client, stack.shim_url + OPENID)
         assert (answer.status, answer.body) == (503, b"restarting")
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from tests.e2e_harness import Stack, demo_stack, shim_in_front
-from tests.synapse import free_port
+from tests.proxy_harness import free_port, raw_exchange, split_response
 
 DEEPLINKS = "msc4191_shim_deeplink_translations_total"
 REQUESTS = "msc4191_shim_requests_total"
@@ -157,25 +157,13 @@ async def test_an_unreachable_upstream_is_counted(client: aiohttp.ClientSession)
         )
 
 
-async def _raw_status(url: str, request: bytes) -> int:
-    parsed = URL(url)
-    reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    return int(answer.split(b" ", 2)[1])
-
-
 async def test_a_request_the_parser_refuses_is_counted(
     client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with demo_stack("mas-0.9") as stack:
         request = b"GET /account/?action=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        assert await _raw_status(stack.shim_url, request) == 400
+        head, _ = split_response(await raw_exchange(stack.port, request))
+        assert head.status == 400
         unhandled = [r for r in caplog.records if r.getMessage() == "Unhandled exception"]
         assert unhandled == []
         await expect(client, stack, {requests("passthrough", "4xx"): 1})
