@@ -38,20 +38,46 @@ _FIELDS_ATTR = "shim_fields"
 _RESERVED = frozenset({"time", "level", "event", "logger", "exception", "stack"})
 
 
+# the last second formatted: a busy shim writes many lines a second, and strftime is the slow part
+_last_second: tuple[int, str] = (-1, "")
+# field names are few (they come from the code), so whether one names a secret is worked out once
+_secret_field_cache: dict[str, bool] = {}
+_SECRET_FIELD_CACHE_SIZE = 512
+# one encoder for every line: json.dumps would build a new one per call for these options;
+# ensure_ascii: a control character or a lone surrogate in a path stays one line
+_encode_json = json.JSONEncoder(ensure_ascii=True, default=str).encode
+
+
 def rfc3339_utc(created: float) -> str:
     """`2026-11-26T19:00:00.123Z` for a `time.time()` value."""
+    global _last_second
     seconds = int(created)
     millis = int((created - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    cached_seconds, prefix = _last_second
+    if cached_seconds != seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, prefix)
+    return f"{prefix}.{millis:03d}Z"
+
+
+def _is_secret_field(key: str) -> bool:
+    secret = _secret_field_cache.get(key)
+    if secret is None:
+        secret = key.casefold().replace("-", "_") in _SECRET_FIELDS
+        if len(_secret_field_cache) < _SECRET_FIELD_CACHE_SIZE:
+            _secret_field_cache[key] = secret
+    return secret
 
 
 def _clean(key: str, value: object) -> object:
     """The value as it may be written: secrets replaced, lists and mappings kept as JSON."""
-    if key.casefold().replace("-", "_") in _SECRET_FIELDS:
+    if _is_secret_field(key):
         return REDACTED
+    if value is None or type(value) is int:  # the common cases first
+        return value
     if isinstance(value, str):
         return redact_text(value)
-    if value is None or isinstance(value, bool | int | float):
+    if isinstance(value, bool | int | float):
         return value
     if isinstance(value, list | tuple | set | frozenset):
         return [_clean("", item) for item in value]
@@ -82,8 +108,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {"time": rfc3339_utc(record.created), "level": record.levelname}
         line.update(_record_fields(record))
-        # ensure_ascii: a control character or a lone surrogate in a path stays one line
-        return json.dumps(line, ensure_ascii=True, default=str)
+        return _encode_json(line)
 
 
 def _text_value(value: object, *, spaces: bool = False) -> str:
@@ -178,7 +203,20 @@ def log_request(
         "client": client,
         "request_id": request_id,
     }
-    _access_logger.info("request", extra={_FIELDS_ATTR: fields})
+    # makeRecord and handle are what `.info()` does, less the search of the stack for the
+    # caller's file and line, which no formatter here writes
+    record = _access_logger.makeRecord(
+        ACCESS_LOGGER_NAME,
+        logging.INFO,
+        __file__,
+        0,
+        "request",
+        (),
+        None,
+        "log_request",
+        {_FIELDS_ATTR: fields},
+    )
+    _access_logger.handle(record)
 
 
 def log_event(event: str, *, level: int = logging.INFO, **fields: Any) -> None:

@@ -7,6 +7,7 @@ hop-by-hop fields. Repeated fields stay separate and in order.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -60,15 +61,24 @@ def _text(value: bytes) -> str:
 
 def decode_raw(raw: RawHeaders) -> list[tuple[str, str]]:
     """Header bytes as text, in order, repeats kept."""
-    return [(_text(name), _text(value)) for name, value in raw]
+    try:  # almost always plain UTF-8 (ASCII): decode in one go, field by field only if not
+        return [(name.decode(), value.decode()) for name, value in raw]
+    except UnicodeDecodeError:
+        return [(_text(name), _text(value)) for name, value in raw]
 
 
 def connection_tokens(fields: Iterable[tuple[str, str]]) -> frozenset[str]:
     """The field names a `Connection` header lists, lower-cased: hop-by-hop for this one hop."""
+    return _listed_tokens(value for name, value in fields if name.lower() == "connection")
+
+
+def _listed_tokens(values: Iterable[str]) -> frozenset[str]:
+    """The comma-separated tokens in `values`, lower-cased."""
     tokens: set[str] = set()
-    for name, value in fields:
-        if name.lower() == "connection":
-            tokens.update(token.strip().lower() for token in value.split(",") if token.strip())
+    for value in values:
+        for token in value.split(","):
+            if token := token.strip():
+                tokens.add(token.lower())
     return frozenset(tokens)
 
 
@@ -77,16 +87,31 @@ def _lower(names: Iterable[str]) -> frozenset[str]:
     return frozenset(name.lower() for name in names)
 
 
+@functools.lru_cache(maxsize=64)
+def _dropped(extra: frozenset[istr]) -> frozenset[str]:
+    """Hop-by-hop plus `extra`, lower-cased; callers pass a few constant sets, so it is cached."""
+    return _lower(HOP_BY_HOP | extra)
+
+
+def _kept(
+    fields: list[tuple[str, str]], lowered: list[str], drop: frozenset[str]
+) -> CIMultiDict[str]:
+    """The fields whose lower-cased name (`lowered`, in step with `fields`) is not dropped."""
+    if "connection" in lowered:
+        listed = [
+            value for (_, value), low in zip(fields, lowered, strict=True) if low == "connection"
+        ]
+        drop = drop | _listed_tokens(listed)
+    return CIMultiDict(
+        [field for field, low in zip(fields, lowered, strict=True) if low not in drop]
+    )
+
+
 def strip_hop_by_hop(
     fields: Iterable[tuple[str, str]], *, extra: frozenset[istr] = frozenset()
 ) -> CIMultiDict[str]:
     fields = list(fields)
-    drop = _lower(HOP_BY_HOP | extra) | connection_tokens(fields)
-    result: CIMultiDict[str] = CIMultiDict()
-    for name, value in fields:
-        if name.lower() not in drop:
-            result.add(name, value)
-    return result
+    return _kept(fields, [name.lower() for name, _ in fields], _dropped(extra))
 
 
 def is_trusted(peer: str | None, trusted: Sequence[IPNetwork]) -> bool:
@@ -116,6 +141,14 @@ def set_forwarded(
         headers[X_FORWARDED_HOST] = fwd_host or host or ""
 
 
+@functools.lru_cache(maxsize=64)
+def _request_dropped(drop: frozenset[istr], websocket: bool, preserve_host: bool) -> frozenset[str]:
+    extra = drop | (WEBSOCKET_HANDSHAKE if websocket else frozenset())
+    if not preserve_host:
+        extra |= {hdrs.HOST}
+    return _dropped(extra)
+
+
 def upstream_request_headers(
     raw: RawHeaders,
     *,
@@ -128,11 +161,9 @@ def upstream_request_headers(
 ) -> CIMultiDict[str]:
     """The client's fields as the upstream should see them."""
     fields = decode_raw(raw)
-    host = next((value for name, value in fields if name.lower() == "host"), None)
-    extra = drop | (WEBSOCKET_HANDSHAKE if websocket else frozenset())
-    if not preserve_host:
-        extra |= {hdrs.HOST}
-    headers = strip_hop_by_hop(fields, extra=extra)
+    lowered = [name.lower() for name, _ in fields]  # once, for every test below
+    host = fields[lowered.index("host")][1] if "host" in lowered else None
+    headers = _kept(fields, lowered, _request_dropped(drop, websocket, preserve_host))
     set_forwarded(
         headers,
         peer=peer,

@@ -21,7 +21,7 @@ sum, use prometheus-client's multiprocess mode:
 from __future__ import annotations
 
 import os
-from typing import Final, Literal, get_args
+from typing import Final, Literal, NoReturn, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -86,7 +86,11 @@ def action_label(name: str | None, table: ActionTable) -> str:
 def _check(value: str, allowed: frozenset[str], what: str) -> None:
     # mypy checks the Literal types; this catches a caller that passes a plain `str`
     if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
+        _refuse(value, allowed, what)
+
+
+def _refuse(value: str, allowed: frozenset[str], what: str) -> NoReturn:
+    raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
 
 
 class Metrics:
@@ -159,45 +163,57 @@ class Metrics:
 
     def _zero_fixed_series(self) -> None:
         # Series that exist from the start make `rate()` and alerts work before the first event.
+        # The children are kept: `.labels()` costs more than the increment, on every request.
+        self._requests_by: dict[tuple[str, str], Counter] = {}
+        self._upstream_duration_by: dict[str, Histogram] = {}
         for kind in sorted(REQUEST_KINDS):
-            self.upstream_duration.labels(kind=kind)
+            self._upstream_duration_by[kind] = self.upstream_duration.labels(kind=kind)
             for status in STATUS_CLASSES:
-                self.requests.labels(kind=kind, status_class=status)
-        for outcome in sorted(DISCOVERY_OUTCOMES):
-            self.discovery.labels(outcome=outcome)
-        for reason in sorted(UPSTREAM_ERROR_REASONS):
-            self.upstream_errors.labels(reason=reason)
+                child = self.requests.labels(kind=kind, status_class=status)
+                self._requests_by[kind, status] = child
+        self._discovery_by = {
+            o: self.discovery.labels(outcome=o) for o in sorted(DISCOVERY_OUTCOMES)
+        }
+        self._upstream_errors_by = {
+            r: self.upstream_errors.labels(reason=r) for r in sorted(UPSTREAM_ERROR_REASONS)
+        }
         for result in ("ok", "error"):
             self.reloads.labels(result=result)
+        # deep links: label sets appear as they are seen (bounded by the action tables' names)
+        self._deeplinks_by: dict[tuple[str, str, str], Counter] = {}
 
     def observe_request(self, kind: RequestKind, status: int | None) -> None:
         """One finished request; `status=None` when the response was aborted."""
-        _check(kind, REQUEST_KINDS, "request kind")
-        self.requests.labels(kind=kind, status_class=status_class(status)).inc()
+        child = self._requests_by.get((kind, status_class(status)))
+        if child is None:  # every known kind has a child for every status class
+            _refuse(kind, REQUEST_KINDS, "request kind")
+        child.inc()
 
     def observe_upstream(self, kind: RequestKind, seconds: float) -> None:
         """Time to the upstream's response headers."""
-        _check(kind, REQUEST_KINDS, "request kind")
-        self.upstream_duration.labels(kind=kind).observe(max(seconds, 0.0))
+        child = self._upstream_duration_by.get(kind)
+        if child is None:
+            _refuse(kind, REQUEST_KINDS, "request kind")
+        child.observe(max(seconds, 0.0))
 
     def observe_deeplink(
         self, incoming: str | None, sent: str | None, outcome: DeeplinkOutcome, table: ActionTable
     ) -> None:
         """One deep link; names the table does not know are counted as `other`."""
         _check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
-        self.deeplinks.labels(
-            incoming=action_label(incoming, table),
-            sent=action_label(sent, table),
-            outcome=outcome,
-        ).inc()
+        labels = (action_label(incoming, table), action_label(sent, table), outcome)
+        child = self._deeplinks_by.get(labels)
+        if child is None:
+            child = self._deeplinks_by[labels] = self.deeplinks.labels(*labels)
+        child.inc()
 
     def observe_discovery(self, outcome: DiscoveryOutcome) -> None:
         _check(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
-        self.discovery.labels(outcome=outcome).inc()
+        self._discovery_by[outcome].inc()
 
     def observe_upstream_error(self, reason: UpstreamErrorReason) -> None:
         _check(reason, UPSTREAM_ERROR_REASONS, "upstream error reason")
-        self.upstream_errors.labels(reason=reason).inc()
+        self._upstream_errors_by[reason].inc()
 
     def observe_reload(self, ok: bool) -> None:
         self.reloads.labels(result="ok" if ok else "error").inc()

@@ -47,6 +47,8 @@ _URL_HEADERS_FOLDED = frozenset(name.casefold() for name in URL_HEADERS)
 
 def is_secret_param(raw_name: str) -> bool:
     """True when a raw (still percent-encoded) query parameter name names a secret."""
+    if "%" not in raw_name and "+" not in raw_name:  # nothing to decode: the usual case
+        return raw_name.casefold() in _SECRET_QUERY_FOLDED
     return unquote(raw_name.replace("+", " "), errors="replace").casefold() in _SECRET_QUERY_FOLDED
 
 
@@ -59,6 +61,8 @@ def _redact_pair(pair: str) -> str:
 
 def redact_query(raw_query: str) -> str:
     """Replace the values of secret parameters; every other byte stays as it was."""
+    if "=" not in raw_query:  # no value, so no secret
+        return raw_query
     return "&".join(_redact_pair(pair) for pair in raw_query.split("&"))
 
 
@@ -104,5 +108,24 @@ def redact_text(text: str) -> str:
     Structured fields are redacted exactly by the functions above; this catches a URL or a
     header that found its way into an exception message. It may redact a little too much.
     """
-    text = _HEADER_IN_TEXT.sub(lambda m: f"{m[1]}{m[2]}{m[3]}{REDACTED}", text)
-    return _PAIR_IN_TEXT.sub(_redact_text_pair, text)
+    if "=" not in text and ":" not in text:  # neither pattern can match: most log fields
+        return text
+    if _may_name_secret_header(text):
+        text = _HEADER_IN_TEXT.sub(_redact_text_header, text)
+    return _PAIR_IN_TEXT.sub(_redact_text_pair, text) if "=" in text else text
+
+
+def _redact_text_header(match: re.Match[str]) -> str:
+    return f"{match[1]}{match[2]}{match[3]}{REDACTED}"
+
+
+def _may_name_secret_header(text: str) -> bool:
+    """False only when `_HEADER_IN_TEXT` cannot match; a cheap test before the regex.
+
+    Only for ASCII text: a case-insensitive regex also lets U+0130, U+0131 (dotted and dotless
+    i), U+017F (long s) and U+212A (Kelvin sign) stand for ASCII letters; `str.lower` does not.
+    """
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return "authorization" in lowered or "cookie" in lowered
