@@ -13,11 +13,7 @@ test:
 	$(PY) -m ruff check shim tests bench
 	$(PY) -m ruff format --check shim tests bench
 	$(PY) -m mypy
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
-
-test-all:
-	scripts/setup.sh --test
-	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint:
 	$(PY) -m ruff check shim tests bench
