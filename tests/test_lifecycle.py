@@ -18,7 +18,9 @@ from tests.proxy_harness import (
     HOST,
     ShimProcess,
     child_pids,
+    connect,
     free_port,
+    read_response,
     run_cli,
     shim_settings,
     tcp_sockets,
@@ -128,16 +130,25 @@ async def test_a_request_past_the_grace_is_cut_and_the_exit_is_still_0(
 async def test_sighup_reloads_a_valid_configuration(
     upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
 ) -> None:
-    first = await upstream_factory(SlowUpstream("A").app())
+    slow_a = SlowUpstream("A", delay=1.0)
+    first = await upstream_factory(slow_a.app())
     second = await upstream_factory(SlowUpstream("B").app())
     settings = shim_settings(first.url)
     shim = await shim_process_factory(settings)
-    assert await _get(f"{shim.url}/") == (200, "A")
+    async with connect(shim.port) as (reader, writer):
+        writer.write(b"GET / HTTP/1.1\r\nHost: p\r\n\r\n")
+        assert (await read_response(reader))[1] == b"A"
+        in_flight = asyncio.create_task(_get(f"{shim.url}/slow"))
+        await asyncio.wait_for(slow_a.started.wait(), 5)
 
-    shim.rewrite_config({**settings, "upstream": {"url": second.url}})
-    shim.send_signal(signal.SIGHUP)
-    await shim.wait_for_event("reloaded")
-    assert await _get(f"{shim.url}/") == (200, "B")
+        shim.rewrite_config({**settings, "upstream": {"url": second.url}})
+        shim.send_signal(signal.SIGHUP)
+        await shim.wait_for_event("reloaded")
+        # no connection dropped: the request in flight finishes under the old configuration,
+        # and the connection kept alive from before the reload serves the new one
+        assert await in_flight == (200, "finished A")
+        writer.write(b"GET / HTTP/1.1\r\nHost: p\r\n\r\n")
+        assert (await read_response(reader))[1] == b"B"
     assert not shim.events("reload_partial")
 
 
