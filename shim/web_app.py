@@ -24,7 +24,7 @@ from shim.web_deeplink import handle_deeplink
 from shim.web_discovery import handle_discovery
 from shim.web_origin import public_origin
 from shim.web_proxy import ResponseHeaderHook, forward
-from shim.web_state import STATE_KEY, ShimState, record_of, shim_state
+from shim.web_state import STATE_KEY, ShimState, record_of, runtime_of, shim_state
 from shim.web_websocket import is_websocket_upgrade, relay_websocket
 
 logger = logging.getLogger("msc4191_shim.app")
@@ -89,7 +89,7 @@ def location_hook(request: web.Request, runtime: Runtime) -> ResponseHeaderHook:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     state = shim_state(request)
-    runtime = state.runtime  # one configuration for the whole request, even across a reload
+    runtime = runtime_of(request)  # one configuration for the whole request, even across a reload
     record = record_of(request)
     target = origin_form(request.raw_path)
     if target is None:

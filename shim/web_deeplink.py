@@ -8,7 +8,7 @@ from shim.config import Strategy
 from shim.deeplink import DeepLinkDecision, decide, redirect_location
 from shim.metrics import DeeplinkOutcome
 from shim.web_proxy import ResponseHeaderHook, forward
-from shim.web_state import record_of, request_target, shim_state
+from shim.web_state import record_of, request_target, runtime_of, shim_state
 
 
 def _split(raw_path_qs: str) -> tuple[str, str]:
@@ -25,7 +25,7 @@ def _redirect(location: str) -> web.Response:
 
 async def handle_deeplink(request: web.Request, hook: ResponseHeaderHook) -> web.StreamResponse:
     state = shim_state(request)
-    account = state.runtime.config.account_management
+    account = runtime_of(request).config.account_management
     path, query = _split(request_target(request))
     decision = decide(query, account.table, account.unsupported)
     outcome = _outcome(decision, account.strategy)

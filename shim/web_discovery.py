@@ -34,7 +34,7 @@ from shim.web_proxy import (
     stream_response,
     upstream_failed,
 )
-from shim.web_state import record_of, request_target, shim_state
+from shim.web_state import record_of, request_target, runtime_of, shim_state
 
 #: conditional and partial requests would let the upstream answer something we cannot rewrite
 _CONDITIONAL = frozenset(
@@ -81,7 +81,7 @@ async def handle_discovery(
     request: web.Request, *, well_known: bool, hook: ResponseHeaderHook
 ) -> web.StreamResponse:
     state = shim_state(request)
-    runtime = state.runtime
+    runtime = runtime_of(request)
     discovery = runtime.config.discovery
     record = record_of(request)
     record.kind = "discovery"
@@ -153,7 +153,7 @@ def _rewrite_or_pass(
     body: bytes,
     exchange: _Exchange,
 ) -> web.StreamResponse:
-    runtime = shim_state(request).runtime
+    runtime = runtime_of(request)
     account = runtime.config.account_management
     result = rewrite_document(
         body,

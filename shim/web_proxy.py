@@ -20,7 +20,7 @@ from multidict import CIMultiDict, istr
 from shim.headers import client_response_headers, upstream_request_headers
 from shim.metrics import UpstreamErrorReason
 from shim.runtime import Runtime
-from shim.web_state import RequestRecord, record_of, request_target, shim_state
+from shim.web_state import RequestRecord, record_of, request_target, runtime_of, shim_state
 
 logger = logging.getLogger("msc4191_shim.proxy")
 
@@ -201,7 +201,7 @@ async def _relay_body(
 
 
 def _upstream_failed_mid_body(request: web.Request, exc: BaseException) -> None:
-    failure = classify_failure(exc, shim_state(request).runtime)
+    failure = classify_failure(exc, runtime_of(request))
     record = record_of(request)
     record.error, record.aborted = f"aborted mid-body: {failure.text}", True
     shim_state(request).metrics.observe_upstream_error(failure.reason)
@@ -223,8 +223,7 @@ async def forward(
     hook: ResponseHeaderHook | None = None,
 ) -> web.StreamResponse:
     """Proxy `request` (optionally under another path and query) and stream the answer."""
-    state = shim_state(request)
-    runtime = state.runtime
+    runtime = runtime_of(request)
     try:
         upstream = await open_upstream(request, runtime, raw_path_qs=raw_path_qs)
     except (TimeoutError, aiohttp.ClientError) as exc:

@@ -60,3 +60,14 @@ def record_of(request: web.Request) -> RequestRecord:
 def request_target(request: web.Request) -> str:
     """The origin-form target `handle` settled on; the raw path before it has run."""
     return record_of(request).target or request.raw_path
+
+
+RUNTIME_KEY = web.RequestKey("msc4191_shim_runtime", Runtime)
+
+
+def runtime_of(request: web.Request) -> Runtime:
+    """The configuration this request started under; a reload meanwhile does not change it."""
+    runtime = request.get(RUNTIME_KEY)
+    if runtime is None:
+        runtime = request[RUNTIME_KEY] = request.app[STATE_KEY].runtime
+    return runtime

@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from shim.web_proxy import prepare_upstream_headers, upstream_failed
-from shim.web_state import record_of, request_target, shim_state
+from shim.web_state import record_of, request_target, runtime_of, shim_state
 
 _RESERVED_CLOSE_CODES = {1005, 1006, 1015}
 CLOSE_TIMEOUT = 10.0
@@ -28,7 +28,7 @@ def _protocols(request: web.Request) -> tuple[str, ...]:
 
 async def relay_websocket(request: web.Request) -> web.StreamResponse:
     state = shim_state(request)
-    runtime = state.runtime
+    runtime = runtime_of(request)
     record_of(request).kind = "websocket"
     headers = prepare_upstream_headers(request, runtime, websocket=True)
     try:
