@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from typing import TypeGuard
 
 from aiohttp import web
@@ -40,18 +39,13 @@ def _is_era(name: str) -> TypeGuard[Era]:
     return name in ERAS
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def demo_config(era: Era, host: str, port: int, portal_port: int, admin_port: int) -> Config:
+def demo_config(era: Era, host: str, port: int, portal_url: str) -> Config:
+    """The demo's shim, written as an operator would (admin on a port the kernel picks)."""
     return parse_config(
         {
             "listen": f"{host}:{port}",
-            "upstream": {"url": f"http://{host}:{portal_port}"},
-            "admin": {"listen": f"{host}:{admin_port}"},
+            "upstream": {"url": portal_url},
+            "admin": {"listen": f"{host}:0"},
             "log": {"format": "text"},
             "account_management": {"dialect": DEMO_DIALECTS[era]},
         },
@@ -66,20 +60,21 @@ def demo_links(origin: str) -> list[str]:
 
 
 async def _serve_demo(host: str, port: int, era: Era) -> int:
-    portal_port, admin_port = free_port(host), free_port(host)
     portal = web.AppRunner(make_portal_app(era), access_log=None)
     await portal.setup()
-    await web.TCPSite(portal, host, portal_port).start()
-    config = demo_config(era, host, port, portal_port, admin_port)
+    await web.TCPSite(portal, host, 0).start()  # a port the kernel picks: never taken
+    portal_host, portal_port = portal.addresses[0][:2]
+    portal_url = f"http://{portal_host}:{portal_port}"
+    config = demo_config(era, host, port, portal_url)
     configure_logging(config.log.format, config.log.level)
     shim = await start(config, None)
     origin = f"http://{host}:{port}"
     print(
-        f"msc4191-shim demo: a legacy portal ({era}) on http://{host}:{portal_port}, "
+        f"msc4191-shim demo: a legacy portal ({era}) on {portal_url}, "
         f"the shim in front of it on {origin}\n"
         "Open these stable deep links; the legacy portal shows the right page:\n"
         + "\n".join(demo_links(origin))
-        + f"\nMetrics: http://{host}:{admin_port}/metrics    (Ctrl-C to stop)",
+        + f"\nMetrics: http://{shim.bound[-1]}/metrics    (Ctrl-C to stop)",
         flush=True,
     )
     loop = asyncio.get_running_loop()
