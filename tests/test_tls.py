@@ -17,7 +17,6 @@ from yarl import URL
 
 from shim.config import load_config
 from shim.server import Shim, start, stop
-from tests.proxy_harness import free_port
 
 
 def _write_cert(ca: trustme.CA, directory: Path, name: str) -> tuple[Path, Path]:
@@ -39,10 +38,9 @@ async def _upstream(context: ssl.SSLContext | None = None) -> AsyncIterator[int]
     app.router.add_get("/{tail:.*}", hello)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
     try:
-        yield port
+        yield runner.addresses[0][1]
     finally:
         await runner.cleanup()
 
@@ -73,10 +71,9 @@ async def _tls_shim(
 ) -> AsyncIterator[tuple[Shim, str]]:
     """A shim with TLS on its listener, started from a file so `reload` re-reads it."""
     async with _upstream() as upstream_port:
-        port = free_port()
         raw = {
-            "listen": f"127.0.0.1:{port}",
-            "admin": {"listen": f"127.0.0.1:{free_port()}"},
+            "listen": "127.0.0.1:0",
+            "admin": {"listen": "127.0.0.1:0"},
             "upstream": {"url": f"http://127.0.0.1:{upstream_port}"},
             "tls": {"cert_file": str(cert_file), "key_file": str(key_file)},
         }
@@ -84,7 +81,7 @@ async def _tls_shim(
         path.write_text(yaml.safe_dump(raw))
         shim = await start(load_config(str(path)), str(path))
         try:
-            yield shim, f"https://127.0.0.1:{port}/x"
+            yield shim, f"https://{shim.bound[0]}/x"
         finally:
             await stop(shim)
 
@@ -128,10 +125,9 @@ async def test_https_upstream_is_verified_against_the_given_ca(tmp_path: Path) -
     ca.cert_pem.write_to_path(str(ca_file))
     async with _upstream(server_context) as upstream_port:
         for ca_key, expected_status in ((str(ca_file), 200), (None, 502)):
-            port = free_port()
             raw = {
-                "listen": f"127.0.0.1:{port}",
-                "admin": {"listen": f"127.0.0.1:{free_port()}"},
+                "listen": "127.0.0.1:0",
+                "admin": {"listen": "127.0.0.1:0"},
                 "upstream": {"url": f"https://127.0.0.1:{upstream_port}", "ca_file": ca_key},
             }
             path = tmp_path / "config.yaml"
@@ -140,7 +136,7 @@ async def test_https_upstream_is_verified_against_the_given_ca(tmp_path: Path) -
             try:
                 async with (
                     aiohttp.ClientSession() as session,
-                    session.get(f"http://127.0.0.1:{port}/") as response,
+                    session.get(f"http://{shim.bound[0]}/") as response,
                 ):
                     body = await response.text()
                     assert response.status == expected_status, body
