@@ -76,13 +76,13 @@ class Shim:
             log_event("reload_refused", level=logging.ERROR, errors=[f"tls: {exc}"])
             return
         old = self.state.runtime.config
-        if (config.listen, config.admin.listen) != (old.listen, old.admin.listen) or (
-            (config.tls is None) != (self.tls is None)
-        ):
+        at_restart = (config.listen, config.admin.listen, config.tls is None, config.shutdown_grace)
+        if at_restart != (old.listen, old.admin.listen, self.tls is None, old.shutdown_grace):
             log_event(
                 "reload_partial",
                 level=logging.WARNING,
-                detail="listen addresses and turning TLS on or off take effect on restart",
+                detail="listen addresses, turning TLS on or off and shutdown_grace take effect "
+                "on restart; everything else applies now",
             )
         if self.tls is not None and config.tls is not None:
             # new handshakes use the new certificate; open connections keep theirs

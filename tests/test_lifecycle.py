@@ -246,3 +246,18 @@ async def test_two_workers_serve_one_port(
     shim.send_signal(signal.SIGTERM)
     assert await shim.wait(WAIT) == 0
     await _until_refused(shim.port)
+
+
+async def test_a_reload_says_which_changes_wait_for_a_restart(
+    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> None:
+    first = await upstream_factory(SlowUpstream("A").app())
+    second = await upstream_factory(SlowUpstream("B").app())
+    settings = shim_settings(first.url)
+    shim = await shim_process_factory(settings)
+    shim.rewrite_config({**settings, "upstream": {"url": second.url}, "shutdown_grace": "7s"})
+    shim.send_signal(signal.SIGHUP)
+    await shim.wait_for_event("reloaded")
+    (partial,) = shim.events("reload_partial")
+    assert "shutdown_grace take effect on restart" in partial["detail"]
+    assert await _get(f"{shim.url}/") == (200, "B")  # the rest applied at once
