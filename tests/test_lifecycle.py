@@ -65,7 +65,9 @@ async def _until_refused(port: int, within: float = 3.0) -> None:
         while True:
             try:
                 _, writer = await asyncio.open_connection(HOST, port)
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
+                # refused: the listener is closed; reset: our connection was still in its
+                # backlog when it closed. Either way, no new connection is accepted.
                 return
             writer.close()
             with contextlib.suppress(ConnectionError):
