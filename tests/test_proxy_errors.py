@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -91,6 +93,41 @@ async def test_read_timeout_is_504_naming_it(
     elapsed = loop.time() - started
     assert status == 504
     _check_failure_text(text, f"upstream {upstream.url}", "sent nothing for 0.3s")
+    assert 0.25 < elapsed < 3.0
+    assert_no_traceback(caplog)
+
+
+@contextlib.contextmanager
+def _unanswered_listener() -> Iterator[int]:
+    """A port whose accept queue is full: a new connection's SYN is dropped and connect hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        queued = [socket.socket() for _ in range(4)]
+        try:
+            for sock in queued:
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sock.connect(("127.0.0.1", port))
+            yield port
+        finally:
+            for sock in queued:
+                sock.close()
+
+
+async def test_connect_timeout_is_502_naming_it(
+    shim_factory: ShimFactory, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _unanswered_listener() as port:
+        url = f"http://127.0.0.1:{port}"
+        shim = await shim_factory(shim_settings(url, upstream={"connect_timeout": "300ms"}))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        status, _, text = await _failure(client, shim)
+        elapsed = loop.time() - started
+    assert status == 502
+    _check_failure_text(text, f"cannot connect to upstream {url} within 0.3s")
     assert 0.25 < elapsed < 3.0
     assert_no_traceback(caplog)
 
