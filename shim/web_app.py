@@ -25,7 +25,7 @@ from shim.web_discovery import handle_discovery
 from shim.web_origin import public_origin
 from shim.web_proxy import ResponseHeaderHook, forward
 from shim.web_state import STATE_KEY, ShimState, record_of, runtime_of, shim_state
-from shim.web_websocket import is_websocket_upgrade, relay_websocket
+from shim.web_websocket import is_websocket_upgrade, relay_websocket, track_websockets
 
 logger = logging.getLogger("msc4191_shim.app")
 
@@ -122,6 +122,7 @@ def make_app(state: ShimState) -> web.Application:
         handler_args={"max_field_size": MAX_HEADER_LINE, "max_line_size": MAX_HEADER_LINE}
     )
     app[STATE_KEY] = state
+    track_websockets(app)
     every_target = _EveryTarget("/")
     every_target.add_route(hdrs.METH_ANY, handle)
     app.router.register_resource(every_target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -56,17 +57,70 @@ async def relay_websocket(request: web.Request) -> web.StreamResponse:
     )
     async with upstream:
         await client.prepare(request)
-        relay = asyncio.create_task(_relay_both_ways(client, upstream))
+        relay = Relay(client, upstream, asyncio.create_task(_relay_both_ways(client, upstream)))
+        request.app[OPEN_RELAYS_KEY].track(relay)
         try:
-            await asyncio.shield(relay)
+            await asyncio.shield(relay.task)
         except asyncio.CancelledError:
-            # aiohttp cancels the handler as soon as the client's connection drops, which is
-            # right after a client's close frame: let the relay finish the upstream's closing
-            # handshake with the client's code first
-            await asyncio.wait({relay}, timeout=CLOSE_TIMEOUT)
-            relay.cancel()
+            # aiohttp cancels the handler when the client's connection drops, right after a
+            # client's close frame: let the relay finish the upstream's closing handshake with
+            # the client's code (or say "going away" if the client is somehow still there)
+            if not client.closed:
+                await relay.going_away()
+            await asyncio.wait({relay.task}, timeout=CLOSE_TIMEOUT)
+            relay.task.cancel()
             raise
     return client
+
+
+@dataclass(frozen=True, eq=False)
+class Relay:
+    """One open WebSocket pair and the task copying messages between them."""
+
+    client: web.WebSocketResponse
+    upstream: aiohttp.ClientWebSocketResponse
+    task: asyncio.Task[None]
+
+    async def going_away(self) -> None:
+        """Stop relaying and close both sides with 1001 Going Away, within the close timeout."""
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        closing = (
+            side.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"proxy shutting down")
+            for side in (self.client, self.upstream)
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*closing, return_exceptions=True), timeout=CLOSE_TIMEOUT
+            )
+
+
+class OpenRelays:
+    """The open WebSockets, so shutdown can close them."""
+
+    def __init__(self) -> None:
+        self._relays: set[Relay] = set()
+
+    def track(self, relay: Relay) -> None:
+        self._relays.add(relay)
+        relay.task.add_done_callback(lambda _: self._relays.discard(relay))
+
+    async def going_away(self, _app: web.Application) -> None:
+        await asyncio.gather(*(relay.going_away() for relay in list(self._relays)))
+
+
+OPEN_RELAYS_KEY = web.AppKey("open_websocket_relays", OpenRelays)
+
+
+def track_websockets(app: web.Application) -> None:
+    """Say "going away" to every open WebSocket as soon as shutdown starts.
+
+    WebSockets are long-lived: draining them would hold the shutdown for the whole grace time
+    and end in a dropped connection; a close frame lets clients reconnect at once.
+    """
+    relays = app[OPEN_RELAYS_KEY] = OpenRelays()
+    app.on_shutdown.append(relays.going_away)
 
 
 async def _relay_both_ways(

@@ -263,3 +263,36 @@ async def test_a_reload_says_which_changes_wait_for_a_restart(
     (partial,) = shim.events("reload_partial")
     assert "shutdown_grace take effect on restart" in partial["detail"]
     assert await _get(f"{shim.url}/") == (200, "B")  # the rest applied at once
+
+
+async def test_sigterm_says_going_away_to_open_websockets_at_once(
+    upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> None:
+    upstream_codes: list[int | None] = []
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str(message.data)
+        upstream_codes.append(ws.close_code)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    endpoint = await upstream_factory(app)
+    # a long grace: a WebSocket is told at once, it does not wait for the drain to time out
+    shim = await shim_process_factory(shim_settings(endpoint.url, shutdown_grace="10s"))
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"{shim.url}/ws") as ws:
+        await ws.send_str("hello")
+        assert await ws.receive_str(timeout=WAIT) == "hello"
+        signalled = asyncio.get_running_loop().time()
+        shim.send_signal(signal.SIGTERM)
+        message = await ws.receive(timeout=WAIT)
+        assert message.type is aiohttp.WSMsgType.CLOSE
+        assert message.data == aiohttp.WSCloseCode.GOING_AWAY
+        assert asyncio.get_running_loop().time() - signalled < 2.0
+    assert await shim.wait(WAIT) == 0
+    assert asyncio.get_running_loop().time() - signalled < 3.0
+    assert upstream_codes == [aiohttp.WSCloseCode.GOING_AWAY]
+    assert "Traceback" not in shim.stderr
