@@ -15,6 +15,7 @@ from shim.actions import STABLE_ACTIONS
 from shim.demo_portal import Era
 from tests.e2e_harness import demo_stack
 from tests.synapse import start_synapse
+from tests.test_spec_schema import api_schema, errors
 
 pytestmark = pytest.mark.synapse
 
@@ -60,6 +61,8 @@ async def test_synapse_discovery_works_through_the_shim(
             assert doc["account_management_actions_supported"] == expected_actions
             assert set(expected_actions) <= set(STABLE_ACTIONS)
             assert doc["issuer"] == f"{stack.shim_url}/"
+            # what Synapse serves validates against the Matrix spec (v1.19), action enum included
+            assert errors(api_schema(), doc) == []
         status, well_known = await _get(synapse.url("/.well-known/matrix/client"))
         assert status == 200, well_known
         auth = well_known["org.matrix.msc2965.authentication"]
