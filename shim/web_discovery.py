@@ -196,9 +196,9 @@ def _serve(
     if conditions and if_none_match_matches(", ".join(conditions), document.etag):
         _count(request, "not_modified")
         headers.popall(hdrs.CONTENT_TYPE, None)
-        return web.Response(status=304, headers=headers)
+        return PassthroughBodyResponse(status=304, headers=headers)
     _count(request, outcome)
-    return web.Response(status=200, body=document.body, headers=headers)
+    return PassthroughBodyResponse(status=200, body=document.body, headers=headers)
 
 
 def _count(request: web.Request, outcome: DiscoveryOutcome) -> None:

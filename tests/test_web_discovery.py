@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from tests.e2e_harness import Stack, demo_stack, shim_in_front
-from tests.proxy_harness import start_app
+from tests.proxy_harness import read_head, serve_raw, start_app
 
 OPENID = "/.well-known/openid-configuration"
 AUTH_METADATA = "/_matrix/client/v1/auth_metadata"
@@ -623,3 +623,29 @@ async def test_a_redirect_to_the_upstream_s_own_origin_is_rewritten(
         assert answer.status == 301
         assert answer.headers[hdrs.LOCATION] == "https://id.example.org/issuer/" + OPENID
         assert await discovery_count(client, stack, "passthrough_status") == 1
+
+
+async def test_a_rewritten_document_invents_no_server_field() -> None:
+    """Like every passthrough, a rewritten document carries only the upstream's own fields."""
+    body = json.dumps({"issuer": "https://i/"}).encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            if not await read_head(reader):
+                return
+            writer.write(head + body)
+            await writer.drain()
+
+    async with (
+        serve_raw(answer) as endpoint,
+        shim_in_front(endpoint.url) as stack,
+        aiohttp.ClientSession() as client,
+        client.get(f"{stack.shim_url}/.well-known/openid-configuration") as response,
+    ):
+        document = await response.json()
+        assert "account_management_uri" in document
+        assert hdrs.SERVER not in response.headers
+        assert response.headers[hdrs.CONTENT_TYPE] == "application/json"
