@@ -7,7 +7,6 @@ response. Classification looks only at the method and the path, never at the bod
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Literal
 
@@ -26,8 +25,6 @@ from shim.web_origin import public_origin
 from shim.web_proxy import ResponseHeaderHook, forward
 from shim.web_state import STATE_KEY, ShimState, record_of, runtime_of, shim_state
 from shim.web_websocket import is_websocket_upgrade, relay_websocket, track_websockets
-
-logger = logging.getLogger("msc4191_shim.app")
 
 Route = Literal["websocket", "discovery", "well_known", "deeplink", "passthrough"]
 _READ_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})

@@ -98,7 +98,7 @@ async def handle_discovery(
     except (TimeoutError, aiohttp.ClientError) as exc:
         if use_cache and (stale := state.cache.last_good(key)) is not None:
             return _serve(request, stale, "stale", now)
-        return upstream_failed(request, exc, runtime)
+        return upstream_failed(request, exc)
     async with upstream:
         if upstream.status >= 500 and use_cache:
             stale = state.cache.last_good(key)

@@ -20,7 +20,7 @@ from multidict import CIMultiDict, istr
 from shim.headers import client_response_headers, upstream_request_headers
 from shim.metrics import UpstreamErrorReason
 from shim.runtime import Runtime
-from shim.web_state import RequestRecord, record_of, request_target, runtime_of, shim_state
+from shim.web_state import record_of, request_target, runtime_of, shim_state
 
 logger = logging.getLogger("msc4191_shim.proxy")
 
@@ -201,11 +201,9 @@ async def _relay_body(
 
 
 def _upstream_failed_mid_body(request: web.Request, exc: BaseException) -> None:
-    failure = classify_failure(exc, runtime_of(request))
+    failure = _note_failure(request, exc, "upstream failed mid-body; aborting the client response")
     record = record_of(request)
     record.error, record.aborted = f"aborted mid-body: {failure.text}", True
-    shim_state(request).metrics.observe_upstream_error(failure.reason)
-    logger.warning("upstream failed mid-body; aborting the client response: %s", failure.text)
     _abort(request)
 
 
@@ -227,15 +225,21 @@ async def forward(
     try:
         upstream = await open_upstream(request, runtime, raw_path_qs=raw_path_qs)
     except (TimeoutError, aiohttp.ClientError) as exc:
-        return upstream_failed(request, exc, runtime)
+        return upstream_failed(request, exc)
     async with upstream:
         return await stream_response(request, upstream, hook)
 
 
-def upstream_failed(request: web.Request, exc: BaseException, runtime: Runtime) -> web.Response:
-    failure = classify_failure(exc, runtime)
-    record: RequestRecord = record_of(request)
-    record.error = failure.text
-    shim_state(request).metrics.observe_upstream_error(failure.reason)
-    logger.warning("upstream error: %s", failure.text)
+def upstream_failed(request: web.Request, exc: BaseException) -> web.Response:
+    """The upstream failed before answering: 502/504 with the reason."""
+    failure = _note_failure(request, exc, "upstream error")
+    record_of(request).error = failure.text
     return failure_response(failure)
+
+
+def _note_failure(request: web.Request, exc: BaseException, what: str) -> UpstreamFailure:
+    """Classify an upstream failure once, count it and tell the operator."""
+    failure = classify_failure(exc, runtime_of(request))
+    shim_state(request).metrics.observe_upstream_error(failure.reason)
+    logger.warning("%s: %s", what, failure.text)
+    return failure

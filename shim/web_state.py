@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 import aiohttp
 from aiohttp import web
 
 from shim.discovery_cache import DiscoveryCache
-from shim.metrics import Metrics
+from shim.metrics import Metrics, RequestKind
 from shim.runtime import Runtime
-
-Kind = Literal["passthrough", "deeplink", "discovery", "websocket"]
 
 
 @dataclass
@@ -32,7 +29,7 @@ class RequestRecord:
 
     #: the request target in origin form (`/path?query`), byte for byte as the client sent it
     target: str = ""
-    kind: Kind = "passthrough"
+    kind: RequestKind = "passthrough"
     outcome: str | None = None
     upstream_status: int | None = None
     upstream_seconds: float | None = None

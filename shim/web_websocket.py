@@ -48,7 +48,7 @@ async def relay_websocket(request: web.Request) -> web.StreamResponse:
             status=exc.status, text=f"upstream refused the WebSocket: {exc.message}\n"
         )
     except (TimeoutError, aiohttp.ClientError) as exc:
-        return upstream_failed(request, exc, runtime)
+        return upstream_failed(request, exc)
     record_of(request).upstream_status = 101
     client = web.WebSocketResponse(
         protocols=(upstream.protocol,) if upstream.protocol else (),
