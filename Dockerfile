@@ -6,7 +6,7 @@
 # The image runs `msc4191-shim run` as UID/GID 10001 from a virtualenv that nobody can write, with
 # the configuration at /etc/msc4191-shim/config.yaml (replace it with a read-only mount, or override
 # single keys with the MSC4191_SHIM_* variables). It writes no files, so it runs with a read-only
-# root filesystem and no writable volume. tests/test_image_entrypoint.py reproduces this image
+# root filesystem and no writable volume. tests/process/test_image_entrypoint.py reproduces this image
 # without a Docker engine; keep the two in step.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -19,7 +19,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-# .dockerignore admits only what the build needs: pyproject.toml, README.md, shim/, the example config.
+# .dockerignore admits only what the build needs: pyproject.toml, README.md, msc4191_shim/, the example config.
 COPY . .
 
 # pip builds the wheel from the source tree (PEP 517, setuptools) and installs it with the runtime
@@ -65,7 +65,7 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9090/healthz', timeout=2)"]
 
 # Exec form: the shim is PID 1 and receives SIGTERM itself; it drains within shutdown_grace and
-# exits 0. `docker run IMAGE check-config` or `IMAGE portal ...` replace only the CMD.
+# exits 0. `docker run IMAGE check-config` or `IMAGE doctor ...` replace only the CMD.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["msc4191-shim"]
 CMD ["run"]

@@ -6,18 +6,18 @@ setup:
 	scripts/setup.sh
 
 demo: setup
-	$(PY) -m shim demo
+	$(PY) -m demo
 
 test:
 	scripts/setup.sh --test
-	$(PY) -m ruff check shim tests bench
-	$(PY) -m ruff format --check shim tests bench
+	$(PY) -m ruff check msc4191_shim demo tests bench
+	$(PY) -m ruff format --check msc4191_shim demo tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint:
-	$(PY) -m ruff check shim tests bench
-	$(PY) -m ruff format --check shim tests bench
+	$(PY) -m ruff check msc4191_shim demo tests bench
+	$(PY) -m ruff format --check msc4191_shim demo tests bench
 	$(PY) -m mypy
 
 bench:

@@ -19,7 +19,7 @@ from wrk import Latency, Summary, run_wrk
 
 @dataclass(frozen=True, slots=True)
 class CaseResult:
-    """One target under one scenario: a row of the table and of results/latest.json."""
+    """One target under one scenario: a row of the table and of the results file."""
 
     scenario: str
     target: str

@@ -107,7 +107,7 @@ class Settings:
 
 
 def describe(settings: Settings, scenarios: Sequence[Scenario]) -> dict[str, object]:
-    """The settings half of results/latest.json: enough to reproduce and to compare runs."""
+    """The settings half of the results file: enough to reproduce and to compare runs."""
     layout = settings.layout
     return {
         "duration_s": settings.duration,

@@ -1,4 +1,4 @@
-"""What a run leaves behind: results/latest.json (machine, settings, every number) and the table.
+"""What a run leaves behind: the results file (machine, settings, every number) and the table.
 
 The table's columns are explained in bench/README.md.
 """
@@ -47,7 +47,7 @@ def machine() -> dict[str, object]:
 def write_results(
     output: Path, date: str, settings: dict[str, object], rows: Sequence[CaseResult]
 ) -> None:
-    """results/latest.json: when, on what machine, with which settings, and every number."""
+    """the results file: when, on what machine, with which settings, and every number."""
     report = {
         "date": date,
         "machine": machine(),

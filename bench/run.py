@@ -4,7 +4,7 @@ One nginx origin (bench/upstream.py) serves every path. In front of it, one at a
 reverse proxy (bench/nginx.conf.template), the shim with 1 worker and the shim with 2 workers.
 wrk asks the origin directly and each proxy for the same scenarios; each case reports requests/s,
 latency percentiles, the CPU the target used, and its resident memory. Everything listens on
-127.0.0.1 only. Results go to bench/results/latest.json and a markdown table to stdout; the
+127.0.0.1 only. Results go to a new dated file in bench/results/ and a markdown table to stdout; the
 method and the CPU pinning are described in bench/README.md.
 """
 
@@ -40,7 +40,12 @@ from report import markdown_table, write_results
 from targets import start_target
 from usage import background_percent
 
-DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
+RESULTS = ROOT / "bench" / "results"
+
+
+def dated_output() -> Path:
+    """A new file per run (results/YYYY-MM-DDTHHMMSSZ.json): a run never overwrites a kept one."""
+    return RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}.json"
 
 
 def seconds_arg(text: str) -> int:
@@ -94,7 +99,9 @@ def parser() -> argparse.ArgumentParser:
         "than 20%% CPU during it (default 2; 0 with --quick)",
     )
     p.add_argument("--no-access-log", dest="access_log", action="store_false")
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON")
+    p.add_argument(
+        "--output", type=Path, default=None, help="results JSON (default: a new dated file)"
+    )
     return p
 
 
@@ -158,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
-    output: Path = args.output
+    output: Path = args.output or dated_output()
     described = describe(settings, scenarios) | {"background_cpu_percent": background}
     write_results(output, started, described, rows)
     print(f"{started}, results in {output}\n")

@@ -10,7 +10,7 @@ Paths (each scenario in bench/plan.py uses one):
 - `/bench/1k.bin`, `/bench/1m.bin`: 1 KiB and 1 MiB of bytes, `application/octet-stream`.
 - `/account/`: a small HTML page for any query (the legacy single-page portal's entry point).
 - `/.well-known/openid-configuration`: a legacy discovery document shaped like
-  matrix-authentication-service 0.9's (the shape shim/demo_portal.py emulates), cacheable for 5
+  matrix-authentication-service 0.9's (the shape demo/portal.py emulates), cacheable for 5
   minutes, so the shim rewrites it once and then serves it from its cache.
 """
 
@@ -20,13 +20,16 @@ import http.client
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import procs
 from procs import BenchError, Server
 
-from shim.demo_portal import discovery_document
+# the demo portal is not installed with the product: import it from the checkout
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from demo.portal import discovery_document
 
 SMALL_PATH = "/bench/1k.bin"
 LARGE_PATH = "/bench/1m.bin"

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.proxy_harness import (
+from tests.support.loopback import (
     Endpoint,
     RawHandler,
     RunningShim,
@@ -72,7 +72,7 @@ async def shim_factory() -> AsyncIterator[ShimFactory]:
 
 @pytest.fixture
 async def shim_process_factory(tmp_path: Path) -> AsyncIterator[ShimProcessFactory]:
-    """`await shim_process_factory(settings, *cli_args, ready=N)` runs `python -m shim run`."""
+    """`await shim_process_factory(settings, *cli_args, ready=N)`: `msc4191-shim run`, a process."""
     config_paths = (tmp_path / f"shim-{n}.yaml" for n in itertools.count())
     async with AsyncExitStack() as stack:
         launch = _factory(stack, run_shim_process)

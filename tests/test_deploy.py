@@ -26,13 +26,15 @@ import pytest
 import yaml
 from yarl import URL
 
-from shim.config import Config, apply_env_overrides, load_config, parse_config
-from shim.config_values import parse_duration
-from tests.prerequisites import unavailable
-from tests.synapse import SYNAPSE_PYTHON, require_synapse
-from tests.test_image_entrypoint import Stage, healthcheck_command, parse_dockerfile
+from msc4191_shim.config.parse import Config, apply_env_overrides, load_config, parse_config
+from msc4191_shim.config.values import parse_duration
+from tests.process.test_image_entrypoint import Stage, healthcheck_command, parse_dockerfile
+from tests.support.paths import REPO
+from tests.support.prerequisites import unavailable
+from tests.support.synapse import SYNAPSE_PYTHON, require_synapse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
+DOCKERIGNORE = ROOT / ".dockerignore"
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
 GUIDE = ROOT / "deploy" / "GUIDE.md"
@@ -269,14 +271,22 @@ def test_docker_compose_accepts_the_file() -> None:
 def test_compose_runs_portal_shim_and_synapse(compose: Manifest) -> None:
     services = compose["services"]
     assert services.keys() == {"portal", "shim", "synapse"}
-    for name in ("portal", "shim"):
-        build = services[name]["build"]
-        assert (
-            COMPOSE.parent / build["context"] / build["dockerfile"]
-        ).resolve() == ROOT / "Dockerfile"
-    assert services["portal"]["image"] == services["shim"]["image"]
+    # the shim runs the production image; the portal its own demo image (no demo in production)
+    dockerfiles = {
+        name: (COMPOSE.parent / spec["build"]["context"] / spec["build"]["dockerfile"]).resolve()
+        for name, spec in services.items()
+        if name in ("portal", "shim")
+    }
+    assert dockerfiles == {"shim": ROOT / "Dockerfile", "portal": ROOT / "demo" / "Dockerfile"}
+    assert services["portal"]["image"] != services["shim"]["image"]
     assert services["shim"]["command"] == final_stage().last("CMD").exec_form()
-    assert services["portal"]["command"][0] == "portal"
+    assert services["portal"]["command"][:2] == ["--era", "mas-0.9"]
+
+
+def test_the_production_image_leaves_the_demo_out() -> None:
+    admitted = [line for line in DOCKERIGNORE.read_text().splitlines() if line.startswith("!")]
+    assert "!msc4191_shim/" in admitted
+    assert not [line for line in admitted if "demo" in line]
 
 
 def test_compose_shim_reaches_the_portal(compose: Manifest) -> None:

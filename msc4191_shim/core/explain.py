@@ -1,0 +1,47 @@
+"""`msc4191-shim translate`: one line per URL saying what the shim does with a GET of it, and why.
+
+Pure; the same decisions as the request path (`msc4191_shim.core.deeplink`), worded for an operator.
+"""
+
+from __future__ import annotations
+
+import re
+
+from msc4191_shim.config.parse import AccountManagementConfig
+from msc4191_shim.core.deeplink import (
+    DeepLinkDecision,
+    decide,
+    is_entry_raw_path,
+    redirect_location,
+)
+
+#: scheme and authority of an absolute URL, dropped: only the path and query reach the shim
+_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
+
+
+def explain_url(url: str, account: AccountManagementConfig) -> str:
+    """What a GET of `url` (absolute, or path and query) becomes: "redirect to ... (why)"."""
+    target = _ORIGIN.sub("", url.strip()).partition("#")[0]
+    raw_path, _, query = target.partition("?")
+    raw_path = raw_path or "/"
+    if not is_entry_raw_path(raw_path, account.paths):
+        return "pass through (not an entry path)"
+    decision = decide(query, account.table, account.unsupported)
+    return f"{_action(decision, raw_path, account)} ({decision.reason})"
+
+
+def _action(decision: DeepLinkDecision, raw_path: str, account: AccountManagementConfig) -> str:
+    if decision.outcome == "passthrough":
+        return "pass through"
+    if decision.outcome == "redirect-unsupported":
+        return f"send to {decision.location}"
+    query = decision.query or ""
+    if account.strategy == "redirect":
+        verb = f"redirect to {redirect_location(raw_path, query)}"
+    else:
+        verb = (
+            f"forward upstream as {raw_path}?{query}"
+            if query
+            else f"forward upstream as {raw_path}"
+        )
+    return f"strip action -> {verb}" if decision.outcome == "strip" else verb

@@ -1,0 +1,49 @@
+"""bench/run.py end to end, one second a case: it starts the origin, nginx and the shim, checks
+each answers what the scenario is about, and writes a results JSON with numbers for both proxies.
+
+The numbers themselves are not asserted (performance is measured, not asserted: see
+bench/README.md); only that every case produced some, without errors.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import REPO
+
+ROOT = REPO
+SCENARIOS = ("get_1k", "get_1m", "deeplink", "discovery")
+
+pytestmark = [
+    pytest.mark.skipif(
+        any(shutil.which(tool) is None for tool in ("nginx", "wrk", "taskset")),
+        reason="needs nginx and wrk: apt-get install -y nginx-light wrk (make test installs them)",
+    ),
+    pytest.mark.timeout(60),
+]
+
+
+def test_quick_run_reports_numbers_for_nginx_and_the_shim(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--duration", "1s", "--quick"]
+    done = subprocess.run(
+        [*command, "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=50
+    )
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(output.read_text(encoding="utf-8"))
+    rows = {(row["target"], row["scenario"]): row for row in report["results"]}
+    assert set(rows) == {(target, s) for target in ("nginx", "shim") for s in SCENARIOS}
+    for row in rows.values():
+        assert row["requests_per_s"] > 0
+        assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"]
+        assert row["cpu_percent"] > 0
+        assert row["rss_mib"] > 0
+        assert row["errors"] == {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0}
+    assert "| deeplink | shim |" in done.stdout

@@ -1,0 +1,65 @@
+"""The real process logs one JSON line per request and per lifecycle event, and no secret."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import aiohttp
+from yarl import URL
+
+from tests.conftest import ShimProcessFactory
+from tests.support.e2e import portal
+from tests.support.loopback import shim_settings
+
+SECRET = "s3cr3tvalue"
+QUERIES = [
+    f"/account/?id_token_hint={SECRET}&action=org.matrix.device_delete&device_id=D1",
+    f"/callback?code={SECRET}&state={SECRET}",
+    f"/account/?action=org.matrix.profile&login_hint={SECRET}",
+    f"/account/?org.matrix.msc4198.login_hint={SECRET}",
+]
+
+
+async def test_one_json_line_per_request_and_no_secret_anywhere(
+    shim_process_factory: ShimProcessFactory,
+) -> None:
+    async with portal("mas-0.9") as upstream:
+        settings = shim_settings(upstream, log={"format": "json", "level": "DEBUG"})
+        shim = await shim_process_factory(settings)
+        headers = {"Authorization": f"Bearer {SECRET}", "Cookie": f"session={SECRET}"}
+        async with aiohttp.ClientSession() as session:
+            for query in QUERIES:
+                url = URL(shim.url + query, encoded=True)
+                async with session.get(url, headers=headers, allow_redirects=False) as response:
+                    await response.read()
+        await shim.wait_for_event("request", count=len(QUERIES))
+        shim.send_signal(signal.SIGTERM)
+        assert await shim.wait(30) == 0
+        await shim.wait_for_event("stopped")
+    assert SECRET not in shim.stderr
+    assert "Traceback" not in shim.stderr
+    requests = shim.events("request")
+    assert len(requests) == len(QUERIES), requests
+    first = requests[0]
+    for key in ("time", "method", "path", "status", "duration_ms", "bytes", "upstream_status"):
+        assert key in first, (key, first)
+    assert first["status"] == 302
+    assert first["kind"] == "deeplink"
+    assert first["outcome"] == "redirect"
+    assert first["path"].startswith("/account/?id_token_hint=")
+    assert "device_id=D1" in first["path"]
+    assert requests[1]["kind"] == "passthrough"
+    assert requests[1]["upstream_status"] == 404
+    (ready,) = shim.events("ready")
+    # the `uvloop` extra is installed with the tests: the shim runs on it
+    assert ready["event_loop"] == "uvloop"
+    lifecycle = [line["event"] for line in _json_lines(shim.lines) if line["event"] != "request"]
+    assert lifecycle[0] == "ready"
+    assert lifecycle[-2:] == ["draining", "stopped"]
+
+
+def _json_lines(lines: list[str]) -> list[dict[str, object]]:
+    parsed = [json.loads(line) for line in lines if line.strip()]
+    assert all(isinstance(line, dict) and "event" in line for line in parsed), parsed
+    return parsed

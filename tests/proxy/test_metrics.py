@@ -1,0 +1,177 @@
+"""The admin listener's /metrics after real traffic through the shim (issues 3 and 4)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import aiohttp
+import pytest
+from aiohttp import hdrs
+from prometheus_client.parser import text_string_to_metric_families
+from yarl import URL
+
+from tests.support.e2e import Stack, demo_stack, shim_in_front
+from tests.support.loopback import free_port, raw_exchange, split_response
+
+DEEPLINKS = "msc4191_shim_deeplink_translations_total"
+REQUESTS = "msc4191_shim_requests_total"
+DISCOVERY = "msc4191_shim_discovery_documents_total"
+#: the request counters are written when aiohttp logs the request, just after the client
+#: has the whole response; a scrape may come a moment earlier
+SETTLE_SECONDS = 2.0
+
+
+async def samples(client: aiohttp.ClientSession, stack: Stack) -> dict[tuple[str, str], float]:
+    """Every sample, keyed by (name, labels rendered as sorted k=v pairs)."""
+    async with client.get(stack.admin_url + "/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[sample.name, _labels(sample.labels)] = sample.value
+    return found
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+async def expect(
+    client: aiohttp.ClientSession, stack: Stack, wanted: Mapping[tuple[str, str], float]
+) -> None:
+    """Wait (briefly) until every wanted sample has its value; fail showing the differences."""
+    deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+    while True:
+        found = await samples(client, stack)
+        wrong = {
+            key: (found.get(key), value) for key, value in wanted.items() if found.get(key) != value
+        }
+        if not wrong or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert not wrong, f"(found, wanted): {wrong}"
+
+
+def deeplink(incoming: str, sent: str, outcome: str) -> tuple[str, str]:
+    return DEEPLINKS, _labels({"incoming": incoming, "sent": sent, "outcome": outcome})
+
+
+def requests(kind: str, status_class: str) -> tuple[str, str]:
+    return REQUESTS, _labels({"kind": kind, "status_class": status_class})
+
+
+def discovery(outcome: str) -> tuple[str, str]:
+    return DISCOVERY, _labels({"outcome": outcome})
+
+
+async def get(client: aiohttp.ClientSession, url: str, **headers: str) -> int:
+    async with client.get(URL(url, encoded=True), allow_redirects=False, headers=headers) as r:
+        await r.read()
+        return r.status
+
+
+async def test_deep_links_are_counted_by_names_and_outcome(client: aiohttp.ClientSession) -> None:
+    async with demo_stack("mas-0.9") as stack:
+        account = stack.shim_url + "/account/"
+        statuses = [
+            await get(client, account + "?action=org.matrix.device_delete&device_id=A"),
+            await get(client, account + "?action=org.matrix.device_delete&device_id=B"),
+            await get(client, account + "?action=sessions_list"),
+            await get(client, account + "?action=org.matrix.account_deactivate"),
+            await get(client, account + "?action=org.matrix.session_end"),
+            await get(client, account + "?action=org.example.unknown"),
+            await get(client, account),
+        ]
+        assert statuses == [302, 302, 302, 302, 200, 200, 200]
+        await expect(
+            client,
+            stack,
+            {
+                deeplink("org.matrix.device_delete", "org.matrix.session_end", "redirect"): 2,
+                deeplink("sessions_list", "org.matrix.sessions_list", "redirect"): 1,
+                deeplink("org.matrix.account_deactivate", "none", "strip"): 1,
+                deeplink("org.matrix.session_end", "none", "passthrough"): 1,
+                deeplink("other", "none", "passthrough"): 1,
+                deeplink("none", "none", "passthrough"): 1,
+                requests("deeplink", "3xx"): 4,
+                requests("deeplink", "2xx"): 3,
+            },
+        )
+
+
+async def test_rewrite_and_operator_redirects_are_counted(client: aiohttp.ClientSession) -> None:
+    extra = {
+        "account_management": {
+            "strategy": "rewrite",
+            "unsupported": {"redirect": "https://help.example.org/deactivate"},
+        }
+    }
+    async with demo_stack("mas-0.9", extra) as stack:
+        account = stack.shim_url + "/account/"
+        assert await get(client, account + "?action=org.matrix.device_view&device_id=A") == 200
+        assert await get(client, account + "?action=org.matrix.account_deactivate") == 302
+        await expect(
+            client,
+            stack,
+            {
+                deeplink("org.matrix.device_view", "org.matrix.session_view", "rewrite"): 1,
+                deeplink("org.matrix.account_deactivate", "none", "redirect-unsupported"): 1,
+                requests("deeplink", "2xx"): 1,
+                requests("deeplink", "3xx"): 1,
+            },
+        )
+
+
+async def test_requests_are_counted_by_kind(client: aiohttp.ClientSession) -> None:
+    async with demo_stack("prototype-unstable-keys") as stack:
+        assert await get(client, stack.shim_url + "/.well-known/openid-configuration") == 200
+        assert await get(client, stack.shim_url + "/.well-known/openid-configuration") == 200
+        assert await get(client, stack.shim_url + "/oauth2/keys.json") == 200
+        assert await get(client, stack.shim_url + "/nowhere") == 404
+        await expect(
+            client,
+            stack,
+            {
+                requests("discovery", "2xx"): 2,
+                requests("passthrough", "2xx"): 1,
+                requests("passthrough", "4xx"): 1,
+                requests("deeplink", "2xx"): 0,
+                discovery("rewritten"): 1,
+                discovery("cached"): 1,
+            },
+        )
+
+
+async def test_an_unreachable_upstream_is_counted(client: aiohttp.ClientSession) -> None:
+    async with shim_in_front(f"http://127.0.0.1:{free_port()}") as stack:
+        assert await get(client, stack.shim_url + "/anything") == 502
+        await expect(
+            client,
+            stack,
+            {
+                ("msc4191_shim_upstream_errors_total", _labels({"reason": "refused"})): 1,
+                requests("passthrough", "5xx"): 1,
+            },
+        )
+
+
+async def test_a_request_the_parser_refuses_is_counted(
+    client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with demo_stack("mas-0.9") as stack:
+        request = b"GET /account/?action=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        head, _ = split_response(await raw_exchange(stack.port, request))
+        assert head.status == 400
+        unhandled = [r for r in caplog.records if r.getMessage() == "Unhandled exception"]
+        assert unhandled == []
+        await expect(client, stack, {requests("passthrough", "4xx"): 1})
+
+
+async def test_metrics_are_plain_prometheus_text(client: aiohttp.ClientSession) -> None:
+    async with demo_stack("mas-0.9") as stack:
+        async with client.get(stack.admin_url + "/metrics") as response:
+            assert response.status == 200
+            assert response.headers[hdrs.CONTENT_TYPE].startswith("text/plain")
+        assert await get(client, stack.shim_url + "/metrics") == 404, "never on the public port"

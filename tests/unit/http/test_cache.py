@@ -1,0 +1,184 @@
+"""Freshness from the upstream's caching headers, and the bounded last-good cache."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from msc4191_shim.http.cache import (
+    CachedDocument,
+    DiscoveryCache,
+    cache_directives,
+    freshness_lifetime,
+    upstream_age,
+)
+
+NOW = 1_700_000_000.0
+
+
+def http_date(timestamp: float) -> str:
+    return formatdate(timestamp, usegmt=True)
+
+
+LIFETIME_CASES = [
+    pytest.param({}, 300.0, id="silent-gets-the-default"),
+    pytest.param({"Content-Type": "application/json"}, 300.0, id="unrelated-headers"),
+    pytest.param({"Cache-Control": "max-age=60"}, 60.0, id="max-age"),
+    pytest.param({"Cache-Control": "public, max-age=86400"}, 86400.0, id="explicit-not-capped"),
+    pytest.param({"Cache-Control": "max-age=60, s-maxage=10"}, 10.0, id="s-maxage-first"),
+    pytest.param({"Cache-Control": 'max-age="60"'}, 60.0, id="quoted-value"),
+    pytest.param({"Cache-Control": "MAX-AGE=60"}, 60.0, id="case-insensitive-name"),
+    pytest.param({"cache-control": "max-age=60"}, 60.0, id="lower-case-field-name"),
+    pytest.param({"Cache-Control": "max-age=0"}, 0.0, id="max-age-0"),
+    pytest.param({"Cache-Control": "max-age=abc"}, 0.0, id="invalid-max-age-is-stale"),
+    pytest.param({"Cache-Control": "max-age=-5"}, 0.0, id="negative-max-age-is-stale"),
+    pytest.param({"Cache-Control": "max-age"}, 0.0, id="max-age-without-value"),
+    pytest.param({"Cache-Control": "no-cache"}, 0.0, id="no-cache"),
+    pytest.param({"Cache-Control": 'no-cache="Set-Cookie", max-age=60'}, 0.0, id="no-cache-fields"),
+    pytest.param({"Cache-Control": "no-store"}, None, id="no-store"),
+    pytest.param({"Cache-Control": "max-age=60, private"}, None, id="private"),
+    pytest.param({"Cache-Control": 'private="X-Foo"'}, None, id="private-fields"),
+    pytest.param({"Cache-Control": "Private"}, None, id="private-case"),
+    pytest.param({"Cache-Control": "must-revalidate"}, 300.0, id="no-lifetime-directive"),
+    pytest.param({"Vary": "*"}, None, id="vary-star"),
+    pytest.param({"Vary": "Accept-Encoding"}, 300.0, id="vary-field"),
+    pytest.param({"Expires": http_date(NOW + 120)}, 120.0, id="expires-from-now"),
+    pytest.param(
+        {"Expires": http_date(NOW + 120), "Date": http_date(NOW - 30)},
+        150.0,
+        id="expires-minus-date",
+    ),
+    pytest.param({"Expires": http_date(NOW - 10)}, 0.0, id="expires-in-the-past"),
+    pytest.param({"Expires": "0"}, 0.0, id="invalid-expires-is-expired"),
+    pytest.param(
+        {"Expires": http_date(NOW + 120), "Date": "yesterday"}, 120.0, id="invalid-date-uses-now"
+    ),
+    pytest.param(
+        {"Expires": http_date(NOW + 120), "Cache-Control": "max-age=5"},
+        5.0,
+        id="max-age-over-expires",
+    ),
+    pytest.param({"Cache-Control": "max-age=60", "Age": "20"}, 40.0, id="age-subtracted"),
+    pytest.param({"Cache-Control": "max-age=60", "Age": "90"}, 0.0, id="older-than-lifetime"),
+    pytest.param({"Cache-Control": "max-age=60", "Age": "x"}, 60.0, id="invalid-age-ignored"),
+    pytest.param({"Age": "20"}, 300.0, id="age-not-subtracted-from-default"),
+]
+
+
+@pytest.mark.parametrize(("headers", "expected"), LIFETIME_CASES)
+def test_freshness_lifetime(headers: dict[str, str], expected: float | None) -> None:
+    assert freshness_lifetime(headers, NOW) == expected
+
+
+def test_freshness_lifetime_reads_every_field_line() -> None:
+    headers = CIMultiDict([("Cache-Control", "max-age=60"), ("cache-control", "no-store")])
+    assert freshness_lifetime(CIMultiDictProxy(headers), NOW) is None
+
+
+def test_first_of_repeated_directives_wins() -> None:
+    headers = CIMultiDict([("Cache-Control", "max-age=60"), ("Cache-Control", "max-age=5")])
+    assert freshness_lifetime(headers, NOW) == 60.0
+
+
+def test_custom_default() -> None:
+    assert freshness_lifetime({}, NOW, default=30.0) == 30.0
+
+
+def test_cache_directives() -> None:
+    assert cache_directives({"Cache-Control": ' Public , max-age=60, no-cache="a, b",x'}) == {
+        "public": None,
+        "max-age": "60",
+        "no-cache": "a, b",
+        "x": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({}, 0.0), ({"Age": "7"}, 7.0), ({"age": " 7 "}, 7.0), ({"Age": "-1"}, 0.0)],
+)
+def test_upstream_age(headers: dict[str, str], expected: float) -> None:
+    assert upstream_age(headers) == expected
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=10**9))
+def test_lifetime_is_never_negative(max_age: int, age: int) -> None:
+    headers = {"Cache-Control": f"max-age={max_age}", "Age": str(age)}
+    assert freshness_lifetime(headers, NOW) == max(0, max_age - age)
+
+
+def document(
+    stored_at: float = NOW, fresh_until: float = NOW + 60, body: bytes = b"{}"
+) -> CachedDocument:
+    return CachedDocument(
+        body=body,
+        headers=(("Content-Type", "application/json"),),
+        etag='"sha256-x"',
+        stored_at=stored_at,
+        fresh_until=fresh_until,
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"), [(NOW, 0), (NOW + 0.9, 0), (NOW + 1, 1), (NOW + 61.5, 61), (NOW - 5, 0)]
+)
+def test_age_in_whole_seconds(now: float, expected: int) -> None:
+    assert document().age(now) == expected
+
+
+def test_fresh_until_then_only_last_good() -> None:
+    cache = DiscoveryCache()
+    doc = document()
+    cache.store(("/x", "h"), doc)
+    assert cache.fresh(("/x", "h"), NOW) is doc
+    assert cache.fresh(("/x", "h"), NOW + 59.9) is doc
+    assert cache.fresh(("/x", "h"), NOW + 60) is None
+    assert cache.last_good(("/x", "h")) is doc
+    assert cache.fresh(("/x", "other"), NOW) is None
+    assert cache.last_good(("/x", "other")) is None
+
+
+def test_zero_lifetime_is_never_fresh_but_kept() -> None:
+    cache = DiscoveryCache()
+    cache.store("k", document(fresh_until=NOW))
+    assert cache.fresh("k", NOW) is None
+    assert cache.last_good("k") is not None
+
+
+def test_store_replaces() -> None:
+    cache = DiscoveryCache()
+    cache.store("k", document(body=b"1"))
+    cache.store("k", document(body=b"2"))
+    assert len(cache) == 1
+    assert (cache.last_good("k") or document()).body == b"2"
+
+
+def test_least_recently_stored_is_evicted() -> None:
+    cache = DiscoveryCache(max_entries=2)
+    cache.store("a", document())
+    cache.store("b", document())
+    cache.store("a", document())  # stored again: now the newest
+    assert cache.fresh("b", NOW) is not None  # reading does not reorder
+    cache.store("c", document())
+    assert cache.last_good("b") is None
+    assert cache.last_good("a") is not None
+    assert cache.last_good("c") is not None
+    assert len(cache) == 2
+
+
+def test_default_bound() -> None:
+    cache = DiscoveryCache()
+    for i in range(100):
+        cache.store(i, document())
+    assert len(cache) == 64
+    assert cache.last_good(35) is None
+    assert cache.last_good(36) is not None
+
+
+def test_bound_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_entries must be at least 1, got 0"):
+        DiscoveryCache(max_entries=0)

@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpClient
+
+from msc4191_shim.obs.logs import (
+    configure_logging,
+    log_event,
+    log_request,
+    rfc3339_utc,
+)
+
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+SECRETS = (
+    "s3cr3t-code",
+    "s3cr3t-state",
+    "s3cr3t-jwt",
+    "s3cr3t-hint",
+    "s3cr3t-bearer",
+    "s3cr3t-sid",
+)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    access = logging.getLogger("aiohttp.access")
+    saved = (list(root.handlers), root.level, access.level, access.propagate)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    access.setLevel(saved[2])
+    access.propagate = saved[3]
+
+
+def _request(**overrides: Any) -> None:
+    fields: dict[str, Any] = {
+        "method": "GET",
+        "raw_path_qs": "/account/?action=org.matrix.device_view&device_id=ABC",
+        "status": 302,
+        "duration_s": 0.0012,
+        "bytes_sent": 0,
+        "upstream_status": None,
+        "kind": "deeplink",
+        "outcome": "redirect",
+        "client": "192.0.2.1",
+    }
+    fields.update(overrides)
+    log_request(**fields)
+
+
+def _json_lines(err: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in err.splitlines()]
+
+
+def test_rfc3339_utc() -> None:
+    assert rfc3339_utc(0.0) == "1970-01-01T00:00:00.000Z"
+    assert rfc3339_utc(1_795_719_600.1239) == "2026-11-26T19:00:00.123Z"
+
+
+def test_request_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "INFO")
+    _request(request_id="r-1", upstream_status=200, bytes_sent=1234)
+    [line] = _json_lines(capsys.readouterr().err)
+    assert TIME.match(line.pop("time"))
+    assert line == {
+        "level": "INFO",
+        "event": "request",
+        "method": "GET",
+        "path": "/account/?action=org.matrix.device_view&device_id=ABC",
+        "status": 302,
+        "duration_ms": 1.2,
+        "bytes": 1234,
+        "upstream_status": 200,
+        "kind": "deeplink",
+        "outcome": "redirect",
+        "client": "192.0.2.1",
+        "request_id": "r-1",
+    }
+
+
+def test_aborted_request_has_no_status(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "INFO")
+    _request(status=None, outcome="aborted mid-body")
+    [line] = _json_lines(capsys.readouterr().err)
+    assert line["status"] is None
+    assert line["outcome"] == "aborted mid-body"
+
+
+def test_request_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("text", "INFO")
+    _request()
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        r"\S+Z INFO request GET /account/\?action=org\.matrix\.device_view&device_id=ABC 302 1\.2ms"
+        r" bytes=0 kind=deeplink outcome=redirect client=192\.0\.2\.1\n",
+        err,
+    ), err
+
+
+def test_event_as_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "INFO")
+    log_event("start", listen="0.0.0.0:8080", workers=2, tls=False)
+    configure_logging("text", "INFO")
+    log_event("reload", level=logging.ERROR, result="error", errors="upstream.url: expected...")
+    json_line, text_line = capsys.readouterr().err.splitlines()
+    parsed = json.loads(json_line)
+    assert parsed["event"] == "start"
+    assert (parsed["listen"], parsed["workers"], parsed["tls"]) == ("0.0.0.0:8080", 2, False)
+    assert text_line.split(" ", 1)[1] == (
+        'ERROR reload result=error errors="upstream.url: expected..."'
+    )
+
+
+def test_lists_and_mappings_stay_structured(capsys: pytest.CaptureFixture[str]) -> None:
+    errors = ["upstream.url: expected an http(s) URL, got 'foo'", "listen: bad"]
+    configure_logging("json", "INFO")
+    log_event("reload_refused", errors=errors, headers={"Cookie": "sid=s3cr3t", "Accept": "*/*"})
+    configure_logging("text", "INFO")
+    log_event("reload_refused", errors=errors)
+    json_line, text_line = capsys.readouterr().err.splitlines()
+    parsed = json.loads(json_line)
+    assert parsed["errors"] == errors
+    assert parsed["headers"] == {"Cookie": "[redacted]", "Accept": "*/*"}
+    assert text_line.endswith(f"errors={json.dumps(errors)}")
+
+
+def test_fields_never_replace_the_line_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "INFO")
+    log_event("stopped", time="later", logger="mine")
+    [line] = _json_lines(capsys.readouterr().err)
+    assert TIME.match(line["time"])
+    assert (line["event"], line["time_"], line["logger_"]) == ("stopped", "later", "mine")
+    assert "logger" not in line
+
+
+def test_configure_twice_replaces_the_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("text", "INFO")
+    configure_logging("json", "INFO")
+    log_event("ready")
+    [line] = _json_lines(capsys.readouterr().err)
+    assert line["event"] == "ready"
+
+
+def test_level_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "warning")
+    _request()
+    log_event("draining")
+    log_event("upstream_error", level=logging.WARNING, reason="refused")
+    [line] = _json_lines(capsys.readouterr().err)
+    assert (line["level"], line["event"]) == ("WARNING", "upstream_error")
+
+
+def test_unknown_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="expected one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'"):
+        configure_logging("json", "LOUD")
+
+
+def test_control_characters_stay_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    path = "/a\r\nb?x=\x00\udcff"
+    configure_logging("json", "INFO")
+    _request(raw_path_qs=path)
+    configure_logging("text", "INFO")
+    _request(raw_path_qs=path)
+    log_event("note", text="two\nlines")
+    json_line, text_line, event_line = capsys.readouterr().err.splitlines()
+    assert json.loads(json_line)["path"] == path
+    assert r'"/a\r\nb?x=\u0000\udcff"' in text_line
+    assert event_line.endswith(r'text="two\nlines"')
+
+
+def test_foreign_records_keep_their_logger_and_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "INFO")
+    try:
+        raise ConnectionResetError("peer went away")
+    except ConnectionResetError:
+        logging.getLogger("aiohttp.server").exception("Error handling request")
+    [line] = _json_lines(capsys.readouterr().err)
+    assert (line["logger"], line["event"], line["level"]) == (
+        "aiohttp.server",
+        "Error handling request",
+        "ERROR",
+    )
+    assert "ConnectionResetError: peer went away" in line["exception"]
+
+
+async def test_aiohttp_access_log_is_silenced(
+    aiohttp_client: AiohttpClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "DEBUG")
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hi")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    client = await aiohttp_client(app)  # aiohttp's default access logger is on
+    async with client.get("/?code=s3cr3t-code") as response:
+        assert response.status == 200
+    err = capsys.readouterr().err
+    assert "aiohttp.access" not in err
+    assert "s3cr3t" not in err
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_no_secret_is_ever_written(capfd: pytest.CaptureFixture[str], fmt: str) -> None:
+    configure_logging(fmt, "DEBUG")  # type: ignore[arg-type]
+    _request(
+        raw_path_qs=(
+            "/account/?id_token_hint=s3cr3t-jwt&action=org.matrix.session_view"
+            "&org.matrix.msc4198.login_hint=s3cr3t-hint&%63ode=s3cr3t-code"
+            "#state=s3cr3t-state"
+        )
+    )
+    _request(raw_path_qs="/callback?Code=s3cr3t-code&STATE=s3cr3t-state")
+    log_event(
+        "debug_headers",
+        level=logging.DEBUG,
+        authorization="Bearer s3cr3t-bearer",
+        Cookie="sid=s3cr3t-sid",
+        set_cookie="sid=s3cr3t-sid",
+        code="s3cr3t-code",
+        location="https://client.example/cb?code=s3cr3t-code&state=s3cr3t-state",
+        headers="{'Authorization': 'Bearer s3cr3t-bearer', 'Cookie': 'sid=s3cr3t-sid'}",
+    )
+    try:
+        raise ValueError("bad response for /account/?id_token_hint=s3cr3t-jwt&action=x")
+    except ValueError:
+        logging.getLogger("aiohttp.client").exception("GET /cb?state=s3cr3t-state failed")
+    err = capfd.readouterr().err
+    assert err.count("[redacted]") >= 14
+    assert "s3cr3t" not in err
+    assert "action=org.matrix.session_view" in err  # the rest stays readable

@@ -1,0 +1,309 @@
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from pathlib import Path
+from typing import get_args
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from msc4191_shim.core.actions import (
+    ACCOUNT_DEACTIVATE,
+    BUILTIN_DIALECTS,
+    ActionTable,
+    build_action_table,
+)
+from msc4191_shim.obs.metrics import (
+    DEEPLINK_OUTCOMES,
+    DISCOVERY_OUTCOMES,
+    REQUEST_KINDS,
+    DeeplinkOutcome,
+    Metrics,
+    action_label,
+    status_class,
+)
+from msc4191_shim.server.workers import MULTIPROC_ENV, prepare_multiprocess_dir
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+PREFIX = "msc4191_shim_"
+
+
+def _table() -> ActionTable:
+    return build_action_table(
+        BUILTIN_DIALECTS["mas-0.9"], {"org.matrix.deactivate_account": ACCOUNT_DEACTIVATE}
+    )
+
+
+def _samples(body: bytes) -> Samples:
+    """Parse the exposition back, keeping only the shim's own samples."""
+    out: Samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name.startswith(PREFIX):
+                out[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def _get(samples: Samples, name: str, **labels: str) -> float:
+    return samples[PREFIX + name, tuple(sorted(labels.items()))]
+
+
+def _series(samples: Samples, name: str) -> list[dict[str, str]]:
+    return [dict(labels) for (n, labels) in samples if n == PREFIX + name]
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(version="1.2.3")
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (None, "aborted"),
+        (100, "1xx"),
+        (101, "1xx"),
+        (200, "2xx"),
+        (204, "2xx"),
+        (302, "3xx"),
+        (404, "4xx"),
+        (502, "5xx"),
+        (599, "5xx"),
+        (0, "other"),
+        (600, "other"),
+        (999, "other"),
+    ],
+)
+def test_status_class(status: int | None, expected: str) -> None:
+    assert status_class(status) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (None, "none"),
+        ("org.matrix.device_view", "org.matrix.device_view"),  # stable
+        ("session_end", "session_end"),  # built-in alias
+        ("org.matrix.session_view", "org.matrix.session_view"),  # the dialect's own name
+        ("org.matrix.deactivate_account", "org.matrix.deactivate_account"),  # configured alias
+        ("", "other"),
+        ("org.matrix.unknown", "other"),
+        ("Org.Matrix.Profile", "other"),
+        ("x" * 10_000, "other"),
+    ],
+)
+def test_action_label(name: str | None, expected: str) -> None:
+    assert action_label(name, _table()) == expected
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def test_render_reports_every_observation(metrics: Metrics) -> None:
+    table = _table()
+    metrics.observe_request("deeplink", 302)
+    metrics.observe_request("deeplink", 302)
+    metrics.observe_request("passthrough", None)
+    metrics.observe_upstream("passthrough", 0.003)
+    metrics.observe_upstream("passthrough", 12.0)
+    metrics.observe_deeplink("org.matrix.device_view", "org.matrix.session_view", "redirect", table)
+    metrics.observe_deeplink("org.matrix.account_deactivate", None, "strip", table)
+    metrics.observe_discovery("rewritten")
+    metrics.observe_upstream_error("refused")
+    metrics.observe_reload(True)
+    metrics.observe_reload(False)
+    metrics.observe_reload(False)
+
+    samples = _samples(metrics.render()[0])
+
+    assert _get(samples, "requests_total", kind="deeplink", status_class="3xx") == 2
+    assert _get(samples, "requests_total", kind="passthrough", status_class="aborted") == 1
+    assert _get(samples, "upstream_duration_seconds_count", kind="passthrough") == 2
+    assert _get(samples, "upstream_duration_seconds_sum", kind="passthrough") == 12.003
+    assert _get(samples, "upstream_duration_seconds_bucket", kind="passthrough", le="0.005") == 1
+    assert _get(samples, "upstream_duration_seconds_bucket", kind="passthrough", le="10.0") == 1
+    assert _get(samples, "upstream_duration_seconds_bucket", kind="passthrough", le="30.0") == 2
+    redirect = {
+        "incoming": "org.matrix.device_view",
+        "sent": "org.matrix.session_view",
+        "outcome": "redirect",
+    }
+    assert _get(samples, "deeplink_translations_total", **redirect) == 1
+    strip = {"incoming": "org.matrix.account_deactivate", "sent": "none", "outcome": "strip"}
+    assert _get(samples, "deeplink_translations_total", **strip) == 1
+    assert _get(samples, "discovery_documents_total", outcome="rewritten") == 1
+    assert _get(samples, "upstream_errors_total", reason="refused") == 1
+    assert _get(samples, "config_reloads_total", result="ok") == 1
+    assert _get(samples, "config_reloads_total", result="error") == 2
+    assert _get(samples, "build_info", version="1.2.3") == 1
+
+
+def test_fixed_series_exist_at_zero(metrics: Metrics) -> None:
+    samples = _samples(metrics.render()[0])
+    for kind in REQUEST_KINDS:
+        for cls in ("1xx", "2xx", "3xx", "4xx", "5xx", "aborted"):
+            assert _get(samples, "requests_total", kind=kind, status_class=cls) == 0
+        assert _get(samples, "upstream_duration_seconds_count", kind=kind) == 0
+    for outcome in DISCOVERY_OUTCOMES:
+        assert _get(samples, "discovery_documents_total", outcome=outcome) == 0
+    assert _get(samples, "config_reloads_total", result="ok") == 0
+    assert _series(samples, "deeplink_translations_total") == []
+
+
+def test_bucket_bounds_cover_a_sidecar(metrics: Metrics) -> None:
+    samples = _samples(metrics.render()[0])
+    bounds = sorted(
+        float(labels["le"])
+        for labels in _series(samples, "upstream_duration_seconds_bucket")
+        if labels["kind"] == "passthrough"
+    )
+    assert bounds[0] == 0.001
+    assert bounds[-2:] == [30.0, float("inf")]
+
+
+def test_deeplink_labels_are_bounded(metrics: Metrics) -> None:
+    table = _table()
+    for i in range(500):
+        metrics.observe_deeplink(f"made-up-{i}", f"made-up-{i}", "passthrough", table)
+        metrics.observe_deeplink(None, None, "passthrough", table)
+    series = _series(_samples(metrics.render()[0]), "deeplink_translations_total")
+    assert sorted(s["incoming"] for s in series) == ["none", "other"]
+    assert sorted(s["sent"] for s in series) == ["none", "other"]
+
+
+def test_every_deeplink_series_is_within_the_table(metrics: Metrics) -> None:
+    table = _table()
+    names = [*table.to_stable_names, None, "junk"]
+    for incoming in names:
+        for sent in names:
+            for outcome in get_args(DeeplinkOutcome):
+                metrics.observe_deeplink(incoming, sent, outcome, table)
+    series = _series(_samples(metrics.render()[0]), "deeplink_translations_total")
+    allowed = {*table.to_stable_names, "none", "other"}
+    assert {s["incoming"] for s in series} == allowed
+    assert {s["sent"] for s in series} <= allowed
+    assert len(series) == len(allowed) ** 2 * len(DEEPLINK_OUTCOMES)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.observe_request("websockets", 200),
+        lambda m: m.observe_upstream("other", 0.1),
+        lambda m: m.observe_deeplink(None, None, "redirect_unsupported", _table()),
+        lambda m: m.observe_discovery("passthrough"),
+        lambda m: m.observe_upstream_error("timeout"),
+    ],
+)
+def test_unknown_label_values_are_refused(
+    metrics: Metrics, call: Callable[[Metrics], None]
+) -> None:
+    with pytest.raises(ValueError, match="expected one of"):
+        call(metrics)
+
+
+def test_instances_do_not_share_a_registry() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_discovery("stale")
+    assert _get(_samples(first.render()[0]), "discovery_documents_total", outcome="stale") == 1
+    assert _get(_samples(second.render()[0]), "discovery_documents_total", outcome="stale") == 0
+
+
+def test_single_process_exports_process_metrics(metrics: Metrics) -> None:
+    body = metrics.render()[0].decode()
+    assert "\nprocess_resident_memory_bytes " in body
+    assert "\npython_info{" in body
+
+
+def test_content_negotiation(metrics: Metrics) -> None:
+    body, content_type = metrics.render()
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    assert b"# TYPE msc4191_shim_requests_total counter" in body
+
+    body, content_type = metrics.render("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    assert body.endswith(b"# EOF\n")
+    assert b"# TYPE msc4191_shim_requests counter" in body
+
+
+# -- multiprocess mode ----------------------------------------------------------------------
+
+
+def test_prepare_multiprocess_dir_empties_only_metric_files(tmp_path: Path) -> None:
+    (tmp_path / "counter_123.db").write_bytes(b"old")
+    (tmp_path / "histogram_9.db").write_bytes(b"old")
+    (tmp_path / "keep.txt").write_text("not ours")
+    prepare_multiprocess_dir(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+    prepare_multiprocess_dir(tmp_path / "new" / "dir")
+    assert (tmp_path / "new" / "dir").is_dir()
+
+
+def test_prepare_multiprocess_dir_names_the_problem(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with pytest.raises(OSError, match=f"{MULTIPROC_ENV}=.*file.*cannot be prepared"):
+        prepare_multiprocess_dir(not_a_dir)
+
+
+def test_variable_set_after_import_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This test process imported prometheus_client without the variable.
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    with pytest.raises(RuntimeError, match="before the shim starts"):
+        Metrics()
+
+
+def _worker(status: int, requests: int) -> None:
+    """A worker process: the variable was inherited, so its metrics go to the shared files."""
+    metrics = Metrics(version="9.9.9")
+    for _ in range(requests):
+        metrics.observe_request("deeplink", status)
+    metrics.observe_upstream("deeplink", 0.002)
+    metrics.observe_deeplink("session_end", "org.matrix.session_end", "redirect", _table())
+    metrics.observe_discovery("cached")
+
+
+def _scrape(out: str) -> None:
+    """Another worker answering `/metrics`: it must see every worker's counts."""
+    body, _content_type = Metrics(version="9.9.9").render()
+    Path(out).write_bytes(body)
+
+
+def _run(target: Callable[..., None], *args: object) -> None:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    process.join(timeout=60)
+    assert process.exitcode == 0
+
+
+def test_multiprocess_workers_are_summed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"left from an earlier run")
+    prepare_multiprocess_dir(directory)
+    monkeypatch.setenv(MULTIPROC_ENV, str(directory))
+
+    _run(_worker, 302, 3)
+    _run(_worker, 200, 4)
+    _run(_scrape, str(tmp_path / "scrape.txt"))
+
+    assert len(list(directory.glob("counter_*.db"))) == 3  # one per process
+    body = (tmp_path / "scrape.txt").read_bytes()
+    samples = _samples(body)
+    assert _get(samples, "requests_total", kind="deeplink", status_class="3xx") == 3
+    assert _get(samples, "requests_total", kind="deeplink", status_class="2xx") == 4
+    assert _get(samples, "requests_total", kind="passthrough", status_class="2xx") == 0
+    assert _get(samples, "upstream_duration_seconds_count", kind="deeplink") == 2
+    assert _get(samples, "upstream_duration_seconds_bucket", kind="deeplink", le="0.0025") == 2
+    link = {"incoming": "session_end", "sent": "org.matrix.session_end", "outcome": "redirect"}
+    assert _get(samples, "deeplink_translations_total", **link) == 2
+    assert _get(samples, "discovery_documents_total", outcome="cached") == 2
+    assert _get(samples, "build_info", version="9.9.9") == 1
+    assert b"process_resident_memory_bytes" not in body

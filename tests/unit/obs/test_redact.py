@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from msc4191_shim.obs.redact import (
+    REDACTED,
+    SECRET_QUERY_PARAMS,
+    is_secret_param,
+    redact_headers,
+    redact_path_qs,
+    redact_query,
+    redact_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ""),
+        ("action=org.matrix.profile", "action=org.matrix.profile"),
+        ("code=abc&state=xyz", f"code={REDACTED}&state={REDACTED}"),
+        (
+            "id_token_hint=eyJ.x.y&action=org.matrix.session_view&device_id=ABC%20D",
+            f"id_token_hint={REDACTED}&action=org.matrix.session_view&device_id=ABC%20D",
+        ),
+        ("org.matrix.msc4198.login_hint=mxid:@a:b", f"org.matrix.msc4198.login_hint={REDACTED}"),
+        ("login_hint=x&access_token=y", f"login_hint={REDACTED}&access_token={REDACTED}"),
+        ("refresh_token=r&client_secret=s", f"refresh_token={REDACTED}&client_secret={REDACTED}"),
+        # the name is compared after percent-decoding, `+` as a space
+        ("%63ode=abc", f"%63ode={REDACTED}"),
+        ("id%5Ftoken%5Fhint=abc", f"id%5Ftoken%5Fhint={REDACTED}"),
+        ("org%2Ematrix.msc4198.login_hint=x", f"org%2Ematrix.msc4198.login_hint={REDACTED}"),
+        ("code+=abc", "code+=abc"),  # a form decoder reads the name "code "
+        # decided: case-insensitive, so a lenient portal's `Code` is covered too
+        ("Code=abc&STATE=x", f"Code={REDACTED}&STATE={REDACTED}"),
+        # repeated, empty, without `=`, with `=` in the value
+        ("code=a&code=b", f"code={REDACTED}&code={REDACTED}"),
+        ("code=&state", "code=&state"),
+        ("state=a=b=c&x=1", f"state={REDACTED}&x=1"),
+        # separators and odd bytes stay exactly as they were
+        ("&&code=a&&", f"&&code={REDACTED}&&"),
+        ("a=1;code=2", "a=1;code=2"),  # `;` is not a separator (WHATWG, Python >= 3.9.2)
+        ("x=%ZZ&code=%FF%FE", f"x=%ZZ&code={REDACTED}"),
+        ("%=1&%FF=2", "%=1&%FF=2"),
+        ("codes=1&xcode=2", "codes=1&xcode=2"),
+    ],
+)
+def test_redact_query(raw: str, expected: str) -> None:
+    assert redact_query(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/", "/"),
+        ("/account/", "/account/"),
+        ("/account/?action=x&code=1", f"/account/?action=x&code={REDACTED}"),
+        ("/cb?", "/cb?"),
+        ("/code=1/x", "/code=1/x"),  # only the query and the fragment are touched
+        ("/cb#access_token=t&state=s", f"/cb#access_token={REDACTED}&state={REDACTED}"),
+        ("/cb?a=1#code=2", f"/cb?a=1#code={REDACTED}"),
+        (
+            "https://client.example/cb?code=abc&state=xyz",
+            f"https://client.example/cb?code={REDACTED}&state={REDACTED}",
+        ),
+    ],
+)
+def test_redact_path_qs(raw: str, expected: str) -> None:
+    assert redact_path_qs(raw) == expected
+
+
+def test_redact_headers_keeps_order_and_repeats() -> None:
+    headers: CIMultiDict[str] = CIMultiDict(
+        [
+            ("Host", "portal"),
+            ("authorization", "Bearer secret"),
+            ("Cookie", "sid=secret"),
+            ("Set-Cookie", "a=secret1"),
+            ("Set-Cookie", "b=secret2"),
+            ("Proxy-Authorization", "Basic c2VjcmV0"),
+            ("Location", "https://client/cb?code=secret&x=1"),
+            ("Referer", "https://portal/account/?state=secret"),
+            ("Accept", "*/*"),
+        ]
+    )
+    assert redact_headers(headers.items()) == (
+        ("Host", "portal"),
+        ("authorization", REDACTED),
+        ("Cookie", REDACTED),
+        ("Set-Cookie", REDACTED),
+        ("Set-Cookie", REDACTED),
+        ("Proxy-Authorization", REDACTED),
+        ("Location", f"https://client/cb?code={REDACTED}&x=1"),
+        ("Referer", f"https://portal/account/?state={REDACTED}"),
+        ("Accept", "*/*"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain text", "plain text"),
+        (
+            "GET https://portal/account/?code=abc&action=x failed",
+            f"GET https://portal/account/?code={REDACTED}&action=x failed",
+        ),
+        ("state=abc", f"state={REDACTED}"),
+        ("Authorization: Bearer abc", f"Authorization: {REDACTED}"),
+        (
+            "<CIMultiDictProxy('Cookie': 'sid=abc', 'Host': 'h')>",
+            f"<CIMultiDictProxy('Cookie': '{REDACTED}', 'Host': 'h')>",
+        ),
+        ("status=200 path=/x", "status=200 path=/x"),
+    ],
+)
+def test_redact_text(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+_names = st.text(st.characters(blacklist_characters="&="), max_size=12)
+_values = st.text(st.characters(blacklist_characters="&"), max_size=12)
+
+
+@given(st.text())
+def test_never_raises(text: str) -> None:
+    assert isinstance(redact_query(text), str)
+    assert isinstance(redact_path_qs(text), str)
+    assert isinstance(redact_text(text), str)
+    assert isinstance(redact_headers([(text, text)]), tuple)
+
+
+@given(
+    st.lists(st.tuples(_names | st.sampled_from(sorted(SECRET_QUERY_PARAMS)), _values), min_size=1)
+)
+def test_only_secret_values_change(pairs: list[tuple[str, str]]) -> None:
+    raw = "&".join(f"{name}={value}" for name, value in pairs)
+    out = redact_query(raw).split("&")
+    assert len(out) == len(pairs)
+    for (name, value), redacted in zip(pairs, out, strict=True):
+        if is_secret_param(name) and value:
+            assert redacted == f"{name}={REDACTED}"
+        else:
+            assert redacted == f"{name}={value}"
+
+
+@given(st.text(), st.text(st.characters(blacklist_characters="?#")))
+def test_path_is_kept_byte_for_byte(query: str, path: str) -> None:
+    assert redact_path_qs(f"{path}?{query}").startswith(f"{path}?")
+    assert redact_path_qs(path) == path
