@@ -1,0 +1,51 @@
+"""The deployment tools the tests in this folder run, from scripts/install-deploy-tools.sh."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.paths import REPO
+from tests.support.prerequisites import unavailable
+
+ROOT = REPO
+DEPLOY = ROOT / "deploy"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+INSTALL_HINT = "run scripts/install-deploy-tools.sh"
+
+Manifest = dict[str, Any]
+
+
+def require_tool(name: str) -> str:
+    """The tool from the project's venv (or PATH); skip with the install hint, fail under CI."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        unavailable(f"{name} is not installed; {INSTALL_HINT}")
+    return found
+
+
+def kustomize_command() -> list[str]:
+    """A real kustomize: `kubectl kustomize` (kustomize v5) from the venv, else from PATH."""
+    kubectl = require_tool("kubectl")
+    version = subprocess.run(
+        [kubectl, "version", "--client"], capture_output=True, text=True, check=True
+    ).stdout
+    if "Kustomize Version: v5" not in version:
+        unavailable(f"{kubectl} bundles no kustomize v5 ({version.strip()}); {INSTALL_HINT}")
+    return [kubectl, "kustomize"]
+
+
+def load_all(text: str) -> list[Manifest]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def find(docs: list[Manifest], kind: str, name: str) -> Manifest:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, got {len(found)}"
+    return found[0]
