@@ -27,7 +27,6 @@ from msc4191_shim.config.actions import (
 from msc4191_shim.config.errors import ConfigError, ConfigProblem
 from msc4191_shim.config.reader import SectionReader
 from msc4191_shim.config.values import (
-    IPNetwork,
     ListenAddress,
     choice,
     parse_bool,
@@ -41,6 +40,7 @@ from msc4191_shim.config.values import (
     parse_size,
 )
 from msc4191_shim.core.actions import BUILTIN_DIALECTS, ActionTable, build_action_table
+from msc4191_shim.http.headers import IPNetwork
 
 T = TypeVar("T")
 

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from yarl import URL
 
+from msc4191_shim.http.headers import IPNetwork
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
@@ -29,7 +31,6 @@ _SIZE_UNITS = {
     "GB": 1000**3,
 }
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 T = TypeVar("T")
 
 

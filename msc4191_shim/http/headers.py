@@ -14,7 +14,9 @@ from collections.abc import Iterable, Sequence
 from aiohttp import hdrs
 from multidict import CIMultiDict, istr
 
-from msc4191_shim.config.values import IPNetwork
+#: a trusted-proxy range, as the configuration parses it
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 

@@ -38,7 +38,7 @@ from prometheus_client.exposition import choose_encoder
 
 from msc4191_shim import __version__
 from msc4191_shim.core.actions import ActionTable
-from msc4191_shim.server.workers import MULTIPROC_ENV
+from msc4191_shim.obs import MULTIPROC_ENV
 
 RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
 DeeplinkOutcome = Literal["redirect", "rewrite", "strip", "redirect-unsupported", "passthrough"]

@@ -14,9 +14,8 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+from msc4191_shim.obs import MULTIPROC_ENV
 
 logger = logging.getLogger("msc4191_shim.workers")
 
@@ -64,7 +63,8 @@ def run_workers(count: int, argv: Sequence[str]) -> int:
     """Start `count` worker processes sharing the listeners (SO_REUSEPORT); relay signals."""
     share_metrics_between(count)
     workers = [
-        subprocess.Popen([sys.executable, "-m", "msc4191_shim", *argv, "--worker"]) for _ in range(count)
+        subprocess.Popen([sys.executable, "-m", "msc4191_shim", *argv, "--worker"])
+        for _ in range(count)
     ]
 
     def relay(signum: int, _frame: object) -> None:

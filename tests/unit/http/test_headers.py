@@ -7,9 +7,9 @@ import ipaddress
 import pytest
 from multidict import CIMultiDict, istr
 
-from msc4191_shim.config.values import IPNetwork
 from msc4191_shim.http.headers import (
     HOP_BY_HOP,
+    IPNetwork,
     client_response_headers,
     connection_tokens,
     decode_raw,

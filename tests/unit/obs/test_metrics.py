@@ -14,6 +14,7 @@ from msc4191_shim.core.actions import (
     ActionTable,
     build_action_table,
 )
+from msc4191_shim.obs import MULTIPROC_ENV
 from msc4191_shim.obs.metrics import (
     DEEPLINK_OUTCOMES,
     DISCOVERY_OUTCOMES,
@@ -23,7 +24,7 @@ from msc4191_shim.obs.metrics import (
     action_label,
     status_class,
 )
-from msc4191_shim.server.workers import MULTIPROC_ENV, prepare_multiprocess_dir
+from msc4191_shim.server.workers import prepare_multiprocess_dir
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 PREFIX = "msc4191_shim_"
