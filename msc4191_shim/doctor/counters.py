@@ -7,51 +7,24 @@ still make the shim needed. The names and labels are those `obs.metrics.Metrics`
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from types import MappingProxyType
+from collections.abc import Sequence
 from typing import Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from msc4191_shim.core.actions import STABLE_ACTIONS, ActionTable
+from msc4191_shim.core.actions import ActionTable
 from msc4191_shim.doctor.values import Fetched, Finding, NoAnswer, format_counts, plural
-from msc4191_shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome
+from msc4191_shim.obs.counts import DeepLinkCount, ShimCounters, counts_from_samples, incoming_kind
+from msc4191_shim.obs.metrics import DiscoveryOutcome
+from msc4191_shim.obs.retirement import counter_reasons
 
-# Sample names as the text exposition spells them (a counter gains `_total`); see `Metrics`.
-BUILD_INFO: Final = "msc4191_shim_build_info"
-DEEPLINKS: Final = "msc4191_shim_deeplink_translations_total"
-DISCOVERY: Final = "msc4191_shim_discovery_documents_total"
-UPSTREAM_ERRORS: Final = "msc4191_shim_upstream_errors_total"
+__all__ = ["ShimCounters", "check_counters", "counter_reasons", "parse_counters", "read_counters"]
 
-#: deep links the shim left as they were
-UNCHANGED_DEEPLINK: Final[DeeplinkOutcome] = "passthrough"
-#: discovery documents the shim wrote itself rather than relaying the portal's
-WRITTEN_DISCOVERY: Final[frozenset[DiscoveryOutcome]] = frozenset({"rewritten", "cached", "stale"})
 #: discovery documents the shim relayed untouched, or served stale: a prefix, not the label set,
 #: so a shim of another version with another `passthrough_*` reason is still counted
 RELAYED_PREFIX: Final = "passthrough_"
 STALE_DISCOVERY: Final[DiscoveryOutcome] = "stale"
-
-
-@dataclass(frozen=True, slots=True)
-class DeepLinkCount:
-    incoming: str
-    sent: str
-    outcome: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class ShimCounters:
-    """The counters that say what the shim did since it started (non-zero series only)."""
-
-    version: str
-    deeplinks: tuple[DeepLinkCount, ...]
-    discovery: Mapping[str, int]
-    upstream_errors: Mapping[str, int]
 
 
 def parse_counters(text: str) -> ShimCounters | None:
@@ -59,34 +32,8 @@ def parse_counters(text: str) -> ShimCounters | None:
 
     Raises ValueError when the text is not a Prometheus exposition at all.
     """
-    version = None
-    deeplinks: list[DeepLinkCount] = []
-    discovery: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            # another exporter on that port may serve NaN or +Inf, which int() refuses
-            value = sample.value if math.isfinite(sample.value) else 0.0
-            labels, count = sample.labels, int(value)
-            if sample.name == BUILD_INFO:
-                version = labels.get("version", "?")
-            elif count <= 0:
-                continue
-            elif sample.name == DEEPLINKS:
-                incoming, sent = labels.get("incoming", "?"), labels.get("sent", "?")
-                deeplinks.append(DeepLinkCount(incoming, sent, labels.get("outcome", "?"), count))
-            elif sample.name == DISCOVERY:
-                discovery[labels.get("outcome", "?")] += count
-            elif sample.name == UPSTREAM_ERRORS:
-                errors[labels.get("reason", "?")] += count
-    if version is None:
-        return None
-    return ShimCounters(
-        version,
-        tuple(deeplinks),
-        MappingProxyType(dict(discovery)),
-        MappingProxyType(dict(errors)),
-    )
+    families = list(text_string_to_metric_families(text))
+    return counts_from_samples(sample for family in families for sample in family.samples)
 
 
 def read_counters(fetched: Fetched, admin_url: str) -> tuple[ShimCounters | None, list[Finding]]:
@@ -104,14 +51,6 @@ def read_counters(fetched: Fetched, admin_url: str) -> tuple[ShimCounters | None
     if counters is None:
         return None, [Finding("WARN", f"{where} serves metrics, but not an msc4191-shim's", todo)]
     return counters, []
-
-
-def incoming_kind(incoming: str) -> str:
-    """`stable`, `legacy`, or the label itself (`none`, `other`) for a deep link's incoming name."""
-    # `none` and `other` are what `obs.metrics.action_label` counts an absent or unknown name as
-    if incoming in ("none", "other"):
-        return incoming
-    return "stable" if incoming in STABLE_ACTIONS else "legacy"
 
 
 def check_counters(counters: ShimCounters, table: ActionTable) -> list[Finding]:
@@ -159,24 +98,3 @@ def _describe(incoming: str, table: ActionTable) -> str:
         stable = table.to_stable(incoming)
         return "legacy name" if stable is None else f"legacy name of {stable}"
     return {"none": "no action", "other": "names the shim does not know"}.get(kind, kind)
-
-
-def counter_reasons(counters: ShimCounters) -> Iterable[str]:
-    """What the counters show the shim still doing for clients: legacy names, changed links..."""
-    legacy = sum(d.count for d in counters.deeplinks if incoming_kind(d.incoming) == "legacy")
-    if legacy:
-        links = plural(legacy, "legacy-named deep link")
-        yield f"clients still sent {links} since the shim started"
-    changed: Counter[str] = Counter()
-    for link in counters.deeplinks:
-        if link.outcome != UNCHANGED_DEEPLINK:
-            changed[link.outcome] += link.count
-    if changed:
-        links = plural(changed.total(), "deep link")
-        yield f"it changed {links} since it started ({format_counts(changed)})"
-    written: dict[str, int] = {
-        k: n for k, n in counters.discovery.items() if k in WRITTEN_DISCOVERY
-    }
-    if written:
-        documents = plural(sum(written.values()), "discovery document")
-        yield f"it wrote {documents} itself ({format_counts(written)})"

@@ -26,19 +26,10 @@ from msc4191_shim.core.discovery import (
     account_management_uri,
     parse_json_object,
 )
-from msc4191_shim.doctor.counters import (
-    ShimCounters,
-    check_counters,
-    counter_reasons,
-    read_counters,
-)
-from msc4191_shim.doctor.dialect import (
-    check_dialect,
-    check_names,
-    portal_speaks_stable,
-    translations,
-)
+from msc4191_shim.doctor.counters import ShimCounters, check_counters, read_counters
+from msc4191_shim.doctor.dialect import check_dialect, check_names
 from msc4191_shim.doctor.values import Fetched, Finding, NoAnswer
+from msc4191_shim.obs.retirement import advertised_names, retirement_reasons
 
 PORTAL_DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
 RETIRE: Final = "README 'Can I retire the shim?'"
@@ -113,15 +104,6 @@ def read_portal_document(
     return doc, [Finding("OK", f"{where} is a JSON object ({len(doc)} keys)")]
 
 
-def advertised_names(doc: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """The portal's action names as written (stable key first), or None when it lists none."""
-    for key in (ACTIONS_SUPPORTED, UNSTABLE_ACTIONS_SUPPORTED):
-        value = doc.get(key)
-        if isinstance(value, list):
-            return tuple(dict.fromkeys(item for item in value if isinstance(item, str)))
-    return None
-
-
 def check_metadata(doc: Mapping[str, Any], config: Config) -> list[Finding]:
     """The stable keys: in the portal's own document, or only their unstable twins?"""
     uri = doc.get(ACCOUNT_MANAGEMENT_URI)
@@ -179,7 +161,7 @@ def verdict(
     config: Config,
     counters: ShimCounters | None,
 ) -> Finding:
-    reasons = tuple(_reasons(doc, names, config, counters))
+    reasons = retirement_reasons(doc, config, counters)
     if reasons:
         return Finding("INFO", "the shim is still needed because:", f"see {RETIRE}", reasons)
     if counters is None:
@@ -190,33 +172,6 @@ def verdict(
     if not counters.deeplinks:
         todo += "; no deep link has been seen yet, so watch the metrics for a client release"
     return Finding("INFO", "nothing here needs the shim any more", todo)
-
-
-def _reasons(
-    doc: Mapping[str, Any] | None,
-    names: Sequence[str] | None,
-    config: Config,
-    counters: ShimCounters | None,
-) -> Iterable[str]:
-    table = config.account_management.table
-    if doc is None:
-        yield "the portal's own discovery document could not be checked"
-    else:
-        if not isinstance(doc.get(ACCOUNT_MANAGEMENT_URI), str):
-            yield f"the portal does not publish {ACCOUNT_MANAGEMENT_URI}"
-        if not isinstance(doc.get(ACTIONS_SUPPORTED), list):
-            yield f"the portal does not publish {ACTIONS_SUPPORTED}"
-        elif names and not portal_speaks_stable(names, table):
-            yield "the portal advertises legacy names without their stable names"
-    if renamed := translations(table):
-        pairs = ", ".join(f"{stable} -> {portal}" for stable, portal in renamed)
-        yield f"dialect {table.dialect.name} is not stable: it sends the portal {pairs}"
-    if config.discovery.advertise == "stable+legacy":
-        yield "discovery.advertise is stable+legacy: old clients read legacy names from the shim"
-    if config.discovery.unstable_keys:
-        yield "discovery.unstable_keys is on: old clients read org.matrix.msc4191.* from the shim"
-    if counters is not None:
-        yield from counter_reasons(counters)
 
 
 def exit_status(findings: Iterable[Finding]) -> int:

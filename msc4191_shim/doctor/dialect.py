@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 from msc4191_shim.core.actions import BUILTIN_DIALECTS, STABLE_ACTIONS, ActionTable
 from msc4191_shim.doctor.values import Finding, join_names
+from msc4191_shim.obs.retirement import portal_mapping, portal_speaks_stable, translations
+
+__all__ = ["portal_mapping", "portal_speaks_stable", "translations"]
 
 
 def check_names(names: Sequence[str] | None, table: ActionTable) -> list[Finding]:
@@ -36,27 +39,6 @@ def check_names(names: Sequence[str] | None, table: ActionTable) -> list[Finding
         todo = "they pass as written; if one spells a stable action, map it in the dialect"
         findings.append(Finding("INFO", what, todo))
     return findings
-
-
-def portal_mapping(names: Sequence[str], table: ActionTable) -> dict[str, str]:
-    """stable name -> the name the portal advertises for it (the stable one when it has both)."""
-    mapping: dict[str, str] = {}
-    for name in names:
-        stable = table.to_stable(name)
-        if stable is not None and (stable not in mapping or name == stable):
-            mapping[stable] = name
-    return {stable: mapping[stable] for stable in STABLE_ACTIONS if stable in mapping}
-
-
-def portal_speaks_stable(names: Sequence[str], table: ActionTable) -> bool:
-    """True when the portal advertises the stable name of every action it serves."""
-    mapping = portal_mapping(names, table)
-    return bool(mapping) and all(stable == name for stable, name in mapping.items())
-
-
-def translations(table: ActionTable) -> list[tuple[str, str]]:
-    """(stable, portal name) for each name the dialect changes on the way to the portal."""
-    return [(s, p) for s, p in table.dialect.portal_names.items() if s != p]
 
 
 def dialect_advice(names: Sequence[str], table: ActionTable) -> str:

@@ -6,9 +6,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+from msc4191_shim.obs.counts import format_counts, plural
+
+__all__ = ["format_counts", "plural"]
 
 Level = Literal["OK", "WARN", "FAIL", "INFO"]
 
@@ -44,13 +48,3 @@ Fetched = Answer | NoAnswer
 def join_names(names: Iterable[str]) -> str:
     """`a, b, c`, or `none` when there are none."""
     return ", ".join(names) or "none"
-
-
-def format_counts(counts: Mapping[str, int]) -> str:
-    """`key: n, ...`, the largest count first."""
-    return ", ".join(f"{key}: {n}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def plural(count: int, noun: str) -> str:
-    """`1 deep link`, `2 deep links`."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
