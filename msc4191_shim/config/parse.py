@@ -1,23 +1,22 @@
-"""The configuration: YAML parsed once into frozen, typed objects.
+"""The configuration parser: YAML read once into the frozen objects of `config.model`.
 
 Every problem is collected with its key path and reported at once (`ConfigError`); unknown keys
 are rejected with the nearest valid key suggested. The request path only ever sees `Config`.
+Defaults are never restated here: a key the file leaves out takes its model field's default.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from yarl import URL
 
-from msc4191_shim.config.actions import RedirectUnsupported as RedirectUnsupported
-from msc4191_shim.config.actions import Unsupported as Unsupported
 from msc4191_shim.config.actions import (
     parse_actions,
     parse_aliases,
@@ -25,24 +24,41 @@ from msc4191_shim.config.actions import (
     parse_unsupported,
 )
 from msc4191_shim.config.errors import ConfigError, ConfigProblem
+from msc4191_shim.config.model import DEFAULT_DIALECT as DEFAULT_DIALECT
+from msc4191_shim.config.model import DEFAULT_DISCOVERY_PATHS as DEFAULT_DISCOVERY_PATHS
+from msc4191_shim.config.model import AccountManagementConfig as AccountManagementConfig
+from msc4191_shim.config.model import AdminConfig as AdminConfig
+from msc4191_shim.config.model import Advertise as Advertise
+from msc4191_shim.config.model import Config as Config
+from msc4191_shim.config.model import DiscoveryConfig as DiscoveryConfig
+from msc4191_shim.config.model import LimitsConfig as LimitsConfig
+from msc4191_shim.config.model import LogConfig as LogConfig
+from msc4191_shim.config.model import LogFormat as LogFormat
+from msc4191_shim.config.model import RedirectUnsupported as RedirectUnsupported
+from msc4191_shim.config.model import Strategy as Strategy
+from msc4191_shim.config.model import TlsConfig as TlsConfig
+from msc4191_shim.config.model import Unsupported as Unsupported
+from msc4191_shim.config.model import UpstreamConfig as UpstreamConfig
 from msc4191_shim.config.reader import SectionReader
 from msc4191_shim.config.values import (
-    ListenAddress,
     choice,
     parse_bool,
     parse_cidrs,
+    parse_count,
     parse_duration,
     parse_file,
     parse_http_url,
     parse_listen,
     parse_log_level,
     parse_paths,
+    parse_positive_duration,
     parse_size,
+    parse_upstream_url,
 )
-from msc4191_shim.core.actions import BUILTIN_DIALECTS, ActionTable, build_action_table
-from msc4191_shim.http.headers import IPNetwork
+from msc4191_shim.core.actions import BUILTIN_DIALECTS, build_action_table
 
 T = TypeVar("T")
+Parser = Callable[[object], Any]
 
 DEFAULT_CONFIG_PATH = "/etc/msc4191-shim/config.yaml"
 CONFIG_ENV = "MSC4191_SHIM_CONFIG"
@@ -59,162 +75,123 @@ ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 
-DEFAULT_DISCOVERY_PATHS = (
-    "/.well-known/openid-configuration",
-    "/.well-known/oauth-authorization-server",
-    "/_matrix/client/v1/auth_metadata",
-    "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
-)
 
-Strategy = Literal["redirect", "rewrite"]
-Advertise = Literal["stable", "stable+legacy"]
-LogFormat = Literal["json", "text"]
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamConfig:
-    url: URL
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
-    preserve_host: bool = True
-    ca_file: Path | None = None
+def model_defaults(cls: type[Any]) -> dict[str, Any]:
+    """Each field of a model dataclass that has a default, with that default (factories called)."""
+    found: dict[str, Any] = {}
+    for item in fields(cls):
+        if item.default is not MISSING:
+            found[item.name] = item.default
+        elif item.default_factory is not MISSING:
+            found[item.name] = item.default_factory()
+    return found
 
 
-@dataclass(frozen=True, slots=True)
-class AdminConfig:
-    listen: ListenAddress = ListenAddress("127.0.0.1", 9090)
+def _read(section: SectionReader, cls: type[T], parsers: Mapping[str, Parser]) -> dict[str, Any]:
+    """Read each key with its parser; a key with no model default is required."""
+    defaults = model_defaults(cls)
+    return {
+        key: section.get(key, parse, defaults[key]) if key in defaults else section.get(key, parse)
+        for key, parse in parsers.items()
+    }
 
 
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    cert_file: Path
-    key_file: Path
-
-
-@dataclass(frozen=True, slots=True)
-class LogConfig:
-    format: LogFormat = "json"
-    level: str = "INFO"
-
-
-@dataclass(frozen=True, slots=True)
-class AccountManagementConfig:
-    paths: tuple[str, ...]
-    table: ActionTable
-    strategy: Strategy = "redirect"
-    unsupported: Unsupported = "strip"
-
-
-@dataclass(frozen=True, slots=True)
-class DiscoveryConfig:
-    paths: tuple[str, ...] = DEFAULT_DISCOVERY_PATHS
-    well_known_paths: tuple[str, ...] = ("/.well-known/matrix/client",)
-    account_management_uri: str | None = None
-    advertise: Advertise = "stable"
-    actions: tuple[str, ...] | None = None
-    unstable_keys: bool = False
-    max_body_bytes: int = 1024 * 1024
-    cache: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    upstream: UpstreamConfig
-    account_management: AccountManagementConfig
-    listen: ListenAddress = ListenAddress("0.0.0.0", 8080)
-    public_url: URL | None = None
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    shutdown_grace: float = 10.0
-    admin: AdminConfig = field(default_factory=AdminConfig)
-    tls: TlsConfig | None = None
-    log: LogConfig = field(default_factory=LogConfig)
-    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
-
-
-def _parse_upstream(section: SectionReader) -> UpstreamConfig:
-    upstream = UpstreamConfig(
-        url=section.get("url", parse_http_url),
-        connect_timeout=section.get("connect_timeout", parse_duration, 5.0),
-        read_timeout=section.get("read_timeout", parse_duration, 60.0),
-        preserve_host=section.get("preserve_host", parse_bool, True),
-        ca_file=section.get("ca_file", parse_file, None),
-    )
+def _build(section: SectionReader, cls: type[T], parsers: Mapping[str, Parser]) -> T:
+    value = cls(**_read(section, cls, parsers))
     section.finish()
-    return upstream
+    return value
+
+
+def _public_url(value: object) -> URL:
+    return parse_http_url(value, allow_path=False)
+
+
+def _account_management_uri(value: object) -> str:
+    return str(parse_http_url(value))
+
+
+_UPSTREAM: Mapping[str, Parser] = {
+    "url": parse_upstream_url,
+    "connect_timeout": parse_duration,
+    "read_timeout": parse_duration,
+    "preserve_host": parse_bool,
+    "ca_file": parse_file,
+    "max_connections": parse_count,
+}
+_DISCOVERY: Mapping[str, Parser] = {
+    "paths": parse_paths,
+    "well_known_paths": parse_paths,
+    "account_management_uri": _account_management_uri,
+    "advertise": choice("stable", "stable+legacy"),
+    "actions": parse_actions,
+    "unstable_keys": parse_bool,
+    "max_body_bytes": parse_size,
+    "cache": parse_bool,
+}
+_LIMITS: Mapping[str, Parser] = {
+    "head_timeout": parse_positive_duration,
+    "keepalive_timeout": parse_positive_duration,
+    "body_idle_timeout": parse_positive_duration,
+    "max_head_bytes": parse_size,
+    "max_connections": parse_count,
+    "websocket_max_message": parse_size,
+}
+_LOG: Mapping[str, Parser] = {"format": choice("json", "text"), "level": parse_log_level}
+_ADMIN: Mapping[str, Parser] = {"listen": parse_listen}
+_TLS: Mapping[str, Parser] = {"cert_file": parse_file, "key_file": parse_file}
+_TOP: Mapping[str, Parser] = {
+    "listen": parse_listen,
+    "public_url": _public_url,
+    "trusted_proxies": parse_cidrs,
+    "shutdown_grace": parse_duration,
+}
 
 
 def _parse_account_management(section: SectionReader) -> AccountManagementConfig:
-    dialect = section.get("dialect", parse_dialect, BUILTIN_DIALECTS["mas-0.9"])
-    aliases: Mapping[str, str] = section.get("aliases", parse_aliases, {})
-    account = AccountManagementConfig(
-        paths=section.get("paths", parse_paths, ("/account/",)),
-        table=build_action_table(dialect, aliases),
-        strategy=section.get("strategy", choice("redirect", "rewrite"), "redirect"),
-        unsupported=section.get("unsupported", parse_unsupported, "strip"),
+    """The dialect and aliases are read here and become the action table the model holds."""
+    dialect = section.get("dialect", parse_dialect, BUILTIN_DIALECTS[DEFAULT_DIALECT])
+    aliases: Mapping[str, str] = section.get("aliases", parse_aliases, MappingProxyType({}))
+    values = _read(
+        section,
+        AccountManagementConfig,
+        {
+            "paths": parse_paths,
+            "strategy": choice("redirect", "rewrite"),
+            "unsupported": parse_unsupported,
+        },
     )
     section.finish()
-    return account
-
-
-def _parse_discovery(section: SectionReader) -> DiscoveryConfig:
-    discovery = DiscoveryConfig(
-        paths=section.get("paths", parse_paths, DEFAULT_DISCOVERY_PATHS),
-        well_known_paths=section.get(
-            "well_known_paths", parse_paths, ("/.well-known/matrix/client",)
-        ),
-        account_management_uri=section.get(
-            "account_management_uri", lambda v: str(parse_http_url(v)), None
-        ),
-        advertise=section.get("advertise", choice("stable", "stable+legacy"), "stable"),
-        actions=section.get("actions", parse_actions, None),
-        unstable_keys=section.get("unstable_keys", parse_bool, False),
-        max_body_bytes=section.get("max_body_bytes", parse_size, 1024 * 1024),
-        cache=section.get("cache", parse_bool, True),
-    )
-    section.finish()
-    return discovery
+    return AccountManagementConfig(table=build_action_table(dialect, aliases), **values)
 
 
 def _parse_tls(section: SectionReader) -> TlsConfig | None:
     if not section.raw:
         return None
-    tls = TlsConfig(
-        cert_file=section.get("cert_file", parse_file), key_file=section.get("key_file", parse_file)
-    )
-    section.finish()
-    return tls
-
-
-def _parse_simple(section: SectionReader, build: Callable[[SectionReader], T]) -> T:
-    value = build(section)
-    section.finish()
-    return value
+    return _build(section, TlsConfig, _TLS)
 
 
 def parse_config(raw: object, source: str = "") -> Config:
     """Turn the loaded YAML into a `Config`, or raise `ConfigError` listing every problem."""
     problems: list[ConfigProblem] = []
     top = SectionReader(raw, "", problems)
+    defaults = model_defaults(Config)
+
+    def key(name: str) -> Any:
+        return top.get(name, _TOP[name], defaults[name])
+
+    # read in the file's documented order, so the problems are listed in that order too
     config = Config(
-        listen=top.get("listen", parse_listen, ListenAddress("0.0.0.0", 8080)),
-        upstream=_parse_upstream(top.section("upstream")),
-        public_url=top.get("public_url", lambda v: parse_http_url(v, allow_path=False), None),
-        trusted_proxies=top.get("trusted_proxies", parse_cidrs, ()),
-        shutdown_grace=top.get("shutdown_grace", parse_duration, 10.0),
-        admin=_parse_simple(
-            top.section("admin"),
-            lambda s: AdminConfig(s.get("listen", parse_listen, ListenAddress("127.0.0.1", 9090))),
-        ),
+        listen=key("listen"),
+        upstream=_build(top.section("upstream"), UpstreamConfig, _UPSTREAM),
+        public_url=key("public_url"),
+        trusted_proxies=key("trusted_proxies"),
+        shutdown_grace=key("shutdown_grace"),
+        admin=_build(top.section("admin"), AdminConfig, _ADMIN),
         tls=_parse_tls(top.section("tls")),
-        log=_parse_simple(
-            top.section("log"),
-            lambda s: LogConfig(
-                format=s.get("format", choice("json", "text"), "json"),
-                level=s.get("level", parse_log_level, "INFO"),
-            ),
-        ),
+        log=_build(top.section("log"), LogConfig, _LOG),
         account_management=_parse_account_management(top.section("account_management")),
-        discovery=_parse_discovery(top.section("discovery")),
+        discovery=_build(top.section("discovery"), DiscoveryConfig, _DISCOVERY),
+        limits=_build(top.section("limits"), LimitsConfig, _LIMITS),
     )
     top.finish()
     if problems:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from msc4191_shim.config.parse import Config
+from msc4191_shim.config.model import Config
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,3 +173,31 @@ def parse_log_level(value: object) -> str:
     if not isinstance(value, str) or value.upper() not in levels:
         raise ValueError(f"expected one of {', '.join(levels)}, got {value!r}")
     return value.upper()
+
+
+def parse_positive_duration(value: object) -> float:
+    """A duration above zero (a zero timeout would close every connection at once)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above zero such as 10s, got {value!r}")
+    return seconds
+
+
+def parse_count(value: object) -> int:
+    """A whole number above zero, such as a connection limit."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a whole number above zero such as 256, got {value!r}")
+    return value
+
+
+def parse_upstream_url(value: object) -> URL:
+    """The portal's URL, which must not carry credentials (they would be logged and shown)."""
+    url = parse_http_url(value)
+    if url.user is not None or url.password is not None:
+        raise ValueError(
+            f"credentials in the URL ({url.with_user(None)!s} with a user name"
+            f"{' and password' if url.password is not None else ''}) are refused: they would be "
+            "written to logs and shown by doctor. Remove them; the routes the shim forwards must "
+            "not need basic auth on the portal (put it behind a private network or mTLS instead)"
+        )
+    return url

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, unquote_to_bytes
 
-from msc4191_shim.config.parse import RedirectUnsupported, Unsupported
+from msc4191_shim.config.model import RedirectUnsupported, Unsupported
 from msc4191_shim.core.actions import ActionTable
 
 Outcome = Literal["passthrough", "translate", "strip", "redirect-unsupported"]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from msc4191_shim.config.parse import AccountManagementConfig, DiscoveryConfig, RedirectUnsupported
+from msc4191_shim.config.model import AccountManagementConfig, DiscoveryConfig, RedirectUnsupported
 from msc4191_shim.core.actions import STABLE_ACTIONS
 
 ACCOUNT_MANAGEMENT_URI = "account_management_uri"

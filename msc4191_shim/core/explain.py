@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from msc4191_shim.config.parse import AccountManagementConfig
+from msc4191_shim.config.model import AccountManagementConfig
 from msc4191_shim.core.deeplink import (
     DeepLinkDecision,
     decide,

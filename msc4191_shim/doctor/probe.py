@@ -15,7 +15,7 @@ from typing import Final, TextIO
 import aiohttp
 from yarl import URL
 
-from msc4191_shim.config.parse import Config
+from msc4191_shim.config.model import Config
 from msc4191_shim.config.runtime import build_runtime
 from msc4191_shim.doctor.diagnose import (
     PORTAL_DISCOVERY_PATH,

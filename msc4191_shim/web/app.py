@@ -14,7 +14,7 @@ from aiohttp import hdrs, web
 from aiohttp.web_urldispatcher import PlainResource
 from multidict import CIMultiDict
 
-from msc4191_shim.config.parse import Config
+from msc4191_shim.config.model import Config
 from msc4191_shim.config.runtime import Runtime
 from msc4191_shim.core.deeplink import is_entry_raw_path
 from msc4191_shim.core.location import rewrite_location

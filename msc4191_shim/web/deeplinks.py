@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from msc4191_shim.config.parse import Strategy
+from msc4191_shim.config.model import Strategy
 from msc4191_shim.core.deeplink import DeepLinkDecision, decide, redirect_location
 from msc4191_shim.obs.metrics import DeeplinkOutcome
 from msc4191_shim.web.forward import ResponseHeaderHook, forward

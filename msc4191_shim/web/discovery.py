@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, istr
 
-from msc4191_shim.config.parse import Config
+from msc4191_shim.config.model import Config
 from msc4191_shim.core.discovery import (
     if_none_match_matches,
     parse_json,
