@@ -9,10 +9,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from msc4191_shim import __version__
 from msc4191_shim.config.errors import ConfigError
-from msc4191_shim.config.parse import Config, load_config, resolve_config_path
+from msc4191_shim.config.source import resolve_config_path
+from msc4191_shim.server.signals import hold_signals, release_signals
+
+if TYPE_CHECKING:
+    from msc4191_shim.config.model import Config
 
 EXIT_CONFIG = 2
 
@@ -41,7 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("--config", help=config_help)
     translate.add_argument("urls", nargs="+", metavar="URL")
 
-    doctor = commands.add_parser("doctor", help="say what the shim is doing and whether it can go")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check what clients get from a deployment, and whether it needs the shim",
+        description="Follow the discovery chain clients follow (--homeserver, --issuer), open "
+        "every advertised deep link and each common client's, and say whether the deployment "
+        "needs the shim. With --config (and no --homeserver): what the shim is doing for its "
+        "portal, and whether it can go; with both, both.",
+    )
+    doctor.add_argument(
+        "--homeserver", metavar="URL", help="the homeserver clients use, e.g. https://example.com"
+    )
+    doctor.add_argument(
+        "--issuer", metavar="URL", help="the OAuth issuer (default: what the homeserver names)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
     doctor.add_argument("--config", help=config_help)
     doctor.add_argument(
         "--admin-url",
@@ -52,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str | None) -> Config | None:
+    # deferred, like every heavy import here, so that `main` holds the signals first
+    from msc4191_shim.config.parse import load_config
+
     resolved = resolve_config_path(path, os.environ)
     try:
         return load_config(resolved)
@@ -61,7 +83,10 @@ def _load(path: str | None) -> Config | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hold_signals()  # first: a SIGHUP while the shim starts must not end it (exit 129)
     args = _parser().parse_args(argv)
+    if args.command != "run":
+        release_signals()
     if args.command == "check-config":
         config = _load(args.config)
         if config is None:
@@ -71,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "translate":
         return _translate(args.config, args.urls)
     if args.command == "doctor":
-        return _doctor(args.config, args.admin_url)
+        return _doctor(args)
     if args.command == "run":
         return _run(args)
     return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
@@ -88,13 +113,29 @@ def _translate(path: str | None, urls: Sequence[str]) -> int:
     return 0
 
 
-def _doctor(path: str | None, admin_url: str | None) -> int:
-    from msc4191_shim.doctor.probe import run_doctor
+def _doctor(args: argparse.Namespace) -> int:
+    if args.homeserver is None and args.issuer is None:
+        from msc4191_shim.doctor.probe import run_doctor
 
-    config = _load(path)
-    if config is None:
+        config = _load(args.config)
+        if config is None:
+            return EXIT_CONFIG
+        return run_doctor(config, shim_admin_url=args.admin_url, as_json=args.json)
+    from msc4191_shim.doctor.chain import parse_base_url
+    from msc4191_shim.doctor.fetch import run_homeserver_doctor
+
+    try:
+        homeserver = None if args.homeserver is None else parse_base_url(args.homeserver)
+        issuer = None if args.issuer is None else parse_base_url(args.issuer)
+    except ValueError as exc:
+        print(f"doctor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return run_doctor(config, shim_admin_url=admin_url)
+    config = None if args.config is None else _load(args.config)
+    if args.config is not None and config is None:
+        return EXIT_CONFIG
+    return run_homeserver_doctor(
+        homeserver, issuer, config=config, admin_url=args.admin_url, as_json=args.json
+    )
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from msc4191_shim.doctor.diagnose import (
     exit_status,
     format_report,
 )
+from msc4191_shim.doctor.report import Report, Section, format_json
 from msc4191_shim.doctor.values import Answer, Fetched, NoAnswer
 
 PROBE_TIMEOUT: Final = 5.0
@@ -80,7 +81,13 @@ async def probe(config: Config, admin_url: str) -> DoctorInputs:
     return DoctorInputs(config, root, discovery, metrics, admin_url)
 
 
-def run_doctor(config: Config, *, shim_admin_url: str | None, out: TextIO | None = None) -> int:
+def run_doctor(
+    config: Config,
+    *,
+    shim_admin_url: str | None,
+    out: TextIO | None = None,
+    as_json: bool = False,
+) -> int:
     """Probe, print the report, return the exit status: 1 when something is broken, else 0.
 
     `shim_admin_url` None means the admin listener from the configuration, seen from here.
@@ -93,5 +100,9 @@ def run_doctor(config: Config, *, shim_admin_url: str | None, out: TextIO | None
     header = (
         f"msc4191-shim doctor: portal {config.upstream.url}, dialect {dialect}, admin {admin_url}"
     )
-    print(header, format_report(findings), sep="\n", file=out or sys.stdout)
+    if as_json:
+        report = Report(header, (Section("the shim (--config)", tuple(findings)),))
+        print(format_json(report), file=out or sys.stdout)
+    else:
+        print(header, format_report(findings), sep="\n", file=out or sys.stdout)
     return exit_status(findings)

@@ -45,6 +45,26 @@ class NoAnswer:
 Fetched = Answer | NoAnswer
 
 
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One response on the way to a deep link's page: where, what, and where it sent us next."""
+
+    url: str
+    status: int
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """A GET whose redirects were followed, a bounded number of them; `error` when it stopped
+    without a final answer (no answer at some hop, too many redirects, a Location that is no URL).
+    """
+
+    url: str
+    hops: tuple[Hop, ...]
+    error: str | None = None
+
+
 def join_names(names: Iterable[str]) -> str:
     """`a, b, c`, or `none` when there are none."""
     return ", ".join(names) or "none"

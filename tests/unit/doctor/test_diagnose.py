@@ -17,7 +17,6 @@ from msc4191_shim.doctor.counters import ShimCounters, parse_counters
 from msc4191_shim.doctor.diagnose import (
     DoctorInputs,
     admin_base_url,
-    advertised_names,
     check_metadata,
     diagnose,
     exit_status,
@@ -31,6 +30,7 @@ from msc4191_shim.doctor.dialect import (
 )
 from msc4191_shim.doctor.values import Answer, Fetched, Finding, NoAnswer
 from msc4191_shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome, Metrics
+from msc4191_shim.obs.retirement import advertised_names
 
 BASE = "https://auth.example.com/"
 ADMIN = "http://127.0.0.1:9090"
