@@ -1,4 +1,4 @@
-"""The admin listener: liveness, readiness and metrics, never on the public port."""
+"""The admin listener: liveness, readiness, metrics and a status page, never on the public port."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 import aiohttp
 from aiohttp import hdrs, web
 
-from msc4191_shim.web.state import ShimState
+from msc4191_shim.proxy.state import ShimState
+from msc4191_shim.server.status_page import PortalDocument, status_page
 
 #: /readyz asks the upstream at most this often, however often it is probed
 READY_CHECK_INTERVAL = 2.0
@@ -52,6 +53,14 @@ class UpstreamReadiness:
 HEALTH_KEY = web.AppKey("readiness", UpstreamReadiness)
 ADMIN_STATE_KEY = web.AppKey("admin_state", ShimState)
 DRAINING_KEY = web.AppKey("draining", asyncio.Event)
+PORTAL_DOC_KEY = web.AppKey("portal_document", PortalDocument)
+STARTED_KEY = web.AppKey("started_at", float)
+#: the status page loads nothing from anywhere and runs no script
+STATUS_HEADERS = {
+    hdrs.CACHE_CONTROL: "no-store",
+    hdrs.CONTENT_SECURITY_POLICY: "default-src 'none'; style-src 'unsafe-inline'",
+    hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff",
+}
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -76,11 +85,20 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
+async def status(request: web.Request) -> web.Response:
+    app = request.app
+    page = await status_page(app[ADMIN_STATE_KEY], app[PORTAL_DOC_KEY], app[STARTED_KEY])
+    return web.Response(text=page, content_type="text/html", headers=STATUS_HEADERS)
+
+
 def make_admin_app(state: ShimState, draining: asyncio.Event) -> web.Application:
     app = web.Application()
     app[ADMIN_STATE_KEY] = state
     app[HEALTH_KEY] = UpstreamReadiness(state)
     app[DRAINING_KEY] = draining
+    app[PORTAL_DOC_KEY] = PortalDocument(state)
+    app[STARTED_KEY] = time.time()
+    app.router.add_get("/", status)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

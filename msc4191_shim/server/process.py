@@ -16,14 +16,20 @@ from aiohttp import web
 from msc4191_shim.config.errors import ConfigError
 from msc4191_shim.config.parse import Config, TlsConfig, load_config
 from msc4191_shim.config.runtime import build_runtime
+from msc4191_shim.config.tls import listener_context
 from msc4191_shim.obs.logs import configure_logging, log_event
 from msc4191_shim.obs.metrics import Metrics
+from msc4191_shim.proxy.limits import edge_limits
+from msc4191_shim.proxy.pool import UpstreamPool
+from msc4191_shim.proxy.server import ProxyServer
+from msc4191_shim.proxy.state import ShimState
 from msc4191_shim.server.admin import make_admin_app
-from msc4191_shim.web.access import access_logger_for
-from msc4191_shim.web.app import MAX_HEADER_LINE, make_app
-from msc4191_shim.web.state import ShimState
+from msc4191_shim.server.signals import take_held
 
 logger = logging.getLogger("msc4191_shim.server")
+
+#: the admin listener's client reads the upstream's answers with these header limits
+MAX_HEADER_LINE = 16384
 
 
 def make_session() -> aiohttp.ClientSession:
@@ -41,11 +47,7 @@ def make_session() -> aiohttp.ClientSession:
 
 
 def tls_context(tls: TlsConfig | None) -> ssl.SSLContext | None:
-    if tls is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    return context
+    return listener_context(tls)  # built as check-config builds it
 
 
 @dataclass
@@ -59,14 +61,20 @@ class Shim:
     #: set when shutdown starts, so /readyz turns 503 and load balancers stop sending
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     runners: list[web.AppRunner] = field(default_factory=list)
+    public: ProxyServer | None = None
     bound: list[str] = field(default_factory=list)
 
     def reload(self) -> None:
         if self.config_path is None:
             return
+        # Build everything (file, SSL contexts, runtime) before changing anything, the log
+        # level included: a reload is applied whole or refused whole.
         try:
             config = load_config(self.config_path)
-            tls_context(config.tls)  # load the new files once, before anything changes
+            runtime = build_runtime(config)
+            if self.tls is not None and config.tls is not None:
+                # new handshakes use the new certificate; open connections keep theirs
+                self.tls.load_cert_chain(str(config.tls.cert_file), str(config.tls.key_file))
         except ConfigError as exc:
             self.state.metrics.observe_reload(False)
             log_event("reload_refused", level=logging.ERROR, errors=[str(p) for p in exc.problems])
@@ -84,42 +92,39 @@ class Shim:
                 detail="listen addresses, turning TLS on or off and shutdown_grace take effect "
                 "on restart; everything else applies now",
             )
-        if self.tls is not None and config.tls is not None:
-            # new handshakes use the new certificate; open connections keep theirs
-            self.tls.load_cert_chain(str(config.tls.cert_file), str(config.tls.key_file))
         configure_logging(config.log.format, config.log.level)
-        self.state.runtime = build_runtime(config)
+        self.state.runtime = runtime
+        self.state.pool.max_connections = edge_limits(config).upstream_connections
         self.state.metrics.observe_reload(True)
         log_event("reloaded", config=self.config_path)
 
 
 async def start(config: Config, config_path: str | None, *, reuse_port: bool = False) -> Shim:
-    """Bind both listeners and return the running shim (the caller awaits `stopping`)."""
-    shim = Shim(
-        config_path,
-        ShimState(runtime=build_runtime(config), session=make_session(), metrics=Metrics()),
-        tls_context(config.tls),
+    """Bind both listeners and return the running shim (the caller awaits `stopping`).
+
+    The public listener is the protocol-level proxy (`msc4191_shim.proxy`); the admin listener
+    stays an aiohttp application.
+    """
+    state = ShimState(
+        runtime=build_runtime(config),
+        session=make_session(),
+        metrics=Metrics(),
+        pool=UpstreamPool(edge_limits(config).upstream_connections),
     )
-    public = web.AppRunner(
-        make_app(shim.state),
-        handler_cancellation=True,
-        auto_decompress=False,
-        access_log_class=access_logger_for(shim.state),
-        shutdown_timeout=config.shutdown_grace,
-    )
+    shim = Shim(config_path, state, tls_context(config.tls))
     admin = web.AppRunner(make_admin_app(shim.state, shim.draining), access_log=None)
-    shim.runners = [public, admin]
+    shim.runners = [admin]
     try:
-        for runner, address, context in (
-            (public, config.listen, shim.tls),
-            (admin, config.admin.listen, None),
-        ):
-            await runner.setup()
-            site = web.TCPSite(
-                runner, address.host, address.port, ssl_context=context, reuse_port=reuse_port
-            )
-            await site.start()
-            shim.bound.extend(_bound_addresses(runner))
+        shim.public = ProxyServer(shim.state, tls=shim.tls)
+        shim.bound.extend(
+            await shim.public.start(config.listen.host, config.listen.port, reuse_port=reuse_port)
+        )
+        await admin.setup()
+        site = web.TCPSite(
+            admin, config.admin.listen.host, config.admin.listen.port, reuse_port=reuse_port
+        )
+        await site.start()
+        shim.bound.extend(_bound_addresses(admin))
     except BaseException:
         await stop(shim)
         raise
@@ -131,8 +136,13 @@ def _bound_addresses(runner: web.AppRunner) -> list[str]:
 
 
 async def stop(shim: Shim) -> None:
-    """Stop accepting, let in-flight requests finish within shutdown_grace, then close."""
+    """Stop accepting, let in-flight requests finish within shutdown_grace, then close.
+
+    Open WebSockets are told "going away" at once rather than held for the whole grace.
+    """
     shim.draining.set()
+    if shim.public is not None:
+        await shim.public.drain(shim.state.runtime.config.shutdown_grace)
     for runner in shim.runners:
         await runner.cleanup()
     await shim.state.session.close()
@@ -151,6 +161,8 @@ async def serve(config: Config, config_path: str | None, *, reuse_port: bool = F
     loop.add_signal_handler(signal.SIGTERM, shim.stopping.set)
     loop.add_signal_handler(signal.SIGINT, shim.stopping.set)
     loop.add_signal_handler(signal.SIGHUP, shim.reload)
+    for signum in take_held():  # arrived while starting (see server.signals): act on them now
+        (shim.reload if signum == signal.SIGHUP else shim.stopping.set)()
     log_event(
         "ready",
         listen=shim.bound[:-1],

@@ -110,10 +110,6 @@ async def test_raw_path_and_query_arrive_byte_for_byte(
     assert targets == [target]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty query ('/x?') is dropped: yarl.URL(..., encoded=True) normalises it away",
-)
 async def test_an_empty_query_is_kept(targets_seen: TargetsSeen) -> None:
     shim, targets = await targets_seen()
     request = b"GET /x? HTTP/1.1\r\nHost: portal.example\r\nConnection: close\r\n\r\n"

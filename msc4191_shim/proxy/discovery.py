@@ -1,0 +1,287 @@
+"""Discovery documents: answered from the cache, or fetched through the pool, rewritten, cached.
+
+Only a 200 JSON object within `max_body_bytes` is rewritten. Anything else is relayed as the
+upstream sent it (streamed from the first byte past the limit), and counted with the reason.
+While the upstream fails (no answer, or a 5xx) the last good document is served, with its Age.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import hdrs
+from multidict import CIMultiDict, istr
+
+from msc4191_shim.config.parse import Config
+from msc4191_shim.core.discovery import (
+    if_none_match_matches,
+    parse_json,
+    render_json,
+    rewrite_discovery,
+    rewrite_well_known,
+    strong_etag,
+)
+from msc4191_shim.http.cache import CachedDocument, freshness_lifetime, upstream_age
+from msc4191_shim.http.codings import DecodeRefused, decode_body
+from msc4191_shim.http.headers import decode_raw
+from msc4191_shim.obs.metrics import DiscoveryOutcome
+from msc4191_shim.proxy.errors import UpstreamError
+from msc4191_shim.proxy.exchange import Exchange
+from msc4191_shim.proxy.forward import Forward
+from msc4191_shim.proxy.framing import BodyKind, ResponseHead
+from msc4191_shim.proxy.h1 import HOP_BY_HOP_NAMES, LOCATION, REASONS, Fields, simple_response
+
+if TYPE_CHECKING:
+    from msc4191_shim.proxy.listener import ClientConnection, Handler
+
+#: conditional and partial requests would let the upstream answer something we cannot rewrite
+CONDITIONAL: Final = frozenset(
+    name.lower().encode()
+    for name in (
+        hdrs.IF_NONE_MATCH,
+        hdrs.IF_MODIFIED_SINCE,
+        hdrs.IF_MATCH,
+        hdrs.IF_UNMODIFIED_SINCE,
+        hdrs.RANGE,
+        hdrs.IF_RANGE,
+    )
+)
+#: fields that describe the upstream's bytes, not ours
+REPLACED: Final = frozenset(
+    name.lower().encode()
+    for name in (
+        hdrs.CONTENT_ENCODING,
+        hdrs.CONTENT_LENGTH,
+        hdrs.ETAG,
+        hdrs.LAST_MODIFIED,
+        hdrs.DATE,
+        hdrs.AGE,
+        istr("Content-MD5"),
+        istr("Digest"),
+        istr("Repr-Digest"),
+    )
+)
+_AUTHORIZATION: Final = b"authorization"
+_IF_NONE_MATCH: Final = b"if-none-match"
+_HOST: Final = b"host"
+
+
+def cache_key(exchange: Exchange) -> tuple[str, str]:
+    host = exchange.header(_HOST)
+    return exchange.target, "" if host is None else host.decode("latin-1")
+
+
+def handle_discovery(conn: ClientConnection, exchange: Exchange) -> Handler | None:
+    exchange.kind = "discovery"
+    state = conn.state
+    discovery = exchange.runtime.config.discovery
+    now = time.time()
+    # a shared cache never answers for a request that carries credentials (RFC 9111 §3.5)
+    use_cache = discovery.cache and exchange.header(_AUTHORIZATION) is None
+    if use_cache and (cached := state.cache.fresh(cache_key(exchange), now)) is not None:
+        serve(conn, exchange, cached, "cached", now)
+        return None
+    fetch = DiscoveryFetch(conn, exchange, use_cache=use_cache, now=now)
+    fetch.start()
+    return fetch
+
+
+def serve(
+    conn: ClientConnection,
+    exchange: Exchange,
+    document: CachedDocument,
+    outcome: DiscoveryOutcome,
+    now: float,
+) -> None:
+    """A document of the proxy's own (rewritten, cached or stale), or 304 if the client has it."""
+    fields = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in document.headers]
+    fields.append((b"ETag", document.etag.encode("ascii")))
+    if outcome != "rewritten":
+        fields.append((b"Age", b"%d" % document.age(now)))
+    conditions = [v for n, v in exchange.fields if n.lower() == _IF_NONE_MATCH]
+    status, body = 200, document.body
+    if conditions and if_none_match_matches(
+        b", ".join(conditions).decode("latin-1"), document.etag
+    ):
+        outcome, status, body = "not_modified", 304, b""
+        fields = [(n, v) for n, v in fields if n.lower() != b"content-type"]
+    count(conn, exchange, outcome)
+    exchange.status = status
+    close = conn.must_close(exchange)
+    data = simple_response(
+        status, REASONS[status], fields, body, close=close, head_only=exchange.is_head
+    )
+    if status == 304:  # no Content-Length on a 304: it would describe a body that is not sent
+        data = data.replace(b"Content-Length: 0\r\n", b"", 1)
+    exchange.bytes_sent = 0 if exchange.is_head else len(body)
+    conn.write(data)
+    conn.done(exchange, keep_alive=not close)
+
+
+def count(conn: ClientConnection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
+    conn.state.metrics.observe_discovery(outcome)
+    exchange.outcome = outcome
+
+
+def rewrite_document(
+    body: bytes,
+    content_encoding: str | None,
+    *,
+    well_known: bool,
+    config: Config,
+    default_uri: str,
+) -> bytes | DiscoveryOutcome:
+    """The rewritten body, or why the upstream's bytes must pass through untouched (pure)."""
+    discovery = config.discovery
+    try:
+        decoded = decode_body(body, content_encoding, discovery.max_body_bytes)
+    except DecodeRefused as refused:
+        return "passthrough_too_large" if refused.reason == "too-large" else "passthrough_encoding"
+    try:
+        doc = parse_json(decoded)
+    except ValueError:
+        return "passthrough_not_json"
+    if not isinstance(doc, dict):
+        return "passthrough_not_object"
+    if well_known:
+        uri = discovery.account_management_uri or _existing_account(doc) or default_uri
+        new_doc = rewrite_well_known(doc, uri)
+    else:
+        new_doc = rewrite_discovery(
+            doc, discovery=discovery, account=config.account_management, default_uri=default_uri
+        )
+    # the portal already serves what the shim would: its own bytes, a sign the shim can go
+    return "unchanged" if new_doc == doc else render_json(new_doc)
+
+
+def _existing_account(doc: dict[str, object]) -> str | None:
+    auth = doc.get("org.matrix.msc2965.authentication")
+    account = auth.get("account") if isinstance(auth, dict) else None
+    return account if isinstance(account, str) and account else None
+
+
+class DiscoveryFetch(Forward):
+    """A cache miss: GET the document through the pool; collect it (up to the limit) to rewrite,
+    or relay it as it comes."""
+
+    def __init__(
+        self, conn: ClientConnection, exchange: Exchange, *, use_cache: bool, now: float
+    ) -> None:
+        super().__init__(
+            conn, exchange, exchange.target.encode("latin-1"), method=b"GET", drop=CONDITIONAL
+        )
+        self.use_cache = use_cache
+        self.now = now
+        self.limit = exchange.runtime.config.discovery.max_body_bytes
+        self._collecting: tuple[ResponseHead, BodyKind] | None = None
+        self._body: list[bytes] = []
+        self._size = 0
+
+    def response_head(self, head: ResponseHead, kind: BodyKind) -> None:
+        exchange = self.exchange
+        if head.status >= 500 and self._serve_stale():
+            exchange.upstream_status = head.status
+            return
+        if head.status != 200:
+            count(self.conn, exchange, "passthrough_status")
+            super().response_head(head, kind)
+        elif head.length is not None and head.length > self.limit:
+            count(self.conn, exchange, "passthrough_too_large")
+            super().response_head(head, kind)
+        else:
+            exchange.upstream_status = head.status
+            self._collecting = (head, kind)
+
+    def response_body(self, data: bytes) -> None:
+        if self._collecting is None:
+            super().response_body(data)
+            return
+        self._body.append(data)
+        self._size += len(data)
+        if self._size > self.limit:  # too large to rewrite: relay from the first byte
+            head, kind = self._collecting
+            self._collecting = None
+            count(self.conn, self.exchange, "passthrough_too_large")
+            super().response_head(head, kind)
+            super().response_body(b"".join(self._body))
+            self._body.clear()
+
+    def response_end(self, trailers: Fields) -> None:
+        if self._collecting is None:
+            super().response_end(trailers)
+            return
+        head, kind = self._collecting
+        self._collecting = None
+        body = b"".join(self._body)
+        result = rewrite_document(
+            body,
+            _content_encoding(head),
+            well_known=self.exchange.route == "well_known",
+            config=self.exchange.runtime.config,
+            default_uri=self.exchange.public_origin()
+            + self.exchange.runtime.config.account_management.paths[0],
+        )
+        if isinstance(result, str):
+            count(self.conn, self.exchange, result)
+            super().response_head(head, kind)
+            super().response_body(body)
+            super().response_end(trailers)
+            return
+        document = self._document(head, result)
+        self._release()
+        serve(self.conn, self.exchange, document, "rewritten", self.now)
+
+    def _document(self, head: ResponseHead, body: bytes) -> CachedDocument:
+        rewrite = self._location_rewriter()
+        kept = [
+            (n, rewrite(v) if n.lower() == LOCATION else v)
+            for n, v in head.fields
+            if n.lower() not in HOP_BY_HOP_NAMES and n.lower() not in REPLACED
+        ]
+        text_fields = decode_raw(head.fields)
+        upstream_headers: CIMultiDict[str] = CIMultiDict(text_fields)
+        lifetime = freshness_lifetime(upstream_headers, self.now)
+        document = CachedDocument(
+            body=body,
+            headers=tuple(decode_raw(kept)),
+            etag=strong_etag(body),
+            stored_at=self.now - upstream_age(upstream_headers),
+            fresh_until=self.now + (lifetime or 0.0),
+        )
+        if self.use_cache and lifetime is not None:
+            self.conn.state.cache.store(cache_key(self.exchange), document)
+        return document
+
+    def _release(self) -> None:
+        self.finished = True
+        upstream, self.upstream = self.upstream, None
+        if upstream is None:
+            return
+        if self._request_sent and upstream.reusable and upstream.state == "idle":
+            self.pool.release(upstream)
+        else:
+            upstream.abort()
+
+    def _serve_stale(self) -> bool:
+        if not self.use_cache:
+            return False
+        stale = self.conn.state.cache.last_good(cache_key(self.exchange))
+        if stale is None:
+            return False
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        self.finished = True
+        serve(self.conn, self.exchange, stale, "stale", self.now)
+        return True
+
+    def _failed_before_answer(self, exc: BaseException) -> None:
+        if isinstance(exc, UpstreamError | OSError) and self._serve_stale():
+            return
+        super()._failed_before_answer(exc)
+
+
+def _content_encoding(head: ResponseHead) -> str | None:
+    values = [v for n, v in head.fields if n.lower() == b"content-encoding"]
+    return b", ".join(values).decode("latin-1") if values else None

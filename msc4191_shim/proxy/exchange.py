@@ -1,0 +1,90 @@
+"""One request and its answer: everything decided once, when the request head is complete.
+
+Built by the client connection and passed to every step (classify, prepare the upstream head,
+relay, log): the target, the route, the configuration pinned for this request (a reload
+meanwhile does not change it), the public origin (computed at most once) and the log record,
+filled in along the way and written out once at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from msc4191_shim.config.runtime import Runtime
+from msc4191_shim.http.headers import is_trusted
+from msc4191_shim.obs.metrics import RequestKind
+from msc4191_shim.proxy.h1 import HOST, Fields, first_value
+from msc4191_shim.proxy.route import Route
+
+_X_FORWARDED_PROTO = b"x-forwarded-proto"
+_X_FORWARDED_HOST = b"x-forwarded-host"
+
+
+@dataclass(slots=True, eq=False)
+class Exchange:
+    method: str
+    #: the request target as received (bytes), and in origin form (`/path?query`)
+    raw_target: bytes
+    target: str
+    http11: bool
+    fields: Fields
+    #: the client lets the connection be kept after this exchange
+    keep_alive: bool
+    route: Route
+    runtime: Runtime
+    peer: str | None
+    scheme: str
+    #: the Connection tokens the client sent, lower-cased
+    connection_tokens: frozenset[bytes] = frozenset()
+    #: the request carries a body (Content-Length > 0 or chunked)
+    has_body: bool = False
+    chunked_body: bool = False
+    #: the whole request (head and body) has been read
+    request_complete: bool = True
+    #: the client waits for `100 Continue` before sending its body
+    expect_continue: bool = False
+    #: why the request is refused before any route sees it: (status, reason)
+    refusal: tuple[int, str] | None = None
+    started: float = field(default_factory=time.monotonic)
+    # -- the record: what happened, for the access log and the request counters
+    kind: RequestKind = "passthrough"
+    outcome: str | None = None
+    status: int | None = None
+    upstream_status: int | None = None
+    upstream_seconds: float | None = None
+    error: str | None = None
+    #: the response started but could not be completed (the client saw a broken response)
+    aborted: bool = False
+    bytes_sent: int = 0
+    _public_origin: str | None = None
+
+    @property
+    def is_head(self) -> bool:
+        return self.method == "HEAD"
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first field called `name` (lower-cased bytes)."""
+        return first_value(self.fields, name)
+
+    def text_header(self, name: bytes) -> str | None:
+        value = first_value(self.fields, name)
+        return None if value is None else value.decode("latin-1")
+
+    def public_origin(self) -> str:
+        """`public_url`, else the origin a trusted proxy reports, else the request's own."""
+        if self._public_origin is None:
+            self._public_origin = self._compute_public_origin()
+        return self._public_origin
+
+    def _compute_public_origin(self) -> str:
+        runtime = self.runtime
+        if runtime.config.public_url is not None:
+            return runtime.public_origin(self.scheme, None)
+        scheme, host = self.scheme, self.text_header(HOST)
+        if is_trusted(self.peer, runtime.config.trusted_proxies):
+            proto = self.text_header(_X_FORWARDED_PROTO)
+            fwd_host = self.text_header(_X_FORWARDED_HOST)
+            scheme = (proto or "").split(",")[0].strip() or scheme
+            host = (fwd_host or "").split(",")[0].strip() or host
+        return runtime.public_origin(scheme, host)

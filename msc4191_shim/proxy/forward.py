@@ -1,0 +1,331 @@
+"""Passthrough: the request to a pooled upstream connection, the answer back as it arrives.
+
+Bodies move both ways as they come, with back-pressure both ways: a client that does not read
+pauses the upstream, an upstream that does not read pauses the client. An upstream failure
+before the answer starts becomes a 502/504 with its reason; after, the client connection is cut,
+so a truncated body never looks complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Final
+
+from msc4191_shim.core.location import rewrite_location
+from msc4191_shim.http.headers import decode_raw
+from msc4191_shim.proxy.access import note_failure
+from msc4191_shim.proxy.errors import UpstreamClosedError, UpstreamError
+from msc4191_shim.proxy.exchange import Exchange
+from msc4191_shim.proxy.forwarding import forwarding_lines
+from msc4191_shim.proxy.framing import (
+    LAST_CHUNK,
+    BodyKind,
+    ClientFraming,
+    ResponseHead,
+    chunk,
+    client_framing,
+    last_chunk,
+)
+from msc4191_shim.proxy.h1 import (
+    HOP_BY_HOP_NAMES,
+    Fields,
+    client_response_head,
+    interim_head,
+    upstream_request_head,
+)
+from msc4191_shim.proxy.listener import BLOCK_BODY_BUFFER, BLOCK_UPSTREAM, MAX_PENDING_BODY
+from msc4191_shim.proxy.upstream import UpstreamConnection
+
+if TYPE_CHECKING:
+    from msc4191_shim.proxy.listener import ClientConnection
+
+#: RFC 9110 §9.2.2: a request that may be sent again when the connection died before any answer
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+
+
+class Forward:
+    """One exchange relayed to the upstream (also a `ResponseSink` for its answer)."""
+
+    def __init__(
+        self,
+        conn: ClientConnection,
+        exchange: Exchange,
+        target: bytes,
+        *,
+        method: bytes | None = None,
+        drop: frozenset[bytes] = frozenset(),
+    ) -> None:
+        self.conn = conn
+        self.exchange = exchange
+        self.pool = conn.state.pool
+        self.target = target
+        self.method = method or exchange.method.encode("ascii")
+        self.drop = drop
+        self.upstream: UpstreamConnection | None = None
+        self.finished = False
+        self.response_started = False
+        self.retried = False
+        self._reused = False
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._request_sent = False
+        self._framing: ClientFraming = "none"
+        self._close_after = False
+        self._head_out = b""
+        #: a HEAD sent upstream as GET (discovery): the client gets the head only
+        self._discard_body = exchange.is_head and self.method != b"HEAD"
+        self._sent_at = 0.0
+        self._connecting: asyncio.Task[None] | None = None
+
+    # -- the request
+
+    def start(self) -> None:
+        conn, exchange = self.conn, self.exchange
+        conn.send_continue(exchange)
+        target = self.pool.target_for(exchange.runtime)
+        upstream = None if self.retried else self.pool.take_idle(target)
+        if upstream is not None:
+            self._reused = True
+            self._send_head(upstream)
+        else:
+            self._reused = False
+            self._connecting = conn.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        runtime = self.exchange.runtime
+        target = self.pool.target_for(runtime)
+        try:
+            upstream = await self.pool.connect(target, runtime.config.upstream.connect_timeout)
+        except asyncio.CancelledError:
+            raise
+        except (OSError, UpstreamError) as exc:
+            self._connecting = None
+            if not self.finished:
+                self._failed_before_answer(exc)
+            return
+        self._connecting = None
+        if self.finished:
+            self.pool.release(upstream)
+            return
+        self._send_head(upstream)
+
+    def upstream_head(self) -> bytes:
+        exchange = self.exchange
+        runtime = exchange.runtime
+        target = self.pool.target_for(runtime)
+        framing = _CHUNKED if exchange.chunked_body else b""
+        return upstream_request_head(
+            self.method,
+            target.prefix + self.target,
+            exchange.fields,
+            host=None if runtime.config.upstream.preserve_host else target.authority,
+            forwarding=forwarding_lines(exchange),
+            framing=framing + self.extra_framing(),
+            connection_tokens=exchange.connection_tokens | self.drop,
+        )
+
+    def extra_framing(self) -> bytes:
+        return b""
+
+    def _send_head(self, upstream: UpstreamConnection) -> None:
+        self.upstream = upstream
+        exchange = self.exchange
+        data = self.upstream_head()
+        if self._pending:
+            data = b"".join([data, *self._pending])
+            self._pending.clear()
+            self._pending_size = 0
+            self.conn.block_reading(BLOCK_BODY_BUFFER, False)
+        if exchange.request_complete and exchange.chunked_body:
+            data += LAST_CHUNK
+        self._sent_at = time.monotonic()
+        upstream.start(
+            data,
+            self,
+            method=self.method,
+            read_timeout=exchange.runtime.config.upstream.read_timeout,
+            upgrade=self.is_upgrade(),
+        )
+        self._request_sent = exchange.request_complete
+
+    def is_upgrade(self) -> bool:
+        return False
+
+    def request_body(self, data: bytes) -> None:
+        if self.finished:
+            return
+        if self.exchange.chunked_body:
+            data = chunk(data)
+        if self.upstream is not None:
+            self.upstream.send(data)
+            return
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size > MAX_PENDING_BODY:
+            self.conn.block_reading(BLOCK_BODY_BUFFER, True)
+
+    def request_end(self) -> None:
+        if self.finished or self.upstream is None:
+            return  # sent with the head once connected
+        if self.exchange.chunked_body:
+            self.upstream.send(LAST_CHUNK)
+        self._request_sent = True
+
+    # -- flow control
+
+    def client_writable(self, writable: bool) -> None:
+        if self.upstream is not None:
+            if writable:
+                self.upstream.resume_reading()
+            else:
+                self.upstream.pause_reading()
+
+    def upstream_writable(self, writable: bool) -> None:
+        self.conn.block_reading(BLOCK_UPSTREAM, not writable)
+
+    # -- the answer (ResponseSink)
+
+    def response_interim(self, head: ResponseHead) -> None:
+        # 100 was answered by the proxy itself; other 1xx (103) go to HTTP/1.1 clients
+        if head.status != 100 and self.exchange.http11:
+            self.conn.write(interim_head(head))
+
+    def response_head(self, head: ResponseHead, kind: BodyKind) -> None:
+        exchange = self.exchange
+        exchange.upstream_status = head.status
+        exchange.upstream_seconds = time.monotonic() - self._sent_at
+        exchange.status = head.status
+        self.response_started = True
+        self._framing = client_framing(kind, http11=exchange.http11)
+        self._close_after = self.conn.must_close(exchange) or self._framing == "close"
+        self._head_out = client_response_head(
+            head,
+            framing=self._framing,
+            http11=exchange.http11,
+            close=self._close_after,
+            rewrite_location=self._location_rewriter(),
+        )
+
+    def response_body(self, data: bytes) -> None:
+        if not data or self._discard_body:
+            return
+        self.exchange.bytes_sent += len(data)
+        if self._framing == "chunked":
+            data = chunk(data)
+        if self._head_out:
+            data, self._head_out = self._head_out + data, b""
+        self.conn.write(data)
+
+    def response_end(self, trailers: Fields) -> None:
+        tail = self._head_out
+        self._head_out = b""
+        if self._framing == "chunked" and not self._discard_body:
+            kept = [(n, v) for n, v in trailers if n.lower() not in HOP_BY_HOP_NAMES]
+            tail += last_chunk(kept)
+        if tail:
+            self.conn.write(tail)
+        self._release_upstream()
+        self.finished = True
+        self.conn.done(self.exchange, keep_alive=not self._close_after)
+
+    def upstream_failed(self, exc: UpstreamError) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        if self.finished:
+            return
+        if not self.response_started:
+            if self._may_retry(exc):
+                self.retried = True
+                self.start()
+                return
+            self._failed_before_answer(exc)
+            return
+        self.finished = True
+        exchange = self.exchange
+        failure = note_failure(
+            self.conn.state, exchange, exc, "upstream failed mid-body; aborting the client response"
+        )
+        exchange.error, exchange.aborted = f"aborted mid-body: {failure.text}", True
+        self.conn.abort()
+        self.conn.done(exchange, keep_alive=False)
+
+    def _may_retry(self, exc: UpstreamError) -> bool:
+        """Once, for an idempotent request without a body, when a reused connection died
+        before any byte of the answer: the upstream closed it while idle, it never saw it."""
+        return (
+            isinstance(exc, UpstreamClosedError)
+            and exc.before_any_byte
+            and self._reused
+            and not self.retried
+            and not self.exchange.has_body
+            and self.exchange.method in IDEMPOTENT
+        )
+
+    def _failed_before_answer(self, exc: BaseException) -> None:
+        self.finished = True
+        exchange = self.exchange
+        failure = note_failure(self.conn.state, exchange, exc, "upstream error")
+        exchange.error = failure.text
+        self.conn.answer(exchange, failure.status, failure.text)
+
+    def upstream_switched(self, head: ResponseHead, rest: bytes) -> None:
+        raise AssertionError("only an Upgrade switches protocols")
+
+    def splice_data(self, data: bytes) -> None:
+        raise AssertionError("only an Upgrade switches protocols")
+
+    # -- the client side
+
+    def client_lost(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()  # the upstream learns at once; its handler is cancelled
+        exchange = self.exchange
+        exchange.error, exchange.aborted = "client disconnected", True
+        self.conn.done(exchange, keep_alive=False)
+
+    def going_away(self) -> None:
+        pass
+
+    def _release_upstream(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is None:
+            return
+        if self._request_sent and upstream.reusable:
+            self.pool.release(upstream)
+        else:
+            upstream.close()
+
+    def _location_rewriter(self) -> LocationRewrite:
+        return LocationRewrite(self.exchange)
+
+
+class LocationRewrite:
+    """Rewrite a Location that points at the upstream's own origin, as nginx's default does."""
+
+    __slots__ = ("exchange",)
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+
+    def __call__(self, value: bytes) -> bytes:
+        exchange = self.exchange
+        runtime = exchange.runtime
+        account = runtime.config.account_management
+        ((_, text),) = decode_raw([(b"Location", value)])
+        rewritten = rewrite_location(
+            text,
+            upstream_origin=runtime.upstream_origin,
+            public_origin=exchange.public_origin(),
+            back_translate=account.table if account.strategy == "rewrite" else None,
+            entry_paths=account.paths,
+        )
+        return value if rewritten == text else rewritten.encode("utf-8")

@@ -1,0 +1,227 @@
+"""HTTP/1.1 response framing, pure: the upstream's head parsed, how its body ends, chunk coding.
+
+The upstream side is parsed here rather than by llhttp because llhttp (through httptools) cannot
+be told that a response answers a HEAD request; and a proxy must decide, from the head alone,
+how a body ends (RFC 9112 §6.3): none (HEAD, 1xx, 204, 304), by Content-Length, chunked, or at
+the close of the connection. Every function works on bytes and holds no socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+BodyKind = Literal["none", "length", "chunked", "close"]
+
+CRLF: Final = b"\r\n"
+_HEAD_END: Final = b"\r\n\r\n"
+#: the longest chunk-size line (size, extensions) a chunked body may carry
+MAX_CHUNK_LINE: Final = 4096
+#: trailer fields of a chunked body, all together
+MAX_TRAILER_BYTES: Final = 16384
+_TOKEN: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_BODILESS_STATUS: Final = frozenset({204, 304})
+LAST_CHUNK: Final = b"0\r\n\r\n"
+
+
+class FramingError(ValueError):
+    """The upstream's bytes are not an HTTP/1.1 message this proxy can relay faithfully."""
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    """A status line and fields as received (names keep their case, repeats their order)."""
+
+    version: bytes
+    status: int
+    reason: bytes
+    fields: list[tuple[bytes, bytes]]
+    #: Content-Length when the body is framed by it
+    length: int | None = None
+    chunked: bool = False
+    #: Transfer-Encoding other than chunked: the body ends at close (RFC 9112 §6.3 item 4)
+    close_delimited: bool = False
+    #: the upstream lets the connection be reused after this response
+    reusable: bool = True
+    connection_tokens: frozenset[bytes] = field(default_factory=frozenset)
+
+
+def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHead, int] | None:
+    """The head at the start of `buf` and its size with the blank line; None if incomplete.
+
+    Raises FramingError for anything that is not a well-formed response head, or a head longer
+    than `limit` bytes.
+    """
+    end = buf.find(_HEAD_END)
+    if end < 0:
+        if len(buf) > limit:
+            raise FramingError(f"response head longer than {limit} bytes")
+        return None
+    if end > limit:
+        raise FramingError(f"response head longer than {limit} bytes")
+    lines = bytes(buf[:end]).split(CRLF)
+    version, status, reason = _status_line(lines[0])
+    head = ResponseHead(version, status, reason, _fields(lines))
+    _apply_framing(head)
+    return head, end + 4
+
+
+def _status_line(line: bytes) -> tuple[bytes, int, bytes]:
+    version, _, rest = line.partition(b" ")
+    code, _, reason = rest.partition(b" ")
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
+        raise FramingError(f"not an HTTP/1.x status line: {line[:64]!r}")
+    return version, int(code), reason
+
+
+def _fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    fields = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        # no obs-fold, no space before the colon, a token name: anything else could be read
+        # differently by the client than by us (RFC 9112 §5.1, §5.2)
+        if not sep or not name or not _TOKEN.issuperset(name):
+            raise FramingError(f"malformed header field line: {line[:64]!r}")
+        fields.append((name, value.strip(b" \t")))
+    return fields
+
+
+def _apply_framing(head: ResponseHead) -> None:
+    lengths: set[bytes] = set()
+    codings: list[bytes] = []
+    tokens: set[bytes] = set()
+    for name, value in head.fields:
+        low = name.lower()
+        if low == b"content-length":
+            lengths.update(v.strip() for v in value.split(b","))
+        elif low == b"transfer-encoding":
+            codings.extend(c.strip().lower() for c in value.split(b",") if c.strip())
+        elif low == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    head.connection_tokens = frozenset(tokens)
+    head.reusable = b"close" not in tokens and (
+        head.version == b"HTTP/1.1" or b"keep-alive" in tokens
+    )
+    if codings:
+        head.chunked = codings[-1] == b"chunked"
+        head.close_delimited = not head.chunked
+        if head.close_delimited:
+            head.reusable = False
+        return
+    if lengths:
+        (length,) = lengths if len(lengths) == 1 else (b"",)
+        if not length.isdigit():
+            raise FramingError(f"invalid Content-Length {b','.join(sorted(lengths))[:64]!r}")
+        head.length = int(length)
+
+
+def body_kind(head: ResponseHead, request_method: bytes) -> BodyKind:
+    """How the body of `head` ends, given the method of the request it answers."""
+    if request_method == b"HEAD" or head.status < 200 or head.status in _BODILESS_STATUS:
+        return "none"
+    if head.chunked:
+        return "chunked"
+    if head.close_delimited:
+        return "close"
+    if head.length is not None:
+        return "length" if head.length else "none"
+    return "close"
+
+
+ClientFraming = Literal["none", "length", "chunked", "close"]
+
+
+def client_framing(kind: BodyKind, *, http11: bool) -> ClientFraming:
+    """How the client gets a body that ends as `kind` upstream.
+
+    A length stays a length. A body of unknown length is chunked for an HTTP/1.1 client and
+    ends at close for an HTTP/1.0 one (which knows no chunked coding).
+    """
+    if kind in ("chunked", "close"):
+        return "chunked" if http11 else "close"
+    return kind
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` as one chunk of a chunked body (never call with empty data: that ends the body)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def last_chunk(trailers: list[tuple[bytes, bytes]]) -> bytes:
+    if not trailers:
+        return LAST_CHUNK
+    return b"0\r\n" + b"".join(n + b": " + v + CRLF for n, v in trailers) + CRLF
+
+
+class ChunkedDecoder:
+    """Turns a chunked body into its payload, piece by piece, with bounded state.
+
+    `feed` returns the payload pieces found in `data`; once the last chunk and the trailer
+    section have been read, `done` is True and `rest` holds any bytes after the body.
+    """
+
+    __slots__ = ("_line", "_remaining", "_state", "_trailer_size", "done", "rest", "trailers")
+
+    def __init__(self) -> None:
+        self._state: Literal["size", "data", "crlf", "trailer"] = "size"
+        self._line = bytearray()
+        self._remaining = 0
+        self._trailer_size = 0
+        self.done = False
+        self.rest = b""
+        self.trailers: list[tuple[bytes, bytes]] = []
+
+    def feed(self, data: bytes) -> list[bytes]:
+        pieces: list[bytes] = []
+        pos, end = 0, len(data)
+        while pos < end and not self.done:
+            if self._state == "data":
+                take = min(self._remaining, end - pos)
+                pieces.append(data[pos : pos + take])
+                pos += take
+                self._remaining -= take
+                if not self._remaining:
+                    self._state = "crlf"
+                continue
+            newline = data.find(b"\n", pos)
+            if newline < 0:
+                self._grow(data[pos:])
+                break
+            self._grow(data[pos : newline + 1])
+            pos = newline + 1
+            line = bytes(self._line).rstrip(b"\r\n")
+            self._line.clear()
+            self._line_done(line)
+        if self.done:
+            self.rest = data[pos:]
+        return pieces
+
+    def _grow(self, piece: bytes) -> None:
+        self._line += piece
+        limit = MAX_TRAILER_BYTES if self._state == "trailer" else MAX_CHUNK_LINE
+        if len(self._line) > limit:
+            raise FramingError("chunk size line or trailer section too long")
+
+    def _line_done(self, line: bytes) -> None:
+        if self._state == "crlf":
+            if line:
+                raise FramingError("chunk data not followed by CRLF")
+            self._state = "size"
+        elif self._state == "size":
+            size = line.split(b";", 1)[0].strip()
+            if not size or not all(c in b"0123456789abcdefABCDEF" for c in size):
+                raise FramingError(f"invalid chunk size {line[:32]!r}")
+            self._remaining = int(size, 16)
+            self._state = "data" if self._remaining else "trailer"
+        elif not line:
+            self.done = True
+        else:
+            self._trailer_size += len(line)
+            if self._trailer_size > MAX_TRAILER_BYTES:
+                raise FramingError("trailer section too long")
+            name, sep, value = line.partition(b":")
+            if not sep or not name or not _TOKEN.issuperset(name):
+                raise FramingError(f"malformed trailer field: {line[:64]!r}")
+            self.trailers.append((name, value.strip(b" \t")))

@@ -1,0 +1,520 @@
+"""The client side: one `asyncio.Protocol` per connection, parsing requests with llhttp.
+
+From each request head it builds the `Exchange` and hands it to the one handler its route names
+(`dispatch`); body bytes follow to that handler as they arrive. Requests are answered in order:
+a pipelined request waits (reading paused) until the one before it is answered. The edge limits
+live here: the head timeout and size, the idle time between requests and between body reads,
+and the number of connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Literal, Protocol, cast
+
+import httptools
+
+from msc4191_shim.proxy.access import finish_exchange
+from msc4191_shim.proxy.exchange import Exchange
+from msc4191_shim.proxy.h1 import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    EXPECT,
+    REASONS,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    Fields,
+    origin_form,
+    text_response,
+    valid_target,
+)
+from msc4191_shim.proxy.route import classify, is_upgrade
+
+if TYPE_CHECKING:
+    from msc4191_shim.proxy.server import ProxyServer
+
+logger = logging.getLogger("msc4191_shim.proxy")
+
+#: reading from the client pauses for any of these reasons, and resumes when none is left
+BLOCK_PIPELINE: Final = 1
+BLOCK_BODY_BUFFER: Final = 2
+BLOCK_UPSTREAM: Final = 4
+#: request body bytes held while no upstream connection takes them yet
+MAX_PENDING_BODY: Final = 256 * 1024
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_INTERESTING: Final = frozenset({CONNECTION, UPGRADE, EXPECT, CONTENT_LENGTH, TRANSFER_ENCODING})
+
+Timer = Literal["none", "idle", "head", "body"]
+
+
+class Handler(Protocol):
+    """What a route does with an exchange once it is the one being answered."""
+
+    def request_body(self, data: bytes) -> None: ...
+    def request_end(self) -> None: ...
+    def client_writable(self, writable: bool) -> None: ...
+    def client_lost(self) -> None: ...
+    def going_away(self) -> None: ...
+
+
+@dataclass(eq=False)
+class _Queued:
+    """A pipelined request waiting for its turn, with the body bytes read so far."""
+
+    exchange: Exchange
+    body: list[bytes] = field(default_factory=list)
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self.state = server.state
+        self.loop = server.loop
+        self.limits = server.limits
+        self.scheme = server.scheme
+        self.transport: asyncio.Transport | None = None
+        self.peer: str | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        #: the exchange being answered, and its handler
+        self.exchange: Exchange | None = None
+        self.handler: Handler | None = None
+        self._queue: collections.deque[_Queued] = collections.deque()
+        #: where the parser's body bytes go while that request waits in the queue
+        self._parsing_queued: _Queued | None = None
+        self._parsing_exchange: Exchange | None = None
+        self._url = b""
+        self._fields: Fields = []
+        self._head_size = 0
+        self._refused: tuple[int, str] | None = None
+        self._blocks = 0
+        self.writable = True
+        #: answer the current exchange, then close (shutdown, or the client asked)
+        self.closing = False
+        self.closed = False
+        self.splice: Handler | None = None
+        self._timer_kind: Timer = "none"
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) else None
+        if not self.server.admit(self):
+            self.closed = True
+            self.transport.write(
+                text_response(
+                    503,
+                    REASONS[503],
+                    f"too many connections (limits.max_connections is "
+                    f"{self.limits.max_connections}); try again\n",
+                    close=True,
+                    head_only=False,
+                )
+            )
+            self.transport.close()
+            return
+        self._arm("idle", self.limits.head_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._disarm()
+        self.server.forget(self)
+        handler, self.handler = self.handler, None
+        if self.splice is not None:
+            self.splice.client_lost()
+            self.splice = None
+        elif handler is not None:
+            handler.client_lost()
+        self._queue.clear()
+
+    def pause_writing(self) -> None:
+        self.writable = False
+        handler = self.splice or self.handler
+        if handler is not None:
+            handler.client_writable(False)
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        handler = self.splice or self.handler
+        if handler is not None:
+            handler.client_writable(True)
+
+    def eof_received(self) -> bool | None:
+        # the client is gone (as aiohttp and nginx read it): the exchange in flight is ended and
+        # the upstream told at once, by closing its connection
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        if self.splice is not None:
+            self.splice.request_body(data)
+            return
+        if self.closed:
+            return
+        if self._timer_kind == "body":
+            self._deadline = self.loop.time() + self.limits.body_idle_timeout
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._after_upgrade_head(data[upgrade.args[0] :])
+        except httptools.HttpParserError as exc:
+            self._refuse_request(exc)
+
+    # -- parser callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._fields = []
+        self._head_size = 0
+        if self.exchange is None and not self._queue:
+            self._arm("head", self.limits.head_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head(len(url), 414, "request target")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields.append((name, value))
+        self._count_head(len(name) + len(value) + 4, 431, "request head")
+
+    def _count_head(self, size: int, status: int, what: str) -> None:
+        self._head_size += size
+        limit = self.limits.max_head_bytes
+        if self._head_size > limit:
+            self._refused = (status, f"{what} longer than {limit} bytes (limits.max_head_bytes)")
+            raise _RefusedError
+
+    def on_headers_complete(self) -> None:
+        exchange = self._build_exchange()
+        if exchange is None:
+            return
+        if self.exchange is None:
+            self._parsing_queued = None
+            self._activate(exchange, [])
+        else:
+            queued = _Queued(exchange)
+            self._queue.append(queued)
+            self._parsing_queued = queued
+            self._block(BLOCK_PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        queued = self._parsing_queued
+        if queued is not None:
+            queued.body.append(body)
+        elif self.handler is not None and self._parsing_exchange is self.exchange:
+            self.handler.request_body(body)
+
+    def on_message_complete(self) -> None:
+        queued, self._parsing_queued = self._parsing_queued, None
+        exchange, self._parsing_exchange = self._parsing_exchange, None
+        if exchange is None or exchange.request_complete:
+            return
+        exchange.request_complete = True
+        if queued is not None:
+            return
+        if self._timer_kind == "body":
+            self._disarm()
+        if self.handler is not None and exchange is self.exchange:
+            self.handler.request_end()
+
+    # -- exchanges
+
+    def _build_exchange(self) -> Exchange | None:
+        parser = self.parser
+        method = parser.get_method().decode("ascii")
+        raw_target = self._url
+        fields = self._fields
+        http11 = parser.get_http_version() == "1.1"
+        tokens: frozenset[bytes] = frozenset()
+        upgrade = expect = None
+        has_body = chunked = False
+        for name, value in fields:
+            low = name.lower()
+            if low not in _INTERESTING:
+                continue
+            if low == CONNECTION:
+                tokens = tokens | {t.strip().lower() for t in value.split(b",") if t.strip()}
+            elif low == UPGRADE:
+                upgrade = value
+            elif low == EXPECT:
+                expect = value
+            elif low == TRANSFER_ENCODING:
+                has_body = chunked = True
+            elif low == CONTENT_LENGTH:
+                has_body = has_body or value.strip() not in (b"0", b"")
+        runtime = self.state.runtime  # pinned: a reload meanwhile does not change this request
+        target = origin_form(raw_target.decode("ascii")) if valid_target(raw_target) else None
+        exchange = Exchange(
+            method=method,
+            raw_target=raw_target,
+            target=target or raw_target.decode("latin-1"),
+            http11=http11,
+            fields=fields,
+            keep_alive=parser.should_keep_alive() and not self.closing,
+            route="passthrough",
+            runtime=runtime,
+            peer=self.peer,
+            scheme=self.scheme,
+            connection_tokens=tokens,
+            has_body=has_body,
+            chunked_body=chunked,
+            request_complete=not has_body,
+            expect_continue=expect is not None and expect.lower() == b"100-continue",
+        )
+        self._parsing_exchange = exchange
+        if target is None:
+            exchange.refusal = (
+                400,
+                f"request target {raw_target[:64].decode('latin-1')!r} is not proxied: "
+                "send /path?query (this is a reverse proxy, not a forward proxy)",
+            )
+        else:
+            exchange.route = classify(
+                method, target, runtime.config, is_upgrade(tokens, upgrade) and not has_body
+            )
+        return exchange
+
+    def _activate(self, exchange: Exchange, body: list[bytes]) -> None:
+        from msc4191_shim.proxy.dispatch import dispatch
+
+        self.exchange = exchange
+        if not exchange.request_complete:
+            self._arm("body", self.limits.body_idle_timeout)
+        else:
+            self._disarm()
+        if exchange.refusal is not None:
+            status, text = exchange.refusal
+            self.answer(exchange, status, text)
+            return
+        handler = dispatch(self, exchange)
+        if handler is None:  # answered at once
+            return
+        self.handler = handler
+        for piece in body:
+            handler.request_body(piece)
+        if exchange.request_complete and exchange.has_body:
+            handler.request_end()
+
+    def send_continue(self, exchange: Exchange) -> None:
+        """`100 Continue` for a client that waits for it before sending its body."""
+        if exchange.expect_continue and exchange.http11 and not exchange.request_complete:
+            exchange.expect_continue = False
+            self.write(_CONTINUE)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def answer(
+        self, exchange: Exchange, status: int, text: str, *, fields: bytes | None = None
+    ) -> None:
+        """A short answer of the proxy's own: an error with its reason, on its own line."""
+        exchange.status = status
+        close = self.must_close(exchange) or status in (400, 408, 414, 431)
+        data = text_response(
+            status,
+            REASONS.get(status, b"Error"),
+            text + "\n",
+            close=close,
+            head_only=exchange.is_head,
+        )
+        exchange.bytes_sent = 0 if exchange.is_head else len(text.encode("utf-8")) + 1
+        self.write(data)
+        self.done(exchange, keep_alive=not close)
+
+    def must_close(self, exchange: Exchange) -> bool:
+        return not exchange.keep_alive or self.closing
+
+    def done(self, exchange: Exchange, *, keep_alive: bool) -> None:
+        """The answer to `exchange` is complete: log it, then the next request or close."""
+        if exchange is not self.exchange:
+            return
+        self.exchange = None
+        self.handler = None
+        finish_exchange(self.state, exchange)
+        if not exchange.request_complete:
+            keep_alive = False  # the rest of its body would be read as the next request
+        if not keep_alive or self.closing or self.closed:
+            self.close()
+            return
+        if self._queue:
+            queued = self._queue.popleft()
+            if not self._queue:
+                self._unblock(BLOCK_PIPELINE)
+            if self._parsing_queued is queued:
+                self._parsing_queued = None
+            self._activate(queued.exchange, queued.body)
+        else:
+            self._unblock(BLOCK_PIPELINE)
+            self._arm("idle", self.limits.keepalive_timeout)
+
+    def close(self) -> None:
+        self.closed = True
+        self._disarm()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Cut the connection: a response that cannot be completed must not look complete."""
+        self.closed = True
+        self._disarm()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def go_away(self) -> None:
+        """Shutdown: close when idle, after the current answer otherwise."""
+        self.closing = True
+        if self.splice is not None:
+            self.splice.going_away()
+        elif self.exchange is None and not self._queue:
+            self.close()
+
+    # -- upgrades and refusals
+
+    def _after_upgrade_head(self, rest: bytes) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.route == "upgrade" and self.handler is not None:
+            # the rest belongs to the new protocol, once the upstream agrees to switch
+            self.splice = self.handler
+            if rest:
+                self.splice.request_body(rest)
+            return
+        if rest:  # an Upgrade this proxy does not relay (h2c): the connection stays HTTP/1.1
+            self.data_received(rest)
+
+    def _refuse_request(self, exc: httptools.HttpParserError) -> None:
+        refused, self._refused = self._refused, None
+        status, text = refused or (400, f"malformed request: {exc}")
+        if self._parsing_exchange is not None and self._parsing_exchange is self.exchange:
+            # the body broke: the answer may have started; nothing more can be read
+            self.exchange.error = f"malformed request body: {exc}"
+            self.abort()
+            return
+        exchange = Exchange(
+            method=_method_of(self.parser),
+            raw_target=self._url,
+            target=self._url.decode("latin-1"),
+            http11=True,
+            fields=self._fields,
+            keep_alive=False,
+            route="passthrough",
+            runtime=self.state.runtime,
+            peer=self.peer,
+            scheme=self.scheme,
+        )
+        self._queue.clear()
+        if self.exchange is not None:  # answer in turn is impossible: stop here
+            self.abort()
+            finish_exchange(self.state, exchange)
+            return
+        self.exchange = exchange
+        self.answer(exchange, status, text)
+
+    # -- flow control
+
+    def _block(self, reason: int) -> None:
+        if not self._blocks and self.transport is not None:
+            self.transport.pause_reading()
+        self._blocks |= reason
+
+    def _unblock(self, reason: int) -> None:
+        if not self._blocks & reason:
+            return
+        self._blocks &= ~reason
+        if not self._blocks and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def block_reading(self, reason: int, blocked: bool) -> None:
+        if blocked:
+            self._block(reason)
+        else:
+            self._unblock(reason)
+
+    # -- timers: one lazily re-armed handle for the head, idle and body limits
+
+    def _arm(self, kind: Timer, seconds: float) -> None:
+        self._timer_kind = kind
+        self._deadline = self.loop.time() + seconds
+        if self._timer is None or self._timer.when() > self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(self._deadline, self._expire)
+
+    def _disarm(self) -> None:
+        self._timer_kind = "none"
+
+    def _expire(self) -> None:
+        self._timer = None
+        kind = self._timer_kind
+        if kind == "none" or self.closed:
+            return
+        now = self.loop.time()
+        if kind == "body" and self._blocks & (BLOCK_UPSTREAM | BLOCK_BODY_BUFFER):
+            self._deadline = now + self.limits.body_idle_timeout  # we are the slow side
+        if now < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._expire)
+            return
+        if kind == "idle":
+            self.close()
+        elif kind == "head":
+            self._head_timed_out()
+        else:
+            self._body_timed_out()
+
+    def _head_timed_out(self) -> None:
+        limit = self.limits.head_timeout
+        exchange = Exchange(
+            method=_method_of(self.parser),
+            raw_target=self._url,
+            target=self._url.decode("latin-1"),
+            http11=True,
+            fields=self._fields,
+            keep_alive=False,
+            route="passthrough",
+            runtime=self.state.runtime,
+            peer=self.peer,
+            scheme=self.scheme,
+        )
+        self.exchange = exchange
+        self.answer(
+            exchange, 408, f"request head not received within {limit:g}s (limits.head_timeout)"
+        )
+
+    def _body_timed_out(self) -> None:
+        exchange, handler = self.exchange, self.handler
+        limit = self.limits.body_idle_timeout
+        text = f"no request body bytes for {limit:g}s (limits.body_idle_timeout)"
+        if exchange is None:
+            self.close()
+            return
+        exchange.error = text
+        if handler is not None and getattr(handler, "response_started", False):
+            exchange.aborted = True
+            self.abort()
+            return
+        self.handler = None
+        if handler is not None:
+            handler.client_lost()
+        self.answer(exchange, 408, text)
+
+
+class _RefusedError(Exception):
+    """Raised in a parser callback to stop parsing a request over a limit."""
+
+
+def _method_of(parser: httptools.HttpRequestParser) -> str:
+    try:
+        return parser.get_method().decode("ascii", "replace")
+    except httptools.HttpParserError:
+        return "-"
+
+
+def now() -> float:
+    return time.monotonic()

@@ -1,0 +1,75 @@
+"""The public listener: binds, accepts (up to `limits.max_connections`), drains on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+
+from msc4191_shim.proxy.limits import EdgeLimits, edge_limits
+from msc4191_shim.proxy.listener import ClientConnection
+from msc4191_shim.proxy.state import ShimState
+
+
+class ProxyServer:
+    def __init__(self, state: ShimState, *, tls: ssl.SSLContext | None) -> None:
+        self.state = state
+        self.loop = asyncio.get_running_loop()
+        self.scheme = "https" if tls is not None else "http"
+        self.tls = tls
+        self.connections: set[ClientConnection] = set()
+        self.server: asyncio.Server | None = None
+        self._limits: tuple[object, EdgeLimits] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def limits(self) -> EdgeLimits:
+        """The limits of the current runtime (a reload applies them to new connections)."""
+        runtime = self.state.runtime
+        if self._limits is None or self._limits[0] is not runtime:
+            self._limits = (runtime, edge_limits(runtime.config))
+        return self._limits[1]
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> list[str]:
+        self.server = await self.loop.create_server(
+            lambda: ClientConnection(self),
+            host or None,
+            port,
+            ssl=self.tls,
+            reuse_port=reuse_port or None,
+            reuse_address=True,
+            backlog=1024,
+        )
+        return [
+            f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
+            for sock in self.server.sockets
+            if sock.family in (socket.AF_INET, socket.AF_INET6)
+        ]
+
+    def admit(self, conn: ClientConnection) -> bool:
+        limit = self.limits.max_connections
+        if limit is not None and len(self.connections) >= limit:
+            return False
+        self.connections.add(conn)
+        self._idle.clear()
+        return True
+
+    def forget(self, conn: ClientConnection) -> None:
+        self.connections.discard(conn)
+        if not self.connections:
+            self._idle.set()
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting; close idle connections; let the others finish within `grace`."""
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            conn.go_away()
+        try:
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        except TimeoutError:
+            for conn in list(self.connections):
+                conn.abort()
+        self.state.pool.abort_all()
