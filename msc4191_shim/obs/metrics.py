@@ -221,10 +221,18 @@ class Metrics:
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition body and its content type, negotiated from an `Accept` header."""
         encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.exposed()), content_type
+
+    def exposed(self) -> CollectorRegistry:
+        """What `/metrics` serves: this process's registry, or every worker's merged.
+
+        Read it (`.collect()`) rather than the counters themselves, so a status page shows the
+        same numbers as a scrape, summed over `--workers`.
+        """
         if not self.multiprocess_dir:
-            return encoder(self.registry), content_type
+            return self.registry
         # A fresh registry per scrape, as prometheus-client's multiprocess guide does: the
         # collector reads every worker's files at collection time.
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
-        return encoder(merged), content_type
+        return merged

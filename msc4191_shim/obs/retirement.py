@@ -21,6 +21,8 @@ from msc4191_shim.core.discovery import (
 from msc4191_shim.obs.counts import ShimCounters, format_counts, incoming_kind, plural
 from msc4191_shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome
 
+#: where the portal's own discovery document is read from (directly, not through the shim)
+PORTAL_DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
 #: deep links the shim left as they were
 UNCHANGED_DEEPLINK: Final[DeeplinkOutcome] = "passthrough"
 #: discovery documents the shim wrote itself rather than relaying the portal's
