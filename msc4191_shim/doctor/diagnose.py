@@ -29,9 +29,9 @@ from msc4191_shim.core.discovery import (
 from msc4191_shim.doctor.counters import ShimCounters, check_counters, read_counters
 from msc4191_shim.doctor.dialect import check_dialect, check_names
 from msc4191_shim.doctor.values import Fetched, Finding, NoAnswer
+from msc4191_shim.obs.retirement import PORTAL_DISCOVERY_PATH as PORTAL_DISCOVERY_PATH
 from msc4191_shim.obs.retirement import advertised_names, retirement_reasons
 
-PORTAL_DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
 RETIRE: Final = "README 'Can I retire the shim?'"
 EXIT_OK: Final = 0
 EXIT_BROKEN: Final = 1
