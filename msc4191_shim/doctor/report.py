@@ -66,7 +66,7 @@ def homeserver_sections(
         sections.append(Section("advertised deep links", tuple(advertised)))
         sections.append(Section("clients", tuple(check_clients(metadata, landings))))
     era = None if in_front else portal_era(issuer_doc)
-    sections.append(Section("verdict", (verdict(missing, in_front, era),)))
+    sections.append(Section("verdict", (verdict(missing, in_front, era, read=bool(metadata)),)))
     needs = bool(missing or in_front) if metadata is not None or refused else None
     facts = {
         "account_management_uri": metadata.account_uri if metadata else None,

@@ -79,7 +79,9 @@ def shim_reasons(
     missing: list[str] = []
     if auth_metadata_refused:
         missing.append("Synapse refuses the issuer's document (auth_metadata answers 500)")
-    if metadata is None or metadata.account_uri is None:
+    if metadata is None:
+        pass  # nothing was read: `verdict` says it cannot tell, unless Synapse refused
+    elif metadata.account_uri is None:
         missing.append(f"clients find no {ACCOUNT_MANAGEMENT_URI}")
     elif metadata.names is not None:
         only_legacy = _only_legacy(metadata.names)
@@ -100,8 +102,16 @@ def _only_legacy(names: Sequence[str]) -> list[str]:
     return [s for s in STABLE_ACTIONS if s in stables and s not in names]
 
 
-def verdict(missing: Sequence[str], in_front: Sequence[str], era: str | None) -> Finding:
-    """Does this deployment need the shim? The last line of the report."""
+def verdict(
+    missing: Sequence[str], in_front: Sequence[str], era: str | None, *, read: bool = True
+) -> Finding:
+    """Does this deployment need the shim? The last line of the report.
+
+    `read` False: no discovery document could be read, so nothing can be said without `missing`.
+    """
+    if not read and not missing:
+        what = "cannot tell whether this deployment needs the shim: no document could be read"
+        return Finding("INFO", what, "fix what cannot be reached above, then run doctor again")
     if missing:
         what = "this deployment needs the shim (or it is not on every route), because:"
         return Finding("INFO", what, f"see README 'Deployment'; {UPGRADE}", tuple(missing))
