@@ -12,13 +12,10 @@ import time
 from dataclasses import dataclass, field
 
 from msc4191_shim.config.runtime import Runtime
-from msc4191_shim.http.headers import is_trusted
+from msc4191_shim.http.forwarding import Forwarding, public_origin
 from msc4191_shim.obs.metrics import RequestKind
-from msc4191_shim.proxy.h1 import HOST, Fields, first_value
+from msc4191_shim.proxy.h1 import Fields, first_value
 from msc4191_shim.proxy.route import Route
-
-_X_FORWARDED_PROTO = b"x-forwarded-proto"
-_X_FORWARDED_HOST = b"x-forwarded-host"
 
 
 @dataclass(slots=True, eq=False)
@@ -46,6 +43,8 @@ class Exchange:
     expect_continue: bool = False
     #: why the request is refused before any route sees it: (status, reason)
     refusal: tuple[int, str] | None = None
+    #: what the forwarding fields are believed to say (None for a refused request)
+    forwarding: Forwarding | None = None
     started: float = field(default_factory=time.monotonic)
     # -- the record: what happened, for the access log and the request counters
     kind: RequestKind = "passthrough"
@@ -74,17 +73,15 @@ class Exchange:
     def public_origin(self) -> str:
         """`public_url`, else the origin a trusted proxy reports, else the request's own."""
         if self._public_origin is None:
-            self._public_origin = self._compute_public_origin()
+            runtime = self.runtime
+            public_url = runtime.config.public_url
+            fallback = str(runtime.upstream_origin)
+            if self.forwarding is None:
+                self._public_origin = runtime.public_origin(self.scheme, None)
+            else:
+                self._public_origin = public_origin(
+                    self.forwarding,
+                    public_url_origin=None if public_url is None else str(public_url.origin()),
+                    fallback=fallback,
+                )
         return self._public_origin
-
-    def _compute_public_origin(self) -> str:
-        runtime = self.runtime
-        if runtime.config.public_url is not None:
-            return runtime.public_origin(self.scheme, None)
-        scheme, host = self.scheme, self.text_header(HOST)
-        if is_trusted(self.peer, runtime.config.trusted_proxies):
-            proto = self.text_header(_X_FORWARDED_PROTO)
-            fwd_host = self.text_header(_X_FORWARDED_HOST)
-            scheme = (proto or "").split(",")[0].strip() or scheme
-            host = (fwd_host or "").split(",")[0].strip() or host
-        return runtime.public_origin(scheme, host)

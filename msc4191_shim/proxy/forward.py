@@ -9,6 +9,7 @@ so a truncated body never looks complete.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -17,7 +18,7 @@ from msc4191_shim.http.headers import decode_raw
 from msc4191_shim.proxy.access import note_failure
 from msc4191_shim.proxy.errors import UpstreamClosedError, UpstreamError
 from msc4191_shim.proxy.exchange import Exchange
-from msc4191_shim.proxy.forwarding import forwarding_lines
+from msc4191_shim.proxy.forwarding import forwarding_lines, stripped
 from msc4191_shim.proxy.framing import (
     LAST_CHUNK,
     BodyKind,
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 #: RFC 9110 §9.2.2: a request that may be sent again when the connection died before any answer
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+_TRUSTED_STRIP: Final = functools.partial(stripped, trusted=True)
+_UNTRUSTED_STRIP: Final = functools.partial(stripped, trusted=False)
 
 
 class Forward:
@@ -116,14 +119,17 @@ class Forward:
         runtime = exchange.runtime
         target = self.pool.target_for(runtime)
         framing = _CHUNKED if exchange.chunked_body else b""
+        forwarding = exchange.forwarding
+        assert forwarding is not None  # refused at the edge otherwise
         return upstream_request_head(
             self.method,
             target.prefix + self.target,
             exchange.fields,
             host=None if runtime.config.upstream.preserve_host else target.authority,
-            forwarding=forwarding_lines(exchange),
+            forwarding=forwarding_lines(forwarding),
             framing=framing + self.extra_framing(),
             connection_tokens=exchange.connection_tokens | self.drop,
+            strip=_TRUSTED_STRIP if forwarding.trusted else _UNTRUSTED_STRIP,
         )
 
     def extra_framing(self) -> bytes:

@@ -1,44 +1,65 @@
-"""The forwarding fields of one exchange, rendered as header lines.
+"""The forwarding decision of one exchange, and the lines the upstream gets for it.
 
-The policy (whom to believe, what to append) is `http.headers.set_forwarded`'s; this only feeds
-it the exchange's facts and writes its result as bytes. The lines for an untrusted peer depend
-only on the peer, the scheme and the Host, so they are remembered for the last combination seen.
+The policy is `http.forwarding`'s (whom to believe, which fields to strip, what to append); this
+module feeds it the exchange's facts once at the edge and renders its answer as header bytes.
+The rendered lines for an untrusted peer depend only on the peer, the scheme and the Host, so
+they are remembered for the last combination seen; whether a field name is a forwarding field
+is remembered per name.
 """
 
 from __future__ import annotations
 
-from multidict import CIMultiDict
+from typing import Final
 
-from msc4191_shim.http.headers import is_trusted, set_forwarded
-from msc4191_shim.proxy.exchange import Exchange
-from msc4191_shim.proxy.h1 import FORWARDING_NAMES, HOST, field_lines, first_value
+from msc4191_shim.config.runtime import Runtime
+from msc4191_shim.http.forwarding import (
+    Forwarding,
+    ForwardingRefused,
+    forwarding_fields,
+    is_trusted,
+    read_forwarding,
+    strip_forwarding,
+)
+from msc4191_shim.http.headers import decode_raw
+from msc4191_shim.proxy.h1 import Fields, field_lines
 
-_last: tuple[tuple[str | None, str, bytes | None], bytes] | None = None
+_MAX_NAMES: Final = 1024
+_trusted_names: dict[bytes, bool] = {}
+_untrusted_names: dict[bytes, bool] = {}
+_last_lines: tuple[tuple[str | None, str, str | None], bytes] | None = None
 
 
-def forwarding_lines(exchange: Exchange) -> bytes:
-    global _last
-    host = first_value(exchange.fields, HOST)
-    trusted = is_trusted(exchange.peer, exchange.runtime.config.trusted_proxies)
-    if not trusted:
-        key = (exchange.peer, exchange.scheme, host)
-        if _last is not None and _last[0] == key:
-            return _last[1]
-    incoming: CIMultiDict[str] = CIMultiDict()
-    if trusted:
-        incoming.extend(
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in exchange.fields
-            if name.lower() in FORWARDING_NAMES
-        )
-    set_forwarded(
-        incoming,
-        peer=exchange.peer,
-        scheme=exchange.scheme,
-        host=None if host is None else host.decode("latin-1"),
-        trusted=trusted,
-    )
-    lines = field_lines(incoming.items())
-    if not trusted:
-        _last = ((exchange.peer, exchange.scheme, host), lines)
-    return lines
+def read_exchange_forwarding(
+    fields: Fields, *, peer: str | None, scheme: str, runtime: Runtime
+) -> Forwarding:
+    """What the request's forwarding fields are believed to say; ForwardingRefused if bad."""
+    trusted = is_trusted(peer, runtime.config.trusted_proxies)
+    return read_forwarding(decode_raw(fields), peer=peer, scheme=scheme, trusted=trusted)
+
+
+def stripped(name: bytes, *, trusted: bool) -> bool:
+    """The client's field `name` (lower-cased) is not copied upstream: the policy's
+    `strip_forwarding`, asked once per name."""
+    cache = _trusted_names if trusted else _untrusted_names
+    known = cache.get(name)
+    if known is None:
+        known = not strip_forwarding([(name.decode("latin-1"), "")], trusted=trusted)
+        if len(cache) < _MAX_NAMES:
+            cache[name] = known
+    return known
+
+
+def forwarding_lines(forwarding: Forwarding) -> bytes:
+    """The forwarding fields this hop appends, as header lines."""
+    global _last_lines
+    if not forwarding.trusted:
+        key = (forwarding.peer, forwarding.scheme, forwarding.host)
+        if _last_lines is not None and _last_lines[0] == key:
+            return _last_lines[1]
+        lines = field_lines(forwarding_fields(forwarding))
+        _last_lines = (key, lines)
+        return lines
+    return field_lines(forwarding_fields(forwarding))
+
+
+__all__ = ["ForwardingRefused", "forwarding_lines", "read_exchange_forwarding", "stripped"]

@@ -13,12 +13,7 @@ from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from typing import Final
 
-from msc4191_shim.http.headers import (
-    HOP_BY_HOP,
-    X_FORWARDED_FOR,
-    X_FORWARDED_HOST,
-    X_FORWARDED_PROTO,
-)
+from msc4191_shim.http.headers import HOP_BY_HOP
 from msc4191_shim.proxy.framing import ClientFraming, ResponseHead
 
 Fields = list[tuple[bytes, bytes]]
@@ -34,12 +29,9 @@ TRANSFER_ENCODING: Final = b"transfer-encoding"
 
 #: hop-by-hop names, lower-cased bytes
 HOP_BY_HOP_NAMES: Final = frozenset(name.lower().encode() for name in HOP_BY_HOP)
-FORWARDING_NAMES: Final = frozenset(
-    name.lower().encode() for name in (X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST)
-)
-#: never copied upstream: hop-by-hop, forwarding fields (set anew), and Expect, which the proxy
-#: answers itself (forwarded, the upstream's own 100 would be a second one)
-REQUEST_DROPPED: Final = HOP_BY_HOP_NAMES | FORWARDING_NAMES | {EXPECT}
+#: never copied upstream: hop-by-hop, and Expect, which the proxy answers itself (forwarded, the
+#: upstream's own 100 would be a second one); forwarding fields go by the forwarding policy
+REQUEST_DROPPED: Final = HOP_BY_HOP_NAMES | {EXPECT}
 #: not copied to the client: hop-by-hop, and the upstream's framing (the proxy frames anew)
 RESPONSE_DROPPED: Final = HOP_BY_HOP_NAMES | {CONTENT_LENGTH}
 _REQUEST_DROPPED_NO_HOST: Final = REQUEST_DROPPED | {HOST}
@@ -96,12 +88,14 @@ def upstream_request_head(
     forwarding: bytes,
     framing: bytes = b"",
     connection_tokens: frozenset[bytes] = frozenset(),
+    strip: Callable[[bytes], bool] = lambda _: False,
 ) -> bytes:
     """The request head for the upstream.
 
     `host`: None keeps the client's Host where it stood; else it replaces it, first.
     `forwarding`: the forwarding field lines; `framing`: field lines this hop needs
-    (`Transfer-Encoding: chunked`, or the Upgrade pair).
+    (`Transfer-Encoding: chunked`, or the Upgrade pair); `strip(lower_name)`: the client's
+    fields the forwarding policy replaces.
     """
     dropped = REQUEST_DROPPED if host is None else _REQUEST_DROPPED_NO_HOST
     if connection_tokens:
@@ -110,7 +104,8 @@ def upstream_request_head(
     if host is not None:
         parts.append(b"Host: " + host + b"\r\n")
     for name, value in fields:
-        if name.lower() not in dropped:
+        low = name.lower()
+        if low not in dropped and not strip(low):
             parts.append(name + b": " + value + b"\r\n")
     parts.append(forwarding)
     parts.append(framing)

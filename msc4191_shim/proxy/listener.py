@@ -20,6 +20,7 @@ import httptools
 
 from msc4191_shim.proxy.access import finish_exchange
 from msc4191_shim.proxy.exchange import Exchange
+from msc4191_shim.proxy.forwarding import ForwardingRefused, read_exchange_forwarding
 from msc4191_shim.proxy.h1 import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -269,6 +270,13 @@ class ClientConnection(asyncio.Protocol):
             expect_continue=expect is not None and expect.lower() == b"100-continue",
         )
         self._parsing_exchange = exchange
+        try:
+            exchange.forwarding = read_exchange_forwarding(
+                fields, peer=self.peer, scheme=self.scheme, runtime=runtime
+            )
+        except ForwardingRefused as refused:
+            exchange.refusal = (400, str(refused))
+            return exchange
         if target is None:
             exchange.refusal = (
                 400,

@@ -1,11 +1,12 @@
-"""Classification and request targets: pure functions of msc4191_shim/web/app.py."""
+"""Classification and request targets: pure functions of msc4191_shim/proxy/route.py and h1.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from msc4191_shim.config.parse import parse_config
-from msc4191_shim.web.app import classify, origin_form
+from msc4191_shim.proxy.h1 import origin_form
+from msc4191_shim.proxy.route import classify
 
 CONFIG = parse_config({"upstream": {"url": "http://portal:8081"}})
 
@@ -41,7 +42,7 @@ def test_origin_form(target: str, expected: str | None) -> None:
         ("HEAD", "/_matrix/client/v1/auth_metadata?x=1", False, "discovery"),
         ("GET", "/.well-known/matrix/client", False, "well_known"),
         ("PUT", "/.well-known/openid-configuration", False, "passthrough"),
-        ("GET", "/graphql", True, "websocket"),
+        ("GET", "/graphql", True, "upgrade"),
         ("GET", "/elsewhere", False, "passthrough"),
     ],
 )
