@@ -1,6 +1,8 @@
 """`msc4191-shim translate`: one line per URL saying what the shim does with a GET of it, and why.
 
 Pure; the same decisions as the request path (`msc4191_shim.core.deeplink`), worded for an operator.
+Output is pasted into tickets and chat: credential values (`id_token_hint`, `code`, ...) are
+replaced as in the logs (`msc4191_shim.http.secrets`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from msc4191_shim.core.deeplink import (
     is_entry_raw_path,
     redirect_location,
 )
+from msc4191_shim.http.secrets import redact_path_qs
 
 #: scheme and authority of an absolute URL, dropped: only the path and query reach the shim
 _ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
@@ -27,7 +30,12 @@ def explain_url(url: str, account: AccountManagementConfig) -> str:
     if not is_entry_raw_path(raw_path, account.paths):
         return "pass through (not an entry path)"
     decision = decide(query, account.table, account.unsupported)
-    return f"{_action(decision, raw_path, account)} ({decision.reason})"
+    return f"{redact_path_qs(_action(decision, raw_path, account))} ({decision.reason})"
+
+
+def describe_url(url: str, account: AccountManagementConfig) -> str:
+    """The URL as given (credentials redacted) and, indented below it, `explain_url`."""
+    return f"{redact_path_qs(url.strip())}\n  -> {explain_url(url, account)}"
 
 
 def _action(decision: DeepLinkDecision, raw_path: str, account: AccountManagementConfig) -> str:

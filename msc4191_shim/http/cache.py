@@ -3,14 +3,20 @@
 Pure: time is passed in as `now`, Unix seconds (`time.time()`: Expires and Date are dates). The
 proxy serves a fresh entry without asking the upstream, and the last good entry (with an `Age`)
 while the upstream is down or failing, so a portal restart does not break the homeserver's
-discovery. The shim acts as a shared cache (RFC 9111): `private` answers are not stored.
+discovery.
+
+The shim is a shared cache (RFC 9111) and follows its rules: the key is everything the answer
+depends on (the public origin as computed, the target, and the request fields the upstream's
+`Vary` names); an answer with `Set-Cookie`, `private`, `no-store`, `no-cache` or `Vary: *` is never
+stored; `s-maxage` beats `max-age`; after `must-revalidate`, `proxy-revalidate` or `s-maxage` a
+stale copy is never served, not even while the upstream is down.
 """
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -68,23 +74,63 @@ def upstream_age(headers: Mapping[str, str]) -> float:
     return float(age.strip()) if age is not None and age.strip().isdigit() else 0.0
 
 
+#: RFC 9111 5.2.2: directives after which a stale copy must not be served without revalidation
+#: (the shim does not revalidate, so such a copy is never served once stale)
+_NO_STALE = ("must-revalidate", "proxy-revalidate", "s-maxage")
+
+
+def refusal(headers: Mapping[str, str]) -> str | None:
+    """Why a shared cache must not store this response at all, or None when it may.
+
+    `no-cache` is here too: it allows storing only to revalidate before every use, and the shim
+    does not revalidate (it asks the upstream unconditionally), so a stored copy could never be
+    used. A `Set-Cookie` is one user's; replaying it would hand their session to everyone.
+    """
+    directives = cache_directives(headers)
+    for name in ("no-store", "private", "no-cache"):
+        if name in directives:
+            return f"Cache-Control: {name}"
+    if _field_values(headers, hdrs.SET_COOKIE):
+        return "Set-Cookie"
+    if vary_names(headers) is None:
+        return "Vary: *"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoragePolicy:
+    """How a storable response may be reused: fresh for `lifetime` s, then stale-if-error?"""
+
+    lifetime: float
+    #: may it be served stale while the upstream is down or failing (RFC 9111 4.2.4)?
+    stale_ok: bool
+
+
+def storage_policy(
+    headers: Mapping[str, str], now: float, default: float = DEFAULT_LIFETIME
+) -> StoragePolicy | None:
+    """The reuse rules for a response, or None when it must not be stored (see `refusal`)."""
+    lifetime = freshness_lifetime(headers, now, default)
+    if lifetime is None:
+        return None
+    stale_ok = not any(name in cache_directives(headers) for name in _NO_STALE)
+    if lifetime <= 0 and not stale_ok:
+        return None  # never fresh and never usable stale: nothing to keep it for
+    return StoragePolicy(lifetime, stale_ok)
+
+
 def freshness_lifetime(
     headers: Mapping[str, str], now: float, default: float = DEFAULT_LIFETIME
 ) -> float | None:
     """Seconds from `now` the response stays fresh; None when it must not be stored at all.
 
-    0 means "store for use while the upstream is down, but never serve as fresh" (`no-cache`,
-    `max-age=0`, an Expires in the past). Explicit values are trusted as given, less the
-    upstream's `Age`; only a response that says nothing gets `default`.
+    0 means "store for use while the upstream is down, but never serve as fresh" (`max-age=0`,
+    an Expires in the past). Explicit values are trusted as given, less the upstream's `Age`;
+    only a response that says nothing gets `default`.
     """
-    directives = cache_directives(headers)
-    if "no-store" in directives or "private" in directives:
+    if refusal(headers) is not None:
         return None
-    if any(value.strip() == "*" for value in _field_values(headers, hdrs.VARY)):
-        return None  # varies on something the request does not show; never reusable
-    if "no-cache" in directives:
-        return 0.0
-    lifetime = _explicit_lifetime(headers, directives, now)
+    lifetime = _explicit_lifetime(headers, cache_directives(headers), now)
     if lifetime is None:
         return default
     return max(0.0, lifetime - upstream_age(headers))
@@ -106,6 +152,50 @@ def _explicit_lifetime(
     return max(0.0, expires - (now if date is None else date))
 
 
+def vary_names(headers: Mapping[str, str]) -> tuple[str, ...] | None:
+    """The request fields the response varies on, lower-cased and sorted; None for `Vary: *`."""
+    names: set[str] = set()
+    for line in _field_values(headers, hdrs.VARY):
+        for name in line.split(","):
+            name = name.strip().lower()
+            if name == "*":
+                return None
+            if name:
+                names.add(name)
+    return tuple(sorted(names))
+
+
+Variant = tuple[tuple[str, str | None], ...]
+
+
+def variant(names: tuple[str, ...], request_fields: Iterable[tuple[str, str]]) -> Variant:
+    """The request's values of the fields `names` (repeats joined, RFC 9111 4.1), None if absent."""
+    fields = list(request_fields)
+    found: dict[str, list[str]] = {}
+    for key, value in fields:
+        if (low := key.lower()) in names:
+            found.setdefault(low, []).append(" ".join(value.split()))
+    return tuple((name, ", ".join(found[name]) if name in found else None) for name in names)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """What a discovery answer depends on besides the `Vary` fields.
+
+    `origin` is the public origin *as finally computed* (after the trust decision on forwarding
+    fields): the rewritten document embeds it, so two requests that would get different
+    `account_management_uri`s never share an entry.
+    """
+
+    origin: str
+    target: str
+
+    @property
+    def plain(self) -> bool:
+        """A target without a query: the document Synapse and clients actually fetch."""
+        return "?" not in self.target
+
+
 @dataclass(frozen=True, slots=True)
 class CachedDocument:
     """A rewritten document as it will be served, with when it was stored and until when fresh."""
@@ -115,6 +205,10 @@ class CachedDocument:
     etag: str
     stored_at: float
     fresh_until: float
+    #: the request field values this document was built for (the upstream's `Vary`)
+    vary: Variant = ()
+    #: may be served stale when the upstream is down (no must-revalidate, s-maxage, ...)
+    stale_ok: bool = True
 
     def age(self, now: float) -> int:
         """Whole seconds since it was stored, for the `Age` header (never negative)."""
@@ -125,28 +219,74 @@ class CachedDocument:
 
 
 class DiscoveryCache:
-    """At most `max_entries` documents by the caller's key; the least recently stored goes first."""
+    """Rewritten documents by key and `Vary` variant, in two pools of `max_entries` each.
+
+    Documents of plain targets (no query) live apart from the others, so any number of `?x=N`
+    variants cannot evict the last good copy of the document clients fetch; within a pool the
+    least recently used goes first. `adopt(generation)` empties the cache when the configuration
+    it was built under is replaced (a reload), so no document made under the old one is served.
+    """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, CachedDocument] = OrderedDict()
+        self._plain: OrderedDict[tuple[Hashable, Variant], CachedDocument] = OrderedDict()
+        self._other: OrderedDict[tuple[Hashable, Variant], CachedDocument] = OrderedDict()
+        #: the Vary field names of the latest document stored under each key
+        self._vary: dict[Hashable, tuple[str, ...]] = {}
+        self._generation: object = None
 
-    def fresh(self, key: Hashable, now: float) -> CachedDocument | None:
-        """The stored document if it is still fresh at `now`."""
-        doc = self._entries.get(key)
+    def adopt(self, generation: object) -> None:
+        """Serve only documents built under `generation` (compared by identity) from now on."""
+        if generation is not self._generation:
+            self._plain.clear()
+            self._other.clear()
+            self._vary.clear()
+            self._generation = generation
+
+    def _pool(self, key: Hashable) -> OrderedDict[tuple[Hashable, Variant], CachedDocument]:
+        return self._plain if getattr(key, "plain", False) else self._other
+
+    def _get(
+        self, key: Hashable, request_fields: Iterable[tuple[str, str]]
+    ) -> CachedDocument | None:
+        full = (key, variant(self._vary.get(key, ()), request_fields))
+        pool = self._pool(key)
+        doc = pool.get(full)
+        if doc is not None:
+            pool.move_to_end(full)
+        return doc
+
+    def fresh(
+        self, key: Hashable, now: float, request_fields: Iterable[tuple[str, str]] = ()
+    ) -> CachedDocument | None:
+        """The document stored for this key and request if it is still fresh at `now`."""
+        doc = self._get(key, request_fields)
         return doc if doc is not None and doc.is_fresh(now) else None
 
-    def last_good(self, key: Hashable) -> CachedDocument | None:
-        """The stored document, fresh or not: for when the upstream cannot give a new one."""
-        return self._entries.get(key)
+    def last_good(
+        self, key: Hashable, request_fields: Iterable[tuple[str, str]] = ()
+    ) -> CachedDocument | None:
+        """The stored document, fresh or stale, if it may stand in for a failing upstream."""
+        doc = self._get(key, request_fields)
+        return doc if doc is not None and doc.stale_ok else None
 
     def store(self, key: Hashable, doc: CachedDocument) -> None:
-        self._entries.pop(key, None)
-        self._entries[key] = doc
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        names = tuple(name for name, _ in doc.vary)
+        pool = self._pool(key)
+        if self._vary.get(key, names) != names:
+            # the upstream now varies on other fields: the old variants are keyed wrongly
+            for full in [full for full in pool if full[0] == key]:
+                del pool[full]
+        self._vary[key] = names
+        full = (key, doc.vary)
+        pool.pop(full, None)
+        pool[full] = doc
+        while len(pool) > self.max_entries:
+            (old_key, _), _ = pool.popitem(last=False)
+            if not any(k == old_key for k, _ in pool):
+                self._vary.pop(old_key, None)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._plain) + len(self._other)

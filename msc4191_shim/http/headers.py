@@ -1,21 +1,48 @@
 """Header preparation for both directions of the proxy: pure functions over header lists.
 
 Order of work on a request (fixed, as Caddy documents its own): drop hop-by-hop fields, drop the
-client's Host unless it is preserved, then set the X-Forwarded-* fields. Responses only lose their
+client's Host unless it is preserved, drop the forwarding fields the shim does not believe, then
+append its own (`msc4191_shim.http.forwarding` decides which). Responses only lose their
 hop-by-hop fields. Repeated fields stay separate and in order.
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 from aiohttp import hdrs
 from multidict import CIMultiDict, istr
 
-#: a trusted-proxy range, as the configuration parses it
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from msc4191_shim.http.forwarding import (
+    X_FORWARDED_FOR,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PROTO,
+    Forwarding,
+    ForwardingRefused,
+    IPNetwork,
+    forwarding_fields,
+    is_trusted,
+    read_forwarding,
+    strip_forwarding,
+)
+
+__all__ = [
+    "HOP_BY_HOP",
+    "X_FORWARDED_FOR",
+    "X_FORWARDED_HOST",
+    "X_FORWARDED_PROTO",
+    "IPNetwork",
+    "client_response_headers",
+    "connection_tokens",
+    "decode_raw",
+    "is_trusted",
+    "request_forwarding",
+    "set_forwarded",
+    "strip_hop_by_hop",
+    "upstream_request_headers",
+]
 
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
@@ -34,11 +61,6 @@ HOP_BY_HOP: frozenset[istr] = frozenset(
         hdrs.PROXY_AUTHENTICATE,
     }
 )
-
-X_FORWARDED_FOR = istr("X-Forwarded-For")
-X_FORWARDED_PROTO = istr("X-Forwarded-Proto")
-X_FORWARDED_HOST = istr("X-Forwarded-Host")
-_FORWARDED_FIELDS = frozenset({X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST})
 
 #: Fields the WebSocket client handshake generates itself; the client's own must not be copied.
 WEBSOCKET_HANDSHAKE: frozenset[istr] = frozenset(
@@ -116,31 +138,23 @@ def strip_hop_by_hop(
     return _kept(fields, [name.lower() for name, _ in fields], _dropped(extra))
 
 
-def is_trusted(peer: str | None, trusted: Sequence[IPNetwork]) -> bool:
-    if not peer or not trusted:
-        return False
-    try:
-        address = ipaddress.ip_address(peer.split("%", 1)[0])
-    except ValueError:
-        return False
-    return any(address in network for network in trusted)
-
-
 def set_forwarded(
     headers: CIMultiDict[str], *, peer: str | None, scheme: str, host: str | None, trusted: bool
 ) -> None:
-    """Append the peer to X-Forwarded-For; believe the other two only from a trusted proxy."""
-    previous_for = ", ".join(headers.getall(X_FORWARDED_FOR, [])) if trusted else ""
-    proto = headers.get(X_FORWARDED_PROTO) if trusted else None
-    fwd_host = headers.get(X_FORWARDED_HOST) if trusted else None
-    for name in _FORWARDED_FIELDS:
-        headers.popall(name, None)
-    chain = [part for part in (previous_for, peer or "") if part]
-    if chain:
-        headers[X_FORWARDED_FOR] = ", ".join(chain)
-    headers[X_FORWARDED_PROTO] = proto or scheme
-    if fwd_host or host:
-        headers[X_FORWARDED_HOST] = fwd_host or host or ""
+    """Replace the forwarding fields in `headers` by those the shim sends (`forwarding_fields`).
+
+    For callers that hold only the forwarding fields and the Host. A value a trusted proxy sent
+    that cannot form an origin is not believed here; `read_forwarding` refuses it instead.
+    """
+    fields = [*headers.items(), *([(hdrs.HOST, host)] if host else [])]
+    try:
+        forwarding = read_forwarding(fields, peer=peer, scheme=scheme, trusted=trusted)
+    except ForwardingRefused:
+        forwarding = Forwarding(peer, False, scheme, host, scheme, host)
+    kept = strip_forwarding(headers.items(), trusted=False)
+    headers.clear()
+    headers.extend(kept)
+    headers.extend(forwarding_fields(forwarding))
 
 
 @functools.lru_cache(maxsize=64)
@@ -160,20 +174,40 @@ def upstream_request_headers(
     preserve_host: bool,
     websocket: bool = False,
     drop: frozenset[istr] = frozenset(),
+    forwarding: Forwarding | None = None,
 ) -> CIMultiDict[str]:
-    """The client's fields as the upstream should see them."""
+    """The client's fields as the upstream should see them.
+
+    `forwarding` is the request's trust decision, when the caller already made it at the edge;
+    else it is made here (and ForwardingRefused raised for a value that cannot be believed).
+    """
     fields = decode_raw(raw)
+    if forwarding is None:
+        forwarding = request_forwarding(
+            fields, peer=peer, scheme=scheme, trusted_proxies=trusted_proxies
+        )
+    fields = strip_forwarding(fields, trusted=forwarding.trusted)
     lowered = [name.lower() for name, _ in fields]  # once, for every test below
-    host = fields[lowered.index("host")][1] if "host" in lowered else None
     headers = _kept(fields, lowered, _request_dropped(drop, websocket, preserve_host))
-    set_forwarded(
-        headers,
-        peer=peer,
-        scheme=scheme,
-        host=host,
-        trusted=is_trusted(peer, trusted_proxies),
-    )
+    headers.extend(forwarding_fields(forwarding))
     return headers
+
+
+def request_forwarding(
+    fields: Sequence[tuple[str, str]],
+    *,
+    peer: str | None,
+    scheme: str,
+    trusted_proxies: Sequence[IPNetwork],
+) -> Forwarding:
+    """The trust decision for a request's decoded fields, after hop-by-hop fields are dropped.
+
+    A field the client's `Connection` names was meant for this hop only, so it is not believed
+    either. Raises ForwardingRefused for a Host or believed value that cannot form an origin.
+    """
+    trusted = is_trusted(peer, trusted_proxies)
+    end_to_end = list(strip_hop_by_hop(fields).items())
+    return read_forwarding(end_to_end, peer=peer, scheme=scheme, trusted=trusted)
 
 
 def client_response_headers(
@@ -181,3 +215,26 @@ def client_response_headers(
 ) -> CIMultiDict[str]:
     """The upstream's response fields as the client should see them."""
     return strip_hop_by_hop(decode_raw(raw), extra=drop)
+
+
+# obs-text (0x80-0xFF) and HTAB are allowed in a value (RFC 9110 5.5); any other control byte
+# (NUL, CR, LF, ESC, DEL, ...) is not, and a proxy that relayed it would let the upstream
+# inject a line into the client's view of the response.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def invalid_response_head(reason: bytes, raw: RawHeaders) -> str | None:
+    """Why an upstream response head cannot be relayed, or None; never quotes a value.
+
+    The upstream's bytes may hold a session cookie: the reason names the field's position (and
+    its name when it is a valid token), never what it holds.
+    """
+    if _BAD_VALUE.search(reason):
+        return "its status line's reason phrase holds a control character"
+    for number, (name, value) in enumerate(raw, start=1):
+        if not _TOKEN.fullmatch(name):
+            return f"header field #{number} has an invalid name"
+        if _BAD_VALUE.search(value):
+            return f"header field #{number} ({name.decode()}) holds a control character"
+    return None

@@ -1,38 +1,39 @@
 """Keep secrets out of logs and debug output: query values, credential headers, free text.
 
-Pure functions over strings; none of them raises for any `str` input.
-
-Query parameter names are compared after percent-decoding (and `+` as a space, as a form
-decoder does) and *case-insensitively*. OAuth and MSC4191 names are case-sensitive, so a
-portal treats `Code=` as a different parameter; but redacting one parameter too many only loses
-a little debug detail, while missing a lenient framework's `Code=` would write a secret. An
-empty value (`code=`) carries no secret and is kept, so the log still shows it was empty.
+Pure functions over strings; none of them raises for any `str` input. Which query parameters
+are secrets is `msc4191_shim.http.secrets`' decision (`translate` needs it too); this module adds
+headers and free text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote
 
 from aiohttp import hdrs
 
-REDACTED = "[redacted]"
-
-#: Query parameters whose values are credentials or one-time tokens.
-SECRET_QUERY_PARAMS = frozenset(
-    {
-        "id_token_hint",
-        "code",
-        "state",
-        "login_hint",
-        "org.matrix.msc4198.login_hint",
-        "access_token",
-        "refresh_token",
-        "client_secret",
-    }
+from msc4191_shim.http.secrets import (
+    REDACTED,
+    SECRET_QUERY_PARAMS,
+    SECRET_WORDS,
+    is_secret_param,
+    redact_path_qs,
+    redact_query,
 )
-_SECRET_QUERY_FOLDED = frozenset(name.casefold() for name in SECRET_QUERY_PARAMS)
+
+__all__ = [
+    "REDACTED",
+    "SECRET_HEADERS",
+    "SECRET_QUERY_PARAMS",
+    "SECRET_WORDS",
+    "URL_HEADERS",
+    "is_secret_param",
+    "redact_header",
+    "redact_headers",
+    "redact_path_qs",
+    "redact_query",
+    "redact_text",
+]
 
 #: Headers whose whole value is replaced in debug output.
 SECRET_HEADERS = frozenset(
@@ -43,35 +44,6 @@ _SECRET_HEADERS_FOLDED = frozenset(name.casefold() for name in SECRET_HEADERS)
 #: Headers that carry a URL, whose query (an OAuth callback's `code`, say) is redacted.
 URL_HEADERS = frozenset({hdrs.LOCATION, hdrs.CONTENT_LOCATION, hdrs.REFERER})
 _URL_HEADERS_FOLDED = frozenset(name.casefold() for name in URL_HEADERS)
-
-
-def is_secret_param(raw_name: str) -> bool:
-    """True when a raw (still percent-encoded) query parameter name names a secret."""
-    if "%" not in raw_name and "+" not in raw_name:  # nothing to decode: the usual case
-        return raw_name.casefold() in _SECRET_QUERY_FOLDED
-    return unquote(raw_name.replace("+", " "), errors="replace").casefold() in _SECRET_QUERY_FOLDED
-
-
-def _redact_pair(pair: str) -> str:
-    name, sep, value = pair.partition("=")
-    if sep and value and is_secret_param(name):
-        return f"{name}={REDACTED}"
-    return pair
-
-
-def redact_query(raw_query: str) -> str:
-    """Replace the values of secret parameters; every other byte stays as it was."""
-    if "=" not in raw_query:  # no value, so no secret
-        return raw_query
-    return "&".join(_redact_pair(pair) for pair in raw_query.split("&"))
-
-
-def redact_path_qs(raw_path_qs: str) -> str:
-    """`redact_query` on the query, and on a fragment (implicit-flow tokens travel there)."""
-    rest, hash_sign, fragment = raw_path_qs.partition("#")
-    path, question_mark, query = rest.partition("?")
-    redacted = path + question_mark + redact_query(query) if question_mark else rest
-    return redacted + hash_sign + redact_query(fragment) if hash_sign else redacted
 
 
 def redact_header(name: str, value: str) -> str:

@@ -11,7 +11,7 @@ from msc4191_shim.config.parse import (
     Unsupported,
 )
 from msc4191_shim.core.actions import BUILTIN_DIALECTS, build_action_table
-from msc4191_shim.core.explain import explain_url
+from msc4191_shim.core.explain import describe_url, explain_url
 
 MAS_09 = build_action_table(BUILTIN_DIALECTS["mas-0.9"], {})
 
@@ -37,8 +37,10 @@ NOT_SERVED = "org.matrix.account_deactivate is not served by mas-0.9"
         ),
         (
             "/account?id_token_hint=a.b&action=org.matrix.device_delete#frag",
-            f"redirect to /account?id_token_hint=a.b&action=org.matrix.session_end {SPEAKS_DELETE}",
-            f"forward upstream as /account?id_token_hint=a.b&action=org.matrix.session_end "
+            # the hint is a credential: redacted as in the logs (issue 8)
+            f"redirect to /account?id_token_hint=[redacted]&action=org.matrix.session_end "
+            f"{SPEAKS_DELETE}",
+            f"forward upstream as /account?id_token_hint=[redacted]&action=org.matrix.session_end "
             f"{SPEAKS_DELETE}",
         ),
         (
@@ -100,4 +102,14 @@ def test_explain_unsupported_policies(strategy: Strategy) -> None:
 def test_explain_control_characters() -> None:
     assert explain_url("/account/?action=org.matrix.device_delete%0D%0A", config()) == (
         "pass through (the action value is not UTF-8 or holds CR, LF or NUL)"
+    )
+
+
+def test_describe_url_redacts_the_echoed_url_too() -> None:
+    url = "https://a.example/account/?action=org.matrix.device_delete&id_token_hint=SECRET&code=C"
+    text = describe_url(url, config())
+    assert "SECRET" not in text
+    assert "code=C" not in text
+    assert text.startswith(
+        "https://a.example/account/?action=org.matrix.device_delete&id_token_hint=[redacted]"
     )

@@ -11,10 +11,17 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from msc4191_shim.http.cache import (
     CachedDocument,
+    CacheKey,
     DiscoveryCache,
+    StoragePolicy,
+    Variant,
     cache_directives,
     freshness_lifetime,
+    refusal,
+    storage_policy,
     upstream_age,
+    variant,
+    vary_names,
 )
 
 NOW = 1_700_000_000.0
@@ -37,8 +44,13 @@ LIFETIME_CASES = [
     pytest.param({"Cache-Control": "max-age=abc"}, 0.0, id="invalid-max-age-is-stale"),
     pytest.param({"Cache-Control": "max-age=-5"}, 0.0, id="negative-max-age-is-stale"),
     pytest.param({"Cache-Control": "max-age"}, 0.0, id="max-age-without-value"),
-    pytest.param({"Cache-Control": "no-cache"}, 0.0, id="no-cache"),
-    pytest.param({"Cache-Control": 'no-cache="Set-Cookie", max-age=60'}, 0.0, id="no-cache-fields"),
+    # no-cache allows storing only to revalidate every use, and the shim never revalidates
+    pytest.param({"Cache-Control": "no-cache"}, None, id="no-cache"),
+    pytest.param(
+        {"Cache-Control": 'no-cache="Set-Cookie", max-age=60'}, None, id="no-cache-fields"
+    ),
+    pytest.param({"Set-Cookie": "session=abc"}, None, id="set-cookie"),
+    pytest.param({"Cache-Control": "max-age=60", "set-cookie": "a=b"}, None, id="set-cookie-lower"),
     pytest.param({"Cache-Control": "no-store"}, None, id="no-store"),
     pytest.param({"Cache-Control": "max-age=60, private"}, None, id="private"),
     pytest.param({"Cache-Control": 'private="X-Foo"'}, None, id="private-fields"),
@@ -112,7 +124,11 @@ def test_lifetime_is_never_negative(max_age: int, age: int) -> None:
 
 
 def document(
-    stored_at: float = NOW, fresh_until: float = NOW + 60, body: bytes = b"{}"
+    stored_at: float = NOW,
+    fresh_until: float = NOW + 60,
+    body: bytes = b"{}",
+    vary: Variant = (),
+    stale_ok: bool = True,
 ) -> CachedDocument:
     return CachedDocument(
         body=body,
@@ -120,6 +136,8 @@ def document(
         etag='"sha256-x"',
         stored_at=stored_at,
         fresh_until=fresh_until,
+        vary=vary,
+        stale_ok=stale_ok,
     )
 
 
@@ -157,16 +175,17 @@ def test_store_replaces() -> None:
     assert (cache.last_good("k") or document()).body == b"2"
 
 
-def test_least_recently_stored_is_evicted() -> None:
+def test_least_recently_used_is_evicted() -> None:
     cache = DiscoveryCache(max_entries=2)
     cache.store("a", document())
     cache.store("b", document())
-    cache.store("a", document())  # stored again: now the newest
-    assert cache.fresh("b", NOW) is not None  # reading does not reorder
     cache.store("c", document())
-    assert cache.last_good("b") is None
-    assert cache.last_good("a") is not None
-    assert cache.last_good("c") is not None
+    assert cache.last_good("a") is None
+    assert cache.fresh("b", NOW) is not None  # reading makes b the most recently used
+    cache.store("d", document())
+    assert cache.last_good("c") is None
+    assert cache.last_good("b") is not None
+    assert cache.last_good("d") is not None
     assert len(cache) == 2
 
 
@@ -182,3 +201,108 @@ def test_default_bound() -> None:
 def test_bound_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_entries must be at least 1, got 0"):
         DiscoveryCache(max_entries=0)
+
+
+# -- what may be stored, and reused stale (RFC 9111 3, 4.2.4) -----------------------------------
+
+POLICY_CASES = [
+    pytest.param({}, StoragePolicy(300.0, True), id="silent"),
+    pytest.param({"Cache-Control": "max-age=0"}, StoragePolicy(0.0, True), id="max-age-0"),
+    pytest.param(
+        {"Cache-Control": "max-age=60, must-revalidate"},
+        StoragePolicy(60.0, False),
+        id="must-revalidate",
+    ),
+    pytest.param(
+        {"Cache-Control": "max-age=60, proxy-revalidate"},
+        StoragePolicy(60.0, False),
+        id="proxy-revalidate",
+    ),
+    pytest.param(
+        {"Cache-Control": "max-age=600, s-maxage=30"}, StoragePolicy(30.0, False), id="s-maxage"
+    ),
+    pytest.param({"Cache-Control": "max-age=0, must-revalidate"}, None, id="never-usable"),
+    pytest.param({"Cache-Control": "no-cache"}, None, id="no-cache"),
+    pytest.param({"Set-Cookie": "sid=1"}, None, id="set-cookie"),
+    pytest.param({"Vary": "Accept, *"}, None, id="vary-star"),
+    pytest.param({"Cache-Control": "private"}, None, id="private"),
+    pytest.param({"Cache-Control": "no-store"}, None, id="no-store"),
+]
+
+
+@pytest.mark.parametrize(("headers", "expected"), POLICY_CASES)
+def test_storage_policy(headers: dict[str, str], expected: StoragePolicy | None) -> None:
+    assert storage_policy(headers, NOW) == expected
+
+
+def test_refusal_names_the_reason() -> None:
+    assert refusal({"Set-Cookie": "a=b"}) == "Set-Cookie"
+    assert refusal({"Cache-Control": "public, no-cache"}) == "Cache-Control: no-cache"
+    assert refusal({"Cache-Control": "public"}) is None
+
+
+def test_vary_names_are_lowercased_sorted_and_star_is_none() -> None:
+    assert vary_names({"Vary": "Origin, accept-language", "vary": "Origin"}) == (
+        "accept-language",
+        "origin",
+    )
+    assert vary_names({}) == ()
+    assert vary_names({"Vary": "*"}) is None
+
+
+def test_variant_joins_repeats_and_marks_absent_fields() -> None:
+    fields = [("Origin", "https://a.example"), ("Accept", "a"), ("accept", "b  c")]
+    assert variant(("accept", "origin", "x"), fields) == (
+        ("accept", "a, b c"),
+        ("origin", "https://a.example"),
+        ("x", None),
+    )
+
+
+def _varied(origin: str | None) -> CachedDocument:
+    return document(body=(origin or "none").encode(), vary=variant(("origin",), _origin(origin)))
+
+
+def _origin(origin: str | None) -> list[tuple[str, str]]:
+    return [("Origin", origin)] if origin else []
+
+
+def test_each_vary_variant_is_its_own_entry() -> None:
+    cache = DiscoveryCache()
+    key = CacheKey("https://account.example.com", "/.well-known/openid-configuration")
+    cache.store(key, _varied("https://a.example"))
+    cache.store(key, _varied(None))
+    assert (cache.fresh(key, NOW, _origin("https://a.example")) or document()).body == (
+        b"https://a.example"
+    )
+    assert (cache.fresh(key, NOW, []) or document()).body == b"none"
+    assert cache.fresh(key, NOW, _origin("https://b.example")) is None
+
+
+def test_query_variants_cannot_evict_the_plain_target() -> None:
+    cache = DiscoveryCache(max_entries=4)
+    plain = CacheKey("https://account.example.com", "/.well-known/openid-configuration")
+    cache.store(plain, document(body=b"good"))
+    for n in range(100):
+        cache.store(CacheKey(plain.origin, f"{plain.target}?x={n}"), document())
+    assert (cache.last_good(plain) or document()).body == b"good"
+    assert len(cache) == 5
+
+
+def test_a_document_that_must_revalidate_is_never_the_stale_copy() -> None:
+    cache = DiscoveryCache()
+    cache.store("k", document(stale_ok=False))
+    assert cache.fresh("k", NOW) is not None
+    assert cache.last_good("k") is None
+
+
+def test_adopting_a_new_generation_drops_every_entry() -> None:
+    cache = DiscoveryCache()
+    old, new = object(), object()
+    cache.adopt(old)
+    cache.store("k", document())
+    cache.adopt(old)
+    assert len(cache) == 1
+    cache.adopt(new)
+    assert len(cache) == 0
+    assert cache.last_good("k") is None

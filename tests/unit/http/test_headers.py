@@ -13,6 +13,7 @@ from msc4191_shim.http.headers import (
     client_response_headers,
     connection_tokens,
     decode_raw,
+    invalid_response_head,
     is_trusted,
     set_forwarded,
     strip_hop_by_hop,
@@ -286,3 +287,29 @@ def test_a_lowercase_host_field_is_recognised(preserve_host: bool) -> None:
     )
     assert headers.get("X-Forwarded-Host") == "portal.example"
     assert ("Host" in headers) is preserve_host
+
+
+@pytest.mark.parametrize(
+    ("reason", "fields", "expected"),
+    [
+        (b"OK", [(b"X-A", b"caf\xc3\xa9\tok")], None),
+        (
+            b"OK",
+            [(b"Set-Cookie", b"sid=SECRET\x01")],
+            "header field #1 (Set-Cookie) holds a control character",
+        ),
+        (
+            b"OK",
+            [(b"X-A", b"1"), (b"X-B", b"a\nb")],
+            "header field #2 (X-B) holds a control character",
+        ),
+        (b"OK", [(b"X-B", b"a\rb")], "header field #1 (X-B) holds a control character"),
+        (b"OK", [(b"X-B", b"a\x00b")], "header field #1 (X-B) holds a control character"),
+        (b"OK", [(b"X\x01SECRET", b"1")], "header field #1 has an invalid name"),
+        (b"O\x01K", [], "its status line's reason phrase holds a control character"),
+    ],
+)
+def test_invalid_response_head_never_quotes_a_value(
+    reason: bytes, fields: list[tuple[bytes, bytes]], expected: str | None
+) -> None:
+    assert invalid_response_head(reason, fields) == expected

@@ -1,0 +1,75 @@
+"""Request targets against the upstream's path prefix, and the HTTP/2 preface. Pure.
+
+With `upstream.url: http://portal/auth` the shim promises the portal sees only `/auth/...`. A
+target with dot segments (`/../admin`, `/%2e%2e/admin`, `/..%2fadmin`) would step out of that
+prefix once the portal (or anything between) normalises the path, so it is refused before it is
+sent. The check decodes only what changes the path's structure (`.`, `/`, and `\\`, which some
+servers read as `/`) and removes dot segments as RFC 3986 5.2.4 does; the target itself is still
+sent byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: what an HTTP/2 client with prior knowledge sends first (RFC 9113 3.4)
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#: the one-line reason the shim gives such a client, and the README explains
+HTTP2_REFUSAL = (
+    "this endpoint speaks HTTP/1.1 only: send HTTP/1.1 (for Synapse, turn force_http2 off for "
+    "this endpoint)"
+)
+
+_STRUCTURAL = re.compile(r"%(2[eEfF]|5[cC])")
+_DECODED = {"2e": ".", "2f": "/", "5c": "/"}
+
+
+def is_http2_preface(start: bytes) -> bool:
+    """True when the first bytes of a connection are (the start of) the HTTP/2 preface."""
+    size = min(len(start), len(HTTP2_PREFACE))
+    return size >= 3 and start[:size] == HTTP2_PREFACE[:size]
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4 on an absolute path."""
+    out: list[str] = []
+    segments = path.split("/")
+    for index, segment in enumerate(segments[1:], start=1):
+        last = index == len(segments) - 1
+        if segment == "..":
+            if len(out) > 0:
+                out.pop()
+            if last:
+                out.append("")
+        elif segment == ".":
+            if last:
+                out.append("")
+        else:
+            out.append(segment)
+    return "/" + "/".join(out)
+
+
+def structural_path(raw_path: str) -> str:
+    """The path as a normalising server would walk it: `%2e`, `%2f`, `%5c` and `\\` decoded."""
+    decoded = _STRUCTURAL.sub(lambda m: _DECODED[m[1].lower()], raw_path)
+    return decoded.replace("\\", "/")
+
+
+def escapes_prefix(prefix: str, raw_path: str) -> bool:
+    """True when `prefix + raw_path` leaves `prefix` once dot segments are resolved.
+
+    `prefix` is the upstream URL's path without a trailing slash (`/auth`, or empty for none:
+    then nothing can escape it).
+    """
+    if not prefix or prefix == "/":
+        return False
+    joined = remove_dot_segments(structural_path(prefix + raw_path))
+    return not (joined == prefix or joined.startswith(prefix.rstrip("/") + "/"))
+
+
+def escape_refusal(prefix: str, raw_path: str) -> str:
+    """The 400's reason for a target that `escapes_prefix`."""
+    return (
+        f"request path {raw_path[:64]!r} leaves the upstream path prefix {prefix!r} once its "
+        "dot segments are resolved: send a path without '..' segments"
+    )
