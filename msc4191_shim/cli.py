@@ -82,13 +82,28 @@ def _load(path: str | None) -> Config | None:
         return None
 
 
+def _load_to_run(path: str | None) -> Config | None:
+    """`_load`, and the CA bundle and TLS files loaded into SSL contexts as `run` loads them."""
+    from msc4191_shim.config.tls import check_contexts
+
+    config = _load(path)
+    if config is None:
+        return None
+    try:
+        check_contexts(config, resolve_config_path(path, os.environ))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    return config
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     hold_signals()  # first: a SIGHUP while the shim starts must not end it (exit 129)
     args = _parser().parse_args(argv)
     if args.command != "run":
         release_signals()
     if args.command == "check-config":
-        config = _load(args.config)
+        config = _load_to_run(args.config)
         if config is None:
             return EXIT_CONFIG
         print(f"configuration OK: {resolve_config_path(args.config, os.environ)}")
@@ -139,7 +154,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load_to_run(args.config)
     if config is None:
         return EXIT_CONFIG
     if args.workers < 1:

@@ -40,6 +40,10 @@ from msc4191_shim.config.model import TlsConfig as TlsConfig
 from msc4191_shim.config.model import Unsupported as Unsupported
 from msc4191_shim.config.model import UpstreamConfig as UpstreamConfig
 from msc4191_shim.config.reader import SectionReader
+from msc4191_shim.config.source import CONFIG_ENV as CONFIG_ENV
+from msc4191_shim.config.source import DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH
+from msc4191_shim.config.source import resolve_config_path as resolve_config_path
+from msc4191_shim.config.yaml_errors import yaml_problem
 from msc4191_shim.config.values import (
     choice,
     parse_bool,
@@ -59,9 +63,6 @@ from msc4191_shim.core.actions import BUILTIN_DIALECTS, build_action_table
 
 T = TypeVar("T")
 Parser = Callable[[object], Any]
-
-DEFAULT_CONFIG_PATH = "/etc/msc4191-shim/config.yaml"
-CONFIG_ENV = "MSC4191_SHIM_CONFIG"
 
 #: Environment variables that override single keys, applied before validation.
 ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -216,10 +217,6 @@ def apply_env_overrides(raw: object, env: Mapping[str, str]) -> object:
     return result
 
 
-def resolve_config_path(given: str | None, env: Mapping[str, str]) -> str:
-    return given or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
-
-
 def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, and parse the file at `path`."""
     env = os.environ if env is None else env
@@ -231,5 +228,5 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([ConfigProblem("", f"not valid YAML: {exc}")], path) from None
+        raise ConfigError([yaml_problem(exc, path)], path) from None
     return parse_config(apply_env_overrides(raw if raw is not None else {}, env), path)

@@ -13,6 +13,7 @@ import aiohttp
 from yarl import URL
 
 from msc4191_shim.config.model import Config
+from msc4191_shim.config.tls import upstream_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,9 @@ class Runtime:
 
 
 def build_runtime(config: Config) -> Runtime:
+    """Raises `ConfigError` (upstream.ca_file) when the CA bundle cannot be loaded."""
     url = config.upstream.url
-    upstream_ssl: ssl.SSLContext | bool = True
-    if url.scheme == "https":
-        context = ssl.create_default_context()
-        if config.upstream.ca_file is not None:
-            context.load_verify_locations(cafile=str(config.upstream.ca_file))
-        upstream_ssl = context
+    upstream_ssl = upstream_context(config.upstream)
     timeout = aiohttp.ClientTimeout(
         total=None,
         connect=config.upstream.connect_timeout,

@@ -57,11 +57,23 @@ DiscoveryOutcome = Literal[
 UpstreamErrorReason = Literal[
     "refused", "dns", "tls", "connect_timeout", "read_timeout", "reset", "other"
 ]
+#: the `limits.*` key that stopped a client (`upstream_max_connections`: a request had to wait
+#: for a free upstream connection)
+LimitName = Literal[
+    "head_timeout",
+    "keepalive_timeout",
+    "body_idle_timeout",
+    "max_head_bytes",
+    "max_connections",
+    "websocket_max_message",
+    "upstream_max_connections",
+]
 
 REQUEST_KINDS: Final[frozenset[str]] = frozenset(get_args(RequestKind))
 DEEPLINK_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(DeeplinkOutcome))
 DISCOVERY_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(DiscoveryOutcome))
 UPSTREAM_ERROR_REASONS: Final[frozenset[str]] = frozenset(get_args(UpstreamErrorReason))
+LIMIT_NAMES: Final[frozenset[str]] = frozenset(get_args(LimitName))
 STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "aborted", "other")
 
 #: From a loopback hop (1 ms) to a portal that is struggling (30 s).
@@ -145,6 +157,12 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self.limit_hits = Counter(
+            "msc4191_shim_limit_hits",
+            "Clients stopped (or made to wait) by a configured limit, by the limit's key.",
+            ["limit"],
+            registry=reg,
+        )
         self.reloads = Counter(
             "msc4191_shim_config_reloads",
             "Configuration reloads (SIGHUP), by result.",
@@ -179,6 +197,7 @@ class Metrics:
         }
         for result in ("ok", "error"):
             self.reloads.labels(result=result)
+        self._limit_hits_by = {n: self.limit_hits.labels(limit=n) for n in sorted(LIMIT_NAMES)}
         # deep links: label sets appear as they are seen (bounded by the action tables' names)
         self._deeplinks_by: dict[tuple[str, str, str], Counter] = {}
 
@@ -214,6 +233,10 @@ class Metrics:
     def observe_upstream_error(self, reason: UpstreamErrorReason) -> None:
         _check(reason, UPSTREAM_ERROR_REASONS, "upstream error reason")
         self._upstream_errors_by[reason].inc()
+
+    def observe_limit_hit(self, limit: LimitName) -> None:
+        _check(limit, LIMIT_NAMES, "limit name")
+        self._limit_hits_by[limit].inc()
 
     def observe_reload(self, ok: bool) -> None:
         self.reloads.labels(result="ok" if ok else "error").inc()

@@ -16,7 +16,7 @@ from aiohttp import web
 from msc4191_shim.config.errors import ConfigError
 from msc4191_shim.config.parse import Config, TlsConfig, load_config
 from msc4191_shim.config.runtime import build_runtime
-from msc4191_shim.config.tls import listener_context
+from msc4191_shim.config.tls import check_contexts, listener_context
 from msc4191_shim.obs.logs import configure_logging, log_event
 from msc4191_shim.obs.metrics import Metrics
 from msc4191_shim.proxy.limits import edge_limits
@@ -71,6 +71,7 @@ class Shim:
         # level included: a reload is applied whole or refused whole.
         try:
             config = load_config(self.config_path)
+            check_contexts(config, self.config_path)
             runtime = build_runtime(config)
             if self.tls is not None and config.tls is not None:
                 # new handshakes use the new certificate; open connections keep theirs
