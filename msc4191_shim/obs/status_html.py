@@ -18,17 +18,19 @@ from msc4191_shim.obs.status import RETIRE_SECTION, NameCount, StatusSnapshot
 REFRESH_SECONDS: Final = 30
 
 STYLE: Final = """
-body{font:15px/1.4 system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}
-h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em}
+body{font:14px/1.35 system-ui,sans-serif;margin:1.2em auto;max-width:60em;padding:0 1em;color:#222}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.1em;margin:1.1em 0 .4em}
 .meta{color:#666}table{border-collapse:collapse;width:100%}
-td,th{text-align:left;padding:.25em .5em;border-bottom:1px solid #eee;vertical-align:top}
+td,th{text-align:left;padding:.2em .5em;border-bottom:1px solid #eee;vertical-align:top}
 th{font-weight:600;width:16em}td.count{text-align:right;width:4em;font-variant-numeric:tabular-nums}
 code{font-size:.92em}.track{background:#f1f1f1;width:100%;height:1.1em;border-radius:3px}
 .bar{height:100%;border-radius:3px}.stable{background:#2e8b57}.legacy{background:#e08a00}
-.none,.other{background:#8a8a8a}.became{color:#555;font-size:.9em}
+.none,.other{background:#8a8a8a}.became{color:#555;font-size:.85em;font-weight:400}
 .key span{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em;vertical-align:middle}
-.verdict{padding:.8em 1em;border-radius:4px}.needed{background:#fff4e0;border:1px solid #e08a00}
+.verdict{padding:.5em 1em;border-radius:4px}.verdict ul{margin:.3em 0}
+.needed{background:#fff4e0;border:1px solid #e08a00}
 .retire{background:#e8f5ee;border:1px solid #2e8b57}.empty{color:#666}
+table.counts{width:auto;min-width:28em}
 """
 
 
@@ -42,10 +44,10 @@ def render_status(snapshot: StatusSnapshot) -> str:
             f"<style>{STYLE}</style></head><body>",
             _header(snapshot),
             _verdict(snapshot),
-            _section("What it fronts", _pairs(snapshot.fronts, "fronts")),
             _section("Deep links since start", _deeplinks(snapshot.deeplinks)),
             _section("Discovery documents since start", _counts(snapshot.discovery, "discovery")),
             _section("Upstream errors since start", _counts(snapshot.upstream_errors, "errors")),
+            _section("What it fronts", _pairs(snapshot.fronts, "fronts")),
             _section("Configuration", _pairs(snapshot.choices, "choices")),
             "</body></html>\n",
         )
@@ -123,7 +125,7 @@ def _counts(counts: Mapping[str, int], table_id: str) -> str:
         f"<tr data-key='{escape(key)}'><th>{escape(key)}</th><td class=count>{n}</td></tr>"
         for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     )
-    return f"<table id={table_id}>{rows}</table>"
+    return f"<table id={table_id} class=counts>{rows}</table>"
 
 
 def format_uptime(seconds: float) -> str:
