@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from msc4191_shim.config.parse import Config
+from msc4191_shim.config.model import Config
 from msc4191_shim.core.actions import STABLE_ACTIONS, ActionTable
 from msc4191_shim.core.discovery import (
     ACCOUNT_MANAGEMENT_URI,

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from yarl import URL
 
-from msc4191_shim.config.parse import Config
+from msc4191_shim.config.model import Config
 from msc4191_shim.config.values import ListenAddress
 from msc4191_shim.obs.counts import ShimCounters, counts_from_samples, incoming_kind
 from msc4191_shim.obs.metrics import Metrics
