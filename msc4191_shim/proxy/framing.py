@@ -19,9 +19,11 @@ _HEAD_END: Final = b"\r\n\r\n"
 MAX_CHUNK_LINE: Final = 4096
 #: trailer fields of a chunked body, all together
 MAX_TRAILER_BYTES: Final = 16384
-_TOKEN: Final = frozenset(
+#: the bytes of an RFC 9110 token
+TOKEN_BYTES: Final = (
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
+_FRAMING_NAMES: Final = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 _BODILESS_STATUS: Final = frozenset({204, 304})
 LAST_CHUNK: Final = b"0\r\n\r\n"
 
@@ -46,6 +48,8 @@ class ResponseHead:
     #: the upstream lets the connection be reused after this response
     reusable: bool = True
     connection_tokens: frozenset[bytes] = field(default_factory=frozenset)
+    #: the field names lower-cased, in step with `fields`
+    lowered: list[bytes] = field(default_factory=list)
 
 
 def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHead, int] | None:
@@ -63,8 +67,8 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
         raise FramingError(f"response head longer than {limit} bytes")
     lines = bytes(buf[:end]).split(CRLF)
     version, status, reason = _status_line(lines[0])
-    head = ResponseHead(version, status, reason, _fields(lines))
-    _apply_framing(head)
+    head = ResponseHead(version, status, reason, [])
+    _read_fields(head, lines)
     return head, end + 4
 
 
@@ -76,30 +80,35 @@ def _status_line(line: bytes) -> tuple[bytes, int, bytes]:
     return version, int(code), reason
 
 
-def _fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
-    fields = []
+def is_token(name: bytes) -> bool:
+    """A non-empty RFC 9110 token (a field name), checked at C speed."""
+    return bool(name) and not name.translate(None, TOKEN_BYTES)
+
+
+def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
+    """The fields, in one pass that also reads the framing (RFC 9112 §6.3) and Connection."""
+    fields = head.fields
+    lowered = head.lowered
+    lengths: set[bytes] = set()
+    codings: list[bytes] = []
+    tokens: set[bytes] = set()
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
         # no obs-fold, no space before the colon, a token name: anything else could be read
         # differently by the client than by us (RFC 9112 §5.1, §5.2)
-        if not sep or not name or not _TOKEN.issuperset(name):
+        if not sep or not is_token(name):
             raise FramingError(f"malformed header field line: {line[:64]!r}")
-        fields.append((name, value.strip(b" \t")))
-    return fields
-
-
-def _apply_framing(head: ResponseHead) -> None:
-    lengths: set[bytes] = set()
-    codings: list[bytes] = []
-    tokens: set[bytes] = set()
-    for name, value in head.fields:
+        value = value.strip(b" \t")
         low = name.lower()
-        if low == b"content-length":
-            lengths.update(v.strip() for v in value.split(b","))
-        elif low == b"transfer-encoding":
-            codings.extend(c.strip().lower() for c in value.split(b",") if c.strip())
-        elif low == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+        fields.append((name, value))
+        lowered.append(low)
+        if low in _FRAMING_NAMES:
+            if low == b"content-length":
+                lengths.update(v.strip() for v in value.split(b","))
+            elif low == b"transfer-encoding":
+                codings.extend(c.strip().lower() for c in value.split(b",") if c.strip())
+            else:
+                tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
     head.connection_tokens = frozenset(tokens)
     head.reusable = b"close" not in tokens and (
         head.version == b"HTTP/1.1" or b"keep-alive" in tokens
@@ -222,6 +231,6 @@ class ChunkedDecoder:
             if self._trailer_size > MAX_TRAILER_BYTES:
                 raise FramingError("trailer section too long")
             name, sep, value = line.partition(b":")
-            if not sep or not name or not _TOKEN.issuperset(name):
+            if not sep or not is_token(name):
                 raise FramingError(f"malformed trailer field: {line[:64]!r}")
             self.trailers.append((name, value.strip(b" \t")))

@@ -36,13 +36,13 @@ REQUEST_DROPPED: Final = HOP_BY_HOP_NAMES | {EXPECT}
 RESPONSE_DROPPED: Final = HOP_BY_HOP_NAMES | {CONTENT_LENGTH}
 _REQUEST_DROPPED_NO_HOST: Final = REQUEST_DROPPED | {HOST}
 
-_TARGET_BYTES: Final = frozenset(range(0x21, 0x7F))
+_TARGET_BYTES: Final = bytes(range(0x21, 0x7F))
 
 
 def valid_target(target: bytes) -> bool:
     """Visible ASCII only (RFC 9112 §3.2): raw bytes a client should have percent-encoded are
     refused with a 400 rather than passed on to be read differently upstream."""
-    return bool(target) and target.isascii() and _TARGET_BYTES.issuperset(target)
+    return bool(target) and not target.translate(None, _TARGET_BYTES)
 
 
 def origin_form(target: str) -> str | None:
@@ -213,8 +213,7 @@ def client_response_head(
         dropped = dropped | {CONTENT_LENGTH}
     parts = [response_start(http11, head.status, head.reason)]
     has_date = False
-    for name, value in head.fields:
-        low = name.lower()
+    for (name, value), low in zip(head.fields, head.lowered, strict=True):
         if low in dropped:
             continue
         if low == DATE:

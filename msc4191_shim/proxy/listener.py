@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, cast
 
 import httptools
 
+from msc4191_shim.config.runtime import Runtime
+from msc4191_shim.http.forwarding import Forwarding
 from msc4191_shim.proxy.access import finish_exchange
 from msc4191_shim.proxy.exchange import Exchange
 from msc4191_shim.proxy.forwarding import ForwardingRefused, read_exchange_forwarding
@@ -25,6 +27,7 @@ from msc4191_shim.proxy.h1 import (
     CONNECTION,
     CONTENT_LENGTH,
     EXPECT,
+    HOST,
     REASONS,
     TRANSFER_ENCODING,
     UPGRADE,
@@ -33,7 +36,7 @@ from msc4191_shim.proxy.h1 import (
     text_response,
     valid_target,
 )
-from msc4191_shim.proxy.route import classify, is_upgrade
+from msc4191_shim.proxy.route import classify_memoized, is_upgrade
 
 if TYPE_CHECKING:
     from msc4191_shim.proxy.server import ProxyServer
@@ -47,7 +50,9 @@ BLOCK_UPSTREAM: Final = 4
 #: request body bytes held while no upstream connection takes them yet
 MAX_PENDING_BODY: Final = 256 * 1024
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-_INTERESTING: Final = frozenset({CONNECTION, UPGRADE, EXPECT, CONTENT_LENGTH, TRANSFER_ENCODING})
+_INTERESTING: Final = frozenset(
+    {CONNECTION, UPGRADE, EXPECT, CONTENT_LENGTH, TRANSFER_ENCODING, HOST}
+)
 
 Timer = Literal["none", "idle", "head", "body"]
 
@@ -100,6 +105,7 @@ class ClientConnection(asyncio.Protocol):
         self._timer_kind: Timer = "none"
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._last_forwarding: tuple[Runtime, bytes, Forwarding] | None = None
 
     # -- connection
 
@@ -235,6 +241,7 @@ class ClientConnection(asyncio.Protocol):
         http11 = parser.get_http_version() == "1.1"
         tokens: frozenset[bytes] = frozenset()
         upgrade = expect = None
+        hosts: list[bytes] = []
         has_body = chunked = False
         for name, value in fields:
             low = name.lower()
@@ -246,6 +253,8 @@ class ClientConnection(asyncio.Protocol):
                 upgrade = value
             elif low == EXPECT:
                 expect = value
+            elif low == HOST:
+                hosts.append(value)
             elif low == TRANSFER_ENCODING:
                 has_body = chunked = True
             elif low == CONTENT_LENGTH:
@@ -271,9 +280,7 @@ class ClientConnection(asyncio.Protocol):
         )
         self._parsing_exchange = exchange
         try:
-            exchange.forwarding = read_exchange_forwarding(
-                fields, peer=self.peer, scheme=self.scheme, runtime=runtime
-            )
+            exchange.forwarding = self._forwarding(fields, hosts, runtime)
         except ForwardingRefused as refused:
             exchange.refusal = (400, str(refused))
             return exchange
@@ -284,10 +291,25 @@ class ClientConnection(asyncio.Protocol):
                 "send /path?query (this is a reverse proxy, not a forward proxy)",
             )
         else:
-            exchange.route = classify(
+            exchange.route = classify_memoized(
                 method, target, runtime.config, is_upgrade(tokens, upgrade) and not has_body
             )
         return exchange
+
+    def _forwarding(self, fields: Fields, hosts: list[bytes], runtime: Runtime) -> Forwarding:
+        """The forwarding decision; for an untrusted peer it depends only on the one Host
+        field, so the connection's last one is reused while its Host stays the same."""
+        cached = self._last_forwarding
+        if cached is not None and len(hosts) == 1:
+            key_runtime, host, forwarding = cached
+            if key_runtime is runtime and host == hosts[0]:
+                return forwarding
+        forwarding = read_exchange_forwarding(
+            fields, peer=self.peer, scheme=self.scheme, runtime=runtime
+        )
+        if not forwarding.trusted and len(hosts) == 1:
+            self._last_forwarding = (runtime, hosts[0], forwarding)
+        return forwarding
 
     def _activate(self, exchange: Exchange, body: list[bytes]) -> None:
         from msc4191_shim.proxy.dispatch import dispatch

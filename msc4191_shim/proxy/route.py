@@ -27,6 +27,29 @@ def classify(method: str, raw_path: str, config: Config, upgrade: bool) -> Route
     return "passthrough"
 
 
+_MEMO_SIZE: Final = 512
+_memo: dict[tuple[str, str], Route] = {}
+_memo_config: list[Config] = []
+
+
+def classify_memoized(method: str, raw_path: str, config: Config, upgrade: bool) -> Route:
+    """`classify`, remembered for the paths seen lately under this `config` (a pure function
+    of its arguments; the query does not matter)."""
+    if upgrade:
+        return "upgrade"
+    if not _memo_config or _memo_config[0] is not config:
+        _memo.clear()
+        _memo_config[:] = [config]
+    key = (method, raw_path.partition("?")[0])
+    route = _memo.get(key)
+    if route is None:
+        route = classify(method, key[1], config, False)
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        _memo[key] = route
+    return route
+
+
 def is_upgrade(connection_tokens: frozenset[bytes], upgrade: bytes | None) -> bool:
     """An Upgrade the proxy splices: any protocol but h2c, which is HTTP/2 for this hop only
     (RFC 9113 §3.1 removed it; nginx drops it too)."""

@@ -174,11 +174,10 @@ class UpstreamConnection(asyncio.Protocol):
         )
 
     def detach(self) -> None:
-        """The exchange is over: no more callbacks to its sink."""
+        """The exchange is over: no more callbacks to its sink (the timer lapses by itself)."""
         self.sink = None
         if self.state != "closed":
             self.state = "idle"
-        self._stop_timer()
         if self._paused:
             self.resume_reading()
 
@@ -301,7 +300,6 @@ class UpstreamConnection(asyncio.Protocol):
             self._end(decoder.trailers)
 
     def _end(self, trailers: Fields) -> None:
-        self._stop_timer()
         sink = self.sink
         if sink is not None:
             sink.response_end(trailers)
@@ -315,6 +313,8 @@ class UpstreamConnection(asyncio.Protocol):
     # -- read timeout: one timer per period, re-armed lazily, not one per read
 
     def _check_timeout(self) -> None:
+        # armed once and left running across exchanges: re-arming per request would cost a
+        # timer handle each time; an idle connection lets it lapse
         self._timer = None
         if self.state not in ("head", "length", "chunked", "close"):
             return
