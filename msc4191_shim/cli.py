@@ -1,4 +1,4 @@
-"""`msc4191-shim`: run, check-config, translate, doctor.
+"""`msc4191-shim`: run, check-config, translate, doctor, config dump|schema.
 
 Exit status: 0 success, 1 runtime failure, 2 bad configuration or usage.
 """
@@ -21,12 +21,46 @@ if TYPE_CHECKING:
 
 EXIT_CONFIG = 2
 
+EXAMPLES = """\
+examples:
+  msc4191-shim run --config /etc/msc4191-shim/config.yaml
+  msc4191-shim check-config --config config.yaml
+  msc4191-shim config dump --config config.yaml     # the effective configuration
+  msc4191-shim config schema > config.schema.json   # JSON Schema of the file
+  msc4191-shim translate --dialect mas-0.9 \\
+      'https://account.example.com/account/?action=org.matrix.device_delete&device_id=X'
+  msc4191-shim doctor --homeserver https://example.com          # does it need the shim?
+  msc4191-shim doctor --homeserver https://example.com --json   # the same, for CI
+  msc4191-shim doctor --config config.yaml          # what the running shim does
+"""
+
+EXIT_CODES = """\
+exit status:
+  0  success; doctor: clients will work
+  1  runtime failure; doctor: problems clients will trip over (listed last)
+  2  bad configuration or usage
+"""
+
+
+def _epilog() -> str:
+    from msc4191_shim.config.env import known_variables
+    from msc4191_shim.config.parse import ENV_OVERRIDES
+
+    names = known_variables()
+    width = max(map(len, names))
+    lines = ["environment (other MSC4191_SHIM_* names get a warning):"]
+    lines.append(f"  {names[0]:<{width}}  the config file when --config is not given")
+    lines += [f"  {n:<{width}}  overrides {'.'.join(ENV_OVERRIDES[n])}" for n in names[1:]]
+    return "\n".join([EXAMPLES, *lines, "", EXIT_CODES])
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="msc4191-shim",
         description="Translate MSC4191 account-management deep links and discovery metadata "
         "in front of a legacy Matrix account portal.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -44,7 +78,20 @@ def _parser() -> argparse.ArgumentParser:
 
     translate = commands.add_parser("translate", help="say what the shim does with deep links")
     translate.add_argument("--config", help=config_help)
+    translate.add_argument(
+        "--dialect",
+        help="the portal's dialect (stable, mas-0.7, mas-0.9, msc3824) instead of a config file",
+    )
     translate.add_argument("urls", nargs="+", metavar="URL")
+
+    config = commands.add_parser("config", help="show the effective configuration or its schema")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    dump = config_commands.add_parser(
+        "dump",
+        help="the effective configuration: defaults and environment applied, secrets redacted",
+    )
+    dump.add_argument("--config", help=config_help)
+    config_commands.add_parser("schema", help="the JSON Schema of the configuration file")
 
     doctor = commands.add_parser(
         "doctor",
@@ -72,8 +119,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(path: str | None) -> Config | None:
     # deferred, like every heavy import here, so that `main` holds the signals first
+    from msc4191_shim.config.env import unknown_variable_warnings
     from msc4191_shim.config.parse import load_config
 
+    for warning in unknown_variable_warnings(os.environ):
+        print(warning, file=sys.stderr)
     resolved = resolve_config_path(path, os.environ)
     try:
         return load_config(resolved)
@@ -109,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration OK: {resolve_config_path(args.config, os.environ)}")
         return 0
     if args.command == "translate":
-        return _translate(args.config, args.urls)
+        return _translate(args.config, args.dialect, args.urls)
+    if args.command == "config":
+        return _config(args)
     if args.command == "doctor":
         return _doctor(args)
     if args.command == "run":
@@ -117,14 +169,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
 
 
-def _translate(path: str | None, urls: Sequence[str]) -> int:
+def _translate(path: str | None, dialect: str | None, urls: Sequence[str]) -> int:
     from msc4191_shim.core.explain import explain_url
 
-    config = _load(path)
+    if dialect is not None and path is None:
+        config = _with_dialect(dialect)
+    else:
+        config = _load(path)
+        if config is not None and dialect is not None:
+            print("translate: give --config or --dialect, not both", file=sys.stderr)
+            return EXIT_CONFIG
     if config is None:
         return EXIT_CONFIG
     for url in urls:
         print(f"{url}\n  -> {explain_url(url, config.account_management)}")
+    return 0
+
+
+def _with_dialect(dialect: str) -> Config | None:
+    """A configuration with every default but the dialect: what `translate --dialect` needs."""
+    from msc4191_shim.config.parse import parse_config
+
+    raw = {"upstream": {"url": "http://portal.invalid"}, "account_management": {"dialect": dialect}}
+    try:
+        return parse_config(raw, "--dialect")
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def _config(args: argparse.Namespace) -> int:
+    import json
+
+    if args.config_command == "schema":
+        from msc4191_shim.config.schema import config_schema
+
+        print(json.dumps(config_schema(), indent=2))
+        return 0
+    from msc4191_shim.config.dump import dump_config
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    print(dump_config(config, resolve_config_path(args.config, os.environ)), end="")
     return 0
 
 

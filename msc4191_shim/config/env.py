@@ -35,6 +35,8 @@ def _unknown(env: Mapping[str, str], known: Iterable[str]) -> set[str]:
 
 
 def _warning(name: str, known: tuple[str, ...]) -> str:
-    suggestion = nearest(name, known)
+    # compared without the common prefix, which would make every name look alike
+    match = nearest(name.removeprefix(PREFIX), [k.removeprefix(PREFIX) for k in known])
+    suggestion = None if match is None else PREFIX + match
     hint = f"did you mean {suggestion}?" if suggestion else f"the shim reads {', '.join(known)}"
     return f"warning: environment variable {name} is not one msc4191-shim reads; {hint}"

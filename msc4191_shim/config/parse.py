@@ -43,7 +43,6 @@ from msc4191_shim.config.reader import SectionReader
 from msc4191_shim.config.source import CONFIG_ENV as CONFIG_ENV
 from msc4191_shim.config.source import DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH
 from msc4191_shim.config.source import resolve_config_path as resolve_config_path
-from msc4191_shim.config.yaml_errors import yaml_problem
 from msc4191_shim.config.values import (
     choice,
     parse_bool,
@@ -59,6 +58,7 @@ from msc4191_shim.config.values import (
     parse_size,
     parse_upstream_url,
 )
+from msc4191_shim.config.yaml_errors import yaml_problem
 from msc4191_shim.core.actions import BUILTIN_DIALECTS, build_action_table
 
 T = TypeVar("T")

@@ -102,7 +102,7 @@ def section_schema(cls: type[Any]) -> Schema:
         default = _default(item)
         if default is MISSING:
             required.append(item.name)
-        elif not is_dataclass(default):  # a section's defaults are on its own keys
+        elif type(default).__module__ != model.__name__:  # a section's are on its own keys
             prop["default"] = yaml_value(default, item.name)
         properties[item.name] = prop
     schema: Schema = {"type": "object", "additionalProperties": False, "properties": properties}
