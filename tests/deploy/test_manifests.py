@@ -84,7 +84,24 @@ def manifests() -> list[Manifest]:
     docs: list[Manifest] = []
     for path in manifest_files():
         docs.extend(d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d)
-    return docs
+    return docs + generated_configmaps()
+
+
+def generated_configmaps() -> list[Manifest]:
+    """The ConfigMaps of kustomization.yaml's configMapGenerator, before kustomize hashes names."""
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8"))
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": generator["name"]},
+            "data": {
+                PurePosixPath(f).name: (KUBERNETES / f).read_text(encoding="utf-8")
+                for f in generator["files"]
+            },
+        }
+        for generator in kustomization.get("configMapGenerator", [])
+    ]
 
 
 def one(kind: str) -> Manifest:
