@@ -490,7 +490,8 @@ async def test_max_age_expires(client: aiohttp.ClientSession) -> None:
 
 
 async def test_the_last_good_document_outlives_the_upstream(client: aiohttp.ClientSession) -> None:
-    respond = answer_with(PROTOTYPE, headers={hdrs.CACHE_CONTROL: "no-cache"})
+    # max-age=0: stale at once, but usable stale (no-cache would forbid that: RFC 9111 4.2.4)
+    respond = answer_with(PROTOTYPE, headers={hdrs.CACHE_CONTROL: "max-age=0"})
     async with scripted(respond) as (upstream, stack):
         good = await fetch(client, stack.shim_url + OPENID)
         await upstream.stop()
@@ -592,7 +593,7 @@ async def test_the_last_good_document_covers_an_upstream_that_never_answers(
     async def respond(request: web.Request) -> web.StreamResponse:
         if hang:
             await release.wait()
-        return web.Response(body=PROTOTYPE, headers={hdrs.CACHE_CONTROL: "no-cache"})
+        return web.Response(body=PROTOTYPE, headers={hdrs.CACHE_CONTROL: "max-age=0"})
 
     extra = {"upstream": {"read_timeout": "300ms"}}
     async with scripted(respond, extra) as (_, stack):
