@@ -4,8 +4,8 @@
 #   docker run --read-only -p 8080:8080 -e MSC4191_SHIM_UPSTREAM_URL=http://portal:8081 msc4191-shim
 #
 # The image runs `msc4191-shim run` as UID/GID 10001 from a virtualenv that nobody can write, with
-# the configuration at /etc/msc4191-shim/config.yaml (replace it with a read-only mount, or override
-# single keys with the MSC4191_SHIM_* variables). It writes no files, so it runs with a read-only
+# the configuration at /etc/msc4191-shim/config.yaml (deploy/container/config.yaml; replace it with a
+# read-only mount, or override single keys with the MSC4191_SHIM_* variables). It writes no files, so it runs with a read-only
 # root filesystem and no writable volume. tests/process/test_image_entrypoint.py reproduces this image
 # without a Docker engine; keep the two in step.
 
@@ -42,16 +42,16 @@ RUN groupadd --system --gid 10001 msc4191-shim \
        --shell /usr/sbin/nologin msc4191-shim
 
 COPY --from=builder /opt/msc4191-shim /opt/msc4191-shim
-COPY config.example.yaml /etc/msc4191-shim/config.yaml
+# The container's own settings (the admin listener on 0.0.0.0 for kubelet probes) live in this
+# file, not in ENV: a variable would silently beat the operator's mounted file.
+COPY deploy/container/config.yaml /etc/msc4191-shim/config.yaml
 
-# PYTHONDONTWRITEBYTECODE: no .pyc writes, the root filesystem may be read-only.
-# MSC4191_SHIM_ADMIN_LISTEN: the admin listener (/healthz, /readyz, /metrics) must be reachable
-# from outside the container for kubelet probes; it is never published by default.
+# PYTHONDONTWRITEBYTECODE: no .pyc writes, the root filesystem may be read-only. No
+# MSC4191_SHIM_* key override here, only where the file is.
 ENV PATH=/opt/msc4191-shim/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MSC4191_SHIM_CONFIG=/etc/msc4191-shim/config.yaml \
-    MSC4191_SHIM_ADMIN_LISTEN=0.0.0.0:9090
+    MSC4191_SHIM_CONFIG=/etc/msc4191-shim/config.yaml
 
 # Refuse to build an image whose bundled configuration does not load.
 RUN ["msc4191-shim", "check-config", "--config", "/etc/msc4191-shim/config.yaml"]

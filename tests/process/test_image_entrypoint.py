@@ -5,7 +5,7 @@ what the image runs, reading every fact from the Dockerfile itself so that drift
 
 - the build context is the repository filtered through `.dockerignore`;
 - the builder stage's RUN commands build the venv (the venv path mapped to a scratch directory);
-- the final stage's COPY puts `config.example.yaml` where the image has it, under /etc, through an
+- the final stage's COPY puts the bundled configuration under /etc, through an
   overlay in a private mount namespace (the host's /etc never changes); the venv is bind-mounted
   read-only and then the whole root filesystem is remounted read-only, as `--read-only` does;
 - a private network namespace gives the "container" its own loopback, so the fixed ports 8080,
@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from msc4191_shim.config.parse import Config, load_config
+from msc4191_shim.config.parse import ENV_OVERRIDES, Config, load_config
 from tests.support.paths import REPO
 from tests.support.prerequisites import unavailable
 
@@ -50,6 +50,9 @@ BASE_IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Interpreters like the base image's /usr/local/bin/python3.11, runnable by any user.
 IMAGE_PYTHONS = ("/usr/local/bin/python3.11", "/usr/bin/python3.11")
 VENV_IMAGE_PATH = "/opt/msc4191-shim"
+#: the configuration file the image bundles (the example documents the defaults; this sets the
+#: container's own values, such as the admin listener on 0.0.0.0)
+BUNDLED_CONFIG = "deploy/container/config.yaml"
 START_TIMEOUT = 20.0
 
 
@@ -216,8 +219,8 @@ def copy_build_context(destination: Path) -> list[str]:
 
 
 def image_config(final: Stage) -> Config:
-    """config.example.yaml as the image's process sees it: with the image's ENV overrides."""
-    return load_config(str(ROOT / "config.example.yaml"), env=final.env())
+    """The bundled configuration as the image's process sees it: with the image's ENV overrides."""
+    return load_config(str(ROOT / BUNDLED_CONFIG), env=final.env())
 
 
 def test_dockerignore_admits_exactly_the_build_inputs() -> None:
@@ -260,12 +263,13 @@ def test_entrypoint_runs_the_shim_as_a_fixed_non_root_user(final: Stage) -> None
 
 def test_config_lives_where_the_env_says_and_is_checked_at_build(final: Stage) -> None:
     env = final.env()
-    destinations = [d for flags, s, d in final.copies() if s == ["config.example.yaml"]]
+    destinations = [d for flags, s, d in final.copies() if s == [BUNDLED_CONFIG]]
     assert destinations == [env["MSC4191_SHIM_CONFIG"]]
     assert ["msc4191-shim", "check-config", "--config", env["MSC4191_SHIM_CONFIG"]] in [
         run.exec_form() for run in final.all("RUN") if run.args.startswith("[")
     ]
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert not set(env) & set(ENV_OVERRIDES), "an image ENV default would beat the mounted file"
 
 
 def test_healthcheck_and_expose_match_the_listeners(final: Stage) -> None:
