@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _translate(path: str | None, dialect: str | None, urls: Sequence[str]) -> int:
-    from msc4191_shim.core.explain import explain_url
+    from msc4191_shim.core.explain import describe_url
 
     if dialect is not None and path is None:
         config = _with_dialect(dialect)
@@ -182,7 +182,7 @@ def _translate(path: str | None, dialect: str | None, urls: Sequence[str]) -> in
     if config is None:
         return EXIT_CONFIG
     for url in urls:
-        print(f"{url}\n  -> {explain_url(url, config.account_management)}")
+        print(describe_url(url, config.account_management))
     return 0
 
 

@@ -6,8 +6,6 @@ import asyncio
 import signal
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import RawUpstreamFactory, ShimFactory, ShimProcessFactory
 from tests.support.loopback import exchange_one, read_head, run_cli, shim_settings, write_config
 
@@ -101,9 +99,5 @@ async def test_translate_redacts_its_explanation(tmp_path: Path) -> None:
     assert SECRET not in explanation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py prints the URL as given; print core.explain.describe_url(url, account) instead",
-)
 async def test_translate_redacts_the_url_it_echoes(tmp_path: Path) -> None:
     assert SECRET not in await _translate(tmp_path)
