@@ -41,8 +41,9 @@ class UpstreamConfig:
     preserve_host: bool = True
     ca_file: Path | None = None
     #: connections to the portal per worker, in use and idle together; a request that finds
-    #: them all busy waits (within connect_timeout) for one to come back
-    max_connections: int = 256
+    #: them all busy waits (within connect_timeout) for one to come back. As many as client
+    #: connections, so each (a WebSocket included) can hold one; Envoy's default is also 1024
+    max_connections: int = 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,3 +96,9 @@ def test_credentials_in_the_upstream_url_are_refused_without_echoing_them(url: s
     assert "hunter2" not in str(caught.value)
     assert "admin" not in problem.message
     assert "svc" not in problem.message
+
+
+def test_the_example_shows_the_limits_defaults() -> None:
+    config = parse.load_config(str(REPO / "config.example.yaml"), env={})
+    assert config.limits == LimitsConfig()
+    assert config.upstream.max_connections == model_defaults(UpstreamConfig)["max_connections"]
