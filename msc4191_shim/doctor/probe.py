@@ -15,6 +15,7 @@ from typing import Final, TextIO
 import aiohttp
 from yarl import URL
 
+from msc4191_shim.config.errors import ConfigError
 from msc4191_shim.config.model import Config
 from msc4191_shim.config.runtime import build_runtime
 from msc4191_shim.doctor.diagnose import (
@@ -63,8 +64,9 @@ async def probe(config: Config, admin_url: str) -> DoctorInputs:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         try:
             runtime = build_runtime(config)
-        except OSError as exc:  # upstream.ca_file unreadable or not PEM (ssl.SSLError)
-            unusable = NoAnswer(f"upstream.ca_file cannot be used: {exc}")
+        except ConfigError as exc:  # upstream.ca_file unreadable or not PEM
+            reason = "; ".join(problem.message for problem in exc.problems)
+            unusable = NoAnswer(f"upstream.ca_file cannot be used: {reason}")
             metrics = await fetch(session, admin, limit=METRICS_LIMIT)
             return DoctorInputs(config, unusable, unusable, metrics, admin_url)
         tls = runtime.upstream_ssl

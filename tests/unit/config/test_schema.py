@@ -49,7 +49,9 @@ def _configmap_config(path: str) -> Any:
     return yaml.safe_load((REPO / path).read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("path", ["deploy/kubernetes/config/config.yaml", "deploy/compose/shim.yaml"])
+@pytest.mark.parametrize(
+    "path", ["deploy/kubernetes/config/config.yaml", "deploy/compose/shim.yaml"]
+)
 def test_the_shipped_configurations_validate(path: str) -> None:
     assert errors(_configmap_config(path)) == []
 
