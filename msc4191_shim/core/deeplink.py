@@ -22,6 +22,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 from msc4191_shim.config.model import RedirectUnsupported, Unsupported
 from msc4191_shim.core.actions import ActionTable
+from msc4191_shim.http.target import split_reference
 
 Outcome = Literal["passthrough", "translate", "strip", "redirect-unsupported"]
 
@@ -174,8 +175,6 @@ def _unknown_reason(value: str) -> str:
     return f"{shown!r} is not a known action name"
 
 
-#: a scheme and authority in front of the path (an absolute-form request target)
-_SCHEME_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\\]*")
 #: what a browser strips, folds or reads as a delimiter; always sent percent-encoded
 _UNSAFE = re.compile(r"[^\x21-\x7e]|#")
 
@@ -189,7 +188,8 @@ def redirect_location(raw_path: str, query: str) -> str:
     percent-encoded, so the result has no raw CR, LF or NUL and no hidden delimiter.
     """
     path = re.split(r"[?#]", raw_path, maxsplit=1)[0]
-    path = _SCHEME_AUTHORITY.sub("", path)
+    reference = split_reference(path)
+    path = reference.rest if reference.is_absolute else path
     path = "/" + _percent_encode_unsafe(path).lstrip("/\\")
     return f"{path}?{_percent_encode_unsafe(query)}" if query else path
 

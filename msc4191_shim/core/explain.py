@@ -7,8 +7,6 @@ replaced as in the logs (`msc4191_shim.http.secrets`).
 
 from __future__ import annotations
 
-import re
-
 from msc4191_shim.config.model import AccountManagementConfig
 from msc4191_shim.core.deeplink import (
     DeepLinkDecision,
@@ -17,14 +15,14 @@ from msc4191_shim.core.deeplink import (
     redirect_location,
 )
 from msc4191_shim.http.secrets import redact_path_qs
-
-#: scheme and authority of an absolute URL, dropped: only the path and query reach the shim
-_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
+from msc4191_shim.http.target import split_reference
 
 
 def explain_url(url: str, account: AccountManagementConfig) -> str:
     """What a GET of `url` (absolute, or path and query) becomes: "redirect to ... (why)"."""
-    target = _ORIGIN.sub("", url.strip()).partition("#")[0]
+    # scheme and authority of an absolute URL are dropped: only the path and query reach the shim
+    reference = split_reference(url.strip())
+    target = (reference.rest if reference.is_absolute else url.strip()).partition("#")[0]
     raw_path, _, query = target.partition("?")
     raw_path = raw_path or "/"
     if not is_entry_raw_path(raw_path, account.paths):

@@ -7,18 +7,11 @@ changes. Anything that does not parse is returned as it came.
 
 from __future__ import annotations
 
-import re
-
 from yarl import URL
 
 from msc4191_shim.core.actions import ActionTable
 from msc4191_shim.core.deeplink import format_query, is_entry_raw_path, parse_query
-
-#: [scheme ":"] ["//" authority] rest — a scheme-relative `//host/...` has an authority too
-_REFERENCE = re.compile(
-    r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):)?(?://(?P<authority>[^/?#\\]*))?(?P<rest>.*)$",
-    re.DOTALL,
-)
+from msc4191_shim.http.target import split_reference
 
 Origin = tuple[str, str, int | None]
 
@@ -37,10 +30,7 @@ def rewrite_location(
     (a path-absolute Location, or one on the upstream's or the public origin) go back to their
     stable names. Other origins and relative references without a leading `/` are left alone.
     """
-    match = _REFERENCE.match(location)
-    if match is None:  # pragma: no cover - the pattern matches every string
-        return location
-    scheme, authority, rest = match.group("scheme", "authority", "rest")
+    scheme, authority, rest = split_reference(location)
     if authority is None and scheme is None:
         # relative: only a path-absolute reference names a path we can check
         return _back_translate(rest, back_translate, entry_paths) if rest[:1] == "/" else location

@@ -1,4 +1,5 @@
-"""Request targets against the upstream's path prefix, and the HTTP/2 preface. Pure.
+"""Request targets and URL references: the one scheme/authority split, the upstream's path
+prefix, and the HTTP/2 preface. Pure.
 
 With `upstream.url: http://portal/auth` the shim promises the portal sees only `/auth/...`. A
 target with dot segments (`/../admin`, `/%2e%2e/admin`, `/..%2fadmin`) would step out of that
@@ -11,6 +12,7 @@ sent byte for byte.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 #: what an HTTP/2 client with prior knowledge sends first (RFC 9113 3.4)
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -19,6 +21,35 @@ HTTP2_REFUSAL = (
     "this endpoint speaks HTTP/1.1 only: send HTTP/1.1 (for Synapse, turn force_http2 off for "
     "this endpoint)"
 )
+
+#: [scheme ":"] ["//" authority] rest (RFC 3986 appendix B); `\\` ends an authority as browsers
+#: read it, and a scheme-relative `//host/...` has an authority too
+_REFERENCE = re.compile(
+    r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):)?(?://(?P<authority>[^/?#\\]*))?(?P<rest>.*)$",
+    re.DOTALL,
+)
+
+
+class Reference(NamedTuple):
+    """A URL reference split once: `rest` is the path, query and fragment, byte for byte."""
+
+    scheme: str | None
+    authority: str | None
+    rest: str
+
+    @property
+    def is_absolute(self) -> bool:
+        """`scheme://authority...`: the form whose scheme and authority a proxy drops."""
+        return self.scheme is not None and self.authority is not None
+
+
+def split_reference(text: str) -> Reference:
+    """The one place the project splits `scheme://authority` off a URL or request target."""
+    match = _REFERENCE.match(text)
+    assert match is not None  # the pattern matches every string
+    scheme, authority, rest = match.group("scheme", "authority", "rest")
+    return Reference(scheme, authority, rest)
+
 
 _STRUCTURAL = re.compile(r"%(2[eEfF]|5[cC])")
 _DECODED = {"2e": ".", "2f": "/", "5c": "/"}

@@ -317,7 +317,10 @@ def test_every_other_piece_survives_in_order(
     decision = decide(query, table, policy)
     result = query if decision.query is None else decision.query
     before = [p for p in split(query) if not is_action(p)]
-    assert [p for p in split(result) if not is_action(p)] == before
+    after = [p for p in split(result) if not is_action(p)]
+    # compared as joined text: a lone empty piece ("&action=x" stripped) and no piece are both ""
+    assert "&".join(after) == "&".join(before)
+    assert len(after) == len(before) or "&".join(before) == ""
 
 
 @given(PIECES, ANY_TABLE, ANY_POLICY)
