@@ -22,7 +22,14 @@ from msc4191_shim.core.discovery import (
     rewrite_well_known,
     strong_etag,
 )
-from msc4191_shim.http.cache import CachedDocument, freshness_lifetime, upstream_age
+from msc4191_shim.http.cache import (
+    CachedDocument,
+    CacheKey,
+    storage_policy,
+    upstream_age,
+    variant,
+    vary_names,
+)
 from msc4191_shim.http.codings import DecodeRefused, decode_body
 from msc4191_shim.http.headers import decode_raw
 from msc4191_shim.obs.metrics import DiscoveryOutcome
@@ -64,12 +71,16 @@ REPLACED: Final = frozenset(
 )
 _AUTHORIZATION: Final = b"authorization"
 _IF_NONE_MATCH: Final = b"if-none-match"
-_HOST: Final = b"host"
 
 
-def cache_key(exchange: Exchange) -> tuple[str, str]:
-    host = exchange.header(_HOST)
-    return exchange.target, "" if host is None else host.decode("latin-1")
+def cache_key(exchange: Exchange) -> CacheKey:
+    """The public origin as finally believed, and the target (the document embeds the one and
+    depends on the other); the upstream's Vary fields are the cache's to add."""
+    return CacheKey(origin=exchange.public_origin(), target=exchange.target)
+
+
+def request_fields(exchange: Exchange) -> list[tuple[str, str]]:
+    return decode_raw(exchange.fields)
 
 
 def handle_discovery(conn: ClientConnection, exchange: Exchange) -> Handler | None:
@@ -77,9 +88,12 @@ def handle_discovery(conn: ClientConnection, exchange: Exchange) -> Handler | No
     state = conn.state
     discovery = exchange.runtime.config.discovery
     now = time.time()
+    state.cache.adopt(exchange.runtime)  # documents built under an older configuration go
     # a shared cache never answers for a request that carries credentials (RFC 9111 §3.5)
     use_cache = discovery.cache and exchange.header(_AUTHORIZATION) is None
-    if use_cache and (cached := state.cache.fresh(cache_key(exchange), now)) is not None:
+    key = cache_key(exchange)
+    cached = state.cache.fresh(key, now, request_fields(exchange)) if use_cache else None
+    if cached is not None:
         serve(conn, exchange, cached, "cached", now)
         return None
     fetch = DiscoveryFetch(conn, exchange, use_cache=use_cache, now=now)
@@ -239,17 +253,19 @@ class DiscoveryFetch(Forward):
             for n, v in head.fields
             if n.lower() not in HOP_BY_HOP_NAMES and n.lower() not in REPLACED
         ]
-        text_fields = decode_raw(head.fields)
-        upstream_headers: CIMultiDict[str] = CIMultiDict(text_fields)
-        lifetime = freshness_lifetime(upstream_headers, self.now)
+        upstream_headers: CIMultiDict[str] = CIMultiDict(decode_raw(head.fields))
+        policy = storage_policy(upstream_headers, self.now)
+        names = vary_names(upstream_headers) or ()
         document = CachedDocument(
             body=body,
             headers=tuple(decode_raw(kept)),
             etag=strong_etag(body),
             stored_at=self.now - upstream_age(upstream_headers),
-            fresh_until=self.now + (lifetime or 0.0),
+            fresh_until=self.now + (policy.lifetime if policy is not None else 0.0),
+            vary=variant(names, request_fields(self.exchange)),
+            stale_ok=policy is not None and policy.stale_ok,
         )
-        if self.use_cache and lifetime is not None:
+        if self.use_cache and policy is not None:
             self.conn.state.cache.store(cache_key(self.exchange), document)
         return document
 
@@ -266,7 +282,9 @@ class DiscoveryFetch(Forward):
     def _serve_stale(self) -> bool:
         if not self.use_cache:
             return False
-        stale = self.conn.state.cache.last_good(cache_key(self.exchange))
+        stale = self.conn.state.cache.last_good(
+            cache_key(self.exchange), request_fields(self.exchange)
+        )
         if stale is None:
             return False
         upstream, self.upstream = self.upstream, None

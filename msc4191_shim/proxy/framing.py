@@ -25,6 +25,7 @@ TOKEN_BYTES: Final = (
 )
 _FRAMING_NAMES: Final = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 _BODILESS_STATUS: Final = frozenset({204, 304})
+_NOT_CONTROL: Final = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b < 0x7F or b >= 0x80)
 LAST_CHUNK: Final = b"0\r\n\r\n"
 
 
@@ -50,6 +51,7 @@ class ResponseHead:
     connection_tokens: frozenset[bytes] = field(default_factory=frozenset)
     #: the field names lower-cased, in step with `fields`
     lowered: list[bytes] = field(default_factory=list)
+    has_control_bytes: bool = False
 
 
 def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHead, int] | None:
@@ -65,10 +67,14 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
         return None
     if end > limit:
         raise FramingError(f"response head longer than {limit} bytes")
-    lines = bytes(buf[:end]).split(CRLF)
+    block = bytes(buf[:end])
+    lines = block.split(CRLF)
     version, status, reason = _status_line(lines[0])
     head = ResponseHead(version, status, reason, [])
     _read_fields(head, lines)
+    # a control byte anywhere but in the CRLFs (a bare LF, a NUL...): the caller asks the
+    # response-head rules (http.headers.invalid_response_head) what is wrong
+    head.has_control_bytes = block.translate(None, _NOT_CONTROL) != CRLF * (len(lines) - 1)
     return head, end + 4
 
 
@@ -76,7 +82,7 @@ def _status_line(line: bytes) -> tuple[bytes, int, bytes]:
     version, _, rest = line.partition(b" ")
     code, _, reason = rest.partition(b" ")
     if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
-        raise FramingError(f"not an HTTP/1.x status line: {line[:64]!r}")
+        raise FramingError("its status line is not HTTP/1.x")
     return version, int(code), reason
 
 
@@ -92,12 +98,11 @@ def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
     lengths: set[bytes] = set()
     codings: list[bytes] = []
     tokens: set[bytes] = set()
-    for line in lines[1:]:
+    for number, line in enumerate(lines[1:], start=1):
         name, sep, value = line.partition(b":")
-        # no obs-fold, no space before the colon, a token name: anything else could be read
-        # differently by the client than by us (RFC 9112 §5.1, §5.2)
-        if not sep or not is_token(name):
-            raise FramingError(f"malformed header field line: {line[:64]!r}")
+        if not sep or not name:
+            # never quote the line: the upstream's bytes may hold a session cookie
+            raise FramingError(f"header field #{number} is malformed")
         value = value.strip(b" \t")
         low = name.lower()
         fields.append((name, value))
@@ -109,6 +114,11 @@ def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
                 codings.extend(c.strip().lower() for c in value.split(b",") if c.strip())
             else:
                 tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    # no obs-fold, no space before the colon, token names only: anything else could be read
+    # differently by the client than by us (RFC 9112 §5.1, §5.2); checked for all names at once
+    if b"".join(lowered).translate(None, TOKEN_BYTES):
+        number = next(n for n, name in enumerate(lowered, start=1) if not is_token(name))
+        raise FramingError(f"header field #{number} has an invalid name")
     head.connection_tokens = frozenset(tokens)
     head.reusable = b"close" not in tokens and (
         head.version == b"HTTP/1.1" or b"keep-alive" in tokens
@@ -122,7 +132,7 @@ def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
     if lengths:
         (length,) = lengths if len(lengths) == 1 else (b"",)
         if not length.isdigit():
-            raise FramingError(f"invalid Content-Length {b','.join(sorted(lengths))[:64]!r}")
+            raise FramingError("its Content-Length is invalid")
         head.length = int(length)
 
 
@@ -221,7 +231,7 @@ class ChunkedDecoder:
         elif self._state == "size":
             size = line.split(b";", 1)[0].strip()
             if not size or not all(c in b"0123456789abcdefABCDEF" for c in size):
-                raise FramingError(f"invalid chunk size {line[:32]!r}")
+                raise FramingError("a chunk size is invalid")
             self._remaining = int(size, 16)
             self._state = "data" if self._remaining else "trailer"
         elif not line:
@@ -232,5 +242,5 @@ class ChunkedDecoder:
                 raise FramingError("trailer section too long")
             name, sep, value = line.partition(b":")
             if not sep or not is_token(name):
-                raise FramingError(f"malformed trailer field: {line[:64]!r}")
+                raise FramingError("a trailer field is malformed")
             self.trailers.append((name, value.strip(b" \t")))

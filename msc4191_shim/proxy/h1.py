@@ -184,6 +184,7 @@ REASONS: Final = {
     414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
+    505: b"HTTP Version Not Supported",
     501: b"Not Implemented",
     502: b"Bad Gateway",
     503: b"Service Unavailable",

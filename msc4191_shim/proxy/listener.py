@@ -20,6 +20,14 @@ import httptools
 
 from msc4191_shim.config.runtime import Runtime
 from msc4191_shim.http.forwarding import Forwarding
+from msc4191_shim.http.target import (
+    HTTP2_REFUSAL,
+    escape_refusal,
+    escapes_prefix,
+    is_http2_preface,
+)
+from msc4191_shim.obs.logs import log_event
+from msc4191_shim.obs.metrics import LimitName
 from msc4191_shim.proxy.access import finish_exchange
 from msc4191_shim.proxy.exchange import Exchange
 from msc4191_shim.proxy.forwarding import ForwardingRefused, read_exchange_forwarding
@@ -106,6 +114,7 @@ class ClientConnection(asyncio.Protocol):
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._last_forwarding: tuple[Runtime, bytes, Forwarding] | None = None
+        self._served = False
 
     # -- connection
 
@@ -115,6 +124,7 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else None
         if not self.server.admit(self):
+            self._limit_hit("max_connections")
             self.closed = True
             self.transport.write(
                 text_response(
@@ -164,6 +174,9 @@ class ClientConnection(asyncio.Protocol):
             self.splice.request_body(data)
             return
         if self.closed:
+            return
+        if data[:3] == b"PRI" and self.exchange is None and is_http2_preface(data[:24]):
+            self._refuse_http2()
             return
         if self._timer_kind == "body":
             self._deadline = self.loop.time() + self.limits.body_idle_timeout
@@ -284,6 +297,10 @@ class ClientConnection(asyncio.Protocol):
         except ForwardingRefused as refused:
             exchange.refusal = (400, str(refused))
             return exchange
+        prefix = self.state.pool.target_for(runtime).prefix_text
+        if target is not None and prefix and escapes_prefix(prefix, target.partition("?")[0]):
+            exchange.refusal = (400, escape_refusal(prefix, target.partition("?")[0]))
+            return exchange
         if target is None:
             exchange.refusal = (
                 400,
@@ -368,6 +385,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.exchange = None
         self.handler = None
+        self._served = True
         finish_exchange(self.state, exchange)
         if not exchange.request_complete:
             keep_alive = False  # the rest of its body would be read as the next request
@@ -419,8 +437,21 @@ class ClientConnection(asyncio.Protocol):
         if rest:  # an Upgrade this proxy does not relay (h2c): the connection stays HTTP/1.1
             self.data_received(rest)
 
+    def _limit_hit(self, limit: LimitName) -> None:
+        self.state.metrics.observe_limit_hit(limit)
+
+    def _refuse_http2(self) -> None:
+        """HTTP/2 with prior knowledge: say what to speak instead, in HTTP/1.1, and close."""
+        log_event("http2_refused", level=logging.WARNING, client=self.peer, detail=HTTP2_REFUSAL)
+        self.write(
+            text_response(505, REASONS[505], HTTP2_REFUSAL + "\n", close=True, head_only=False)
+        )
+        self.close()
+
     def _refuse_request(self, exc: httptools.HttpParserError) -> None:
         refused, self._refused = self._refused, None
+        if refused is not None:
+            self._limit_hit("max_head_bytes")
         status, text = refused or (400, f"malformed request: {exc}")
         if self._parsing_exchange is not None and self._parsing_exchange is self.exchange:
             # the body broke: the answer may have started; nothing more can be read
@@ -492,6 +523,8 @@ class ClientConnection(asyncio.Protocol):
             self._timer = self.loop.call_at(self._deadline, self._expire)
             return
         if kind == "idle":
+            # a connection that never sent a request waited for a head; one that did, idled
+            self._limit_hit("keepalive_timeout" if self._served else "head_timeout")
             self.close()
         elif kind == "head":
             self._head_timed_out()
@@ -499,6 +532,7 @@ class ClientConnection(asyncio.Protocol):
             self._body_timed_out()
 
     def _head_timed_out(self) -> None:
+        self._limit_hit("head_timeout")
         limit = self.limits.head_timeout
         exchange = Exchange(
             method=_method_of(self.parser),
@@ -519,6 +553,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _body_timed_out(self) -> None:
         exchange, handler = self.exchange, self.handler
+        self._limit_hit("body_idle_timeout")
         limit = self.limits.body_idle_timeout
         text = f"no request body bytes for {limit:g}s (limits.body_idle_timeout)"
         if exchange is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,6 +37,10 @@ class UpstreamTarget:
     authority: bytes
 
     @property
+    def prefix_text(self) -> str:
+        return self.prefix.decode("ascii")
+
+    @property
     def key(self) -> tuple[str, int, bool]:
         return self.host, self.port, self.ssl is not None
 
@@ -55,8 +60,15 @@ def upstream_target(runtime: Runtime) -> UpstreamTarget:
 
 
 class UpstreamPool:
-    def __init__(self, max_connections: int | None = None, idle_timeout: float = IDLE_TIMEOUT):
+    def __init__(
+        self,
+        max_connections: int | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        on_full: Callable[[], None] | None = None,
+    ) -> None:
         self.max_connections = max_connections
+        #: called when a request has to wait for room (the bound was hit)
+        self.on_full = on_full
         self.idle_timeout = idle_timeout
         self._idle: dict[object, list[UpstreamConnection]] = {}
         self._open: set[UpstreamConnection] = set()
@@ -98,6 +110,8 @@ class UpstreamPool:
             if conn is not None:
                 return conn
             if not self._close_one_idle():
+                if self.on_full is not None:
+                    self.on_full()
                 await self._wait_for_room(deadline, within)
         self._connecting += 1  # counts against the bound while connecting
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final, Literal, Protocol, cast
 
+from msc4191_shim.http.headers import invalid_response_head
 from msc4191_shim.proxy.errors import (
     BadResponseError,
     ReadTimeoutError,
@@ -216,6 +217,11 @@ class UpstreamConnection(asyncio.Protocol):
                 self._buf = buf
                 return
             head, size = parsed
+            if head.has_control_bytes:
+                problem = invalid_response_head(head.reason, head.fields)
+                if problem is not None:
+                    self._fail(BadResponseError(problem))
+                    return
             rest, self._buf = buf[size:], b""
             sink = self.sink
             assert sink is not None

@@ -106,11 +106,15 @@ async def start(config: Config, config_path: str | None, *, reuse_port: bool = F
     The public listener is the protocol-level proxy (`msc4191_shim.proxy`); the admin listener
     stays an aiohttp application.
     """
+    metrics = Metrics()
     state = ShimState(
         runtime=build_runtime(config),
         session=make_session(),
-        metrics=Metrics(),
-        pool=UpstreamPool(edge_limits(config).upstream_connections),
+        metrics=metrics,
+        pool=UpstreamPool(
+            edge_limits(config).upstream_connections,
+            on_full=lambda: metrics.observe_limit_hit("upstream_max_connections"),
+        ),
     )
     shim = Shim(config_path, state, tls_context(config.tls))
     admin = web.AppRunner(make_admin_app(shim.state, shim.draining), access_log=None)
