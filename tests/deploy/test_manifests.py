@@ -235,6 +235,12 @@ def test_configmap_is_mounted_where_the_image_reads_it() -> None:
     assert config_path.name in one("ConfigMap")["data"]
 
 
+def test_no_environment_variable_overrides_the_mounted_file() -> None:
+    """MSC4191_SHIM_* beat the file; the manifests set only where the file is, so it is the truth."""
+    names = {env["name"] for env in sidecar().get("env", [])}
+    assert names <= {"MSC4191_SHIM_CONFIG"}
+
+
 def test_shutdown_order_leaves_time_to_drain() -> None:
     """The portal outlives the shim's drain, and the pod's grace period covers both."""
     config = configmap_config()
