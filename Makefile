@@ -1,5 +1,5 @@
 # The two quick-start commands (README): `make demo` and `make test`. Each sets up what it needs.
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench bench-guard
 PY := .venv/bin/python
 
 setup:
@@ -23,3 +23,10 @@ lint:
 bench:
 	scripts/setup.sh --test
 	$(PY) bench/run.py
+	$(PY) bench/edges.py
+
+# CI's performance regression guard: fails when passthrough CPU per request, relative to nginx's,
+# falls below 0.7x the ratio in bench/guard.json (about 30 s)
+bench-guard:
+	scripts/setup.sh --test
+	$(PY) bench/guard.py
