@@ -30,6 +30,7 @@ from msc4191_shim.proxy.framing import (
 )
 from msc4191_shim.proxy.h1 import (
     HOP_BY_HOP_NAMES,
+    LOCATION,
     Fields,
     client_response_head,
     interim_head,
@@ -211,7 +212,7 @@ class Forward:
             framing=self._framing,
             http11=exchange.http11,
             close=self._close_after,
-            rewrite_location=self._location_rewriter(),
+            rewrite_location=self._location_rewriter() if LOCATION in head.lowered else None,
         )
 
     def response_body(self, data: bytes) -> None:

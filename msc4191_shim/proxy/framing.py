@@ -49,8 +49,9 @@ class ResponseHead:
     #: the upstream lets the connection be reused after this response
     reusable: bool = True
     connection_tokens: frozenset[bytes] = field(default_factory=frozenset)
-    #: the field names lower-cased, in step with `fields`
+    #: the field names lower-cased, and the field lines as received, in step with `fields`
     lowered: list[bytes] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
     has_control_bytes: bool = False
 
 
@@ -72,6 +73,7 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
     version, status, reason = _status_line(lines[0])
     head = ResponseHead(version, status, reason, [])
     _read_fields(head, lines)
+    head.lines = lines[1:]
     # a control byte anywhere but in the CRLFs (a bare LF, a NUL...): the caller asks the
     # response-head rules (http.headers.invalid_response_head) what is wrong
     head.has_control_bytes = block.translate(None, _NOT_CONTROL) != CRLF * (len(lines) - 1)

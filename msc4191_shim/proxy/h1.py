@@ -212,17 +212,21 @@ def client_response_head(
         dropped = dropped | head.connection_tokens
     if head.chunked or head.close_delimited:
         dropped = dropped | {CONTENT_LENGTH}
+    lowered = head.lowered
+    # kept lines go out as received (their own spacing too); only a Location may be rewritten
+    if rewrite_location is None or LOCATION not in lowered:
+        kept = [line for line, low in zip(head.lines, lowered, strict=True) if low not in dropped]
+    else:
+        kept = [
+            b"Location: " + rewrite_location(value) if low == LOCATION else line
+            for line, low, (_, value) in zip(head.lines, lowered, head.fields, strict=True)
+            if low not in dropped
+        ]
     parts = [response_start(http11, head.status, head.reason)]
-    has_date = False
-    for (name, value), low in zip(head.fields, head.lowered, strict=True):
-        if low in dropped:
-            continue
-        if low == DATE:
-            has_date = True
-        elif low == LOCATION and rewrite_location is not None:
-            value = rewrite_location(value)
-        parts.append(name + b": " + value + b"\r\n")
-    if not has_date:
+    if kept:
+        kept.append(b"")
+        parts.append(b"\r\n".join(kept))
+    if DATE not in lowered:
         parts.append(b"Date: " + http_date() + b"\r\n")
     if framing == "chunked":
         parts.append(b"Transfer-Encoding: chunked\r\n")
