@@ -18,6 +18,7 @@ from msc4191_shim.http.headers import decode_raw
 from msc4191_shim.proxy.access import note_failure
 from msc4191_shim.proxy.errors import UpstreamClosedError, UpstreamError
 from msc4191_shim.proxy.exchange import Exchange
+from msc4191_shim.proxy.flow import BLOCK_BODY_BUFFER, BLOCK_UPSTREAM, MAX_PENDING_BODY
 from msc4191_shim.proxy.forwarding import forwarding_lines, stripped
 from msc4191_shim.proxy.framing import (
     LAST_CHUNK,
@@ -36,7 +37,6 @@ from msc4191_shim.proxy.h1 import (
     interim_head,
     upstream_request_head,
 )
-from msc4191_shim.proxy.listener import BLOCK_BODY_BUFFER, BLOCK_UPSTREAM, MAX_PENDING_BODY
 from msc4191_shim.proxy.upstream import UpstreamConnection
 
 if TYPE_CHECKING:

@@ -29,7 +29,9 @@ from msc4191_shim.http.target import (
 from msc4191_shim.obs.logs import log_event
 from msc4191_shim.obs.metrics import LimitName
 from msc4191_shim.proxy.access import finish_exchange
+from msc4191_shim.proxy.dispatch import dispatch
 from msc4191_shim.proxy.exchange import Exchange
+from msc4191_shim.proxy.flow import BLOCK_BODY_BUFFER, BLOCK_PIPELINE, BLOCK_UPSTREAM
 from msc4191_shim.proxy.forwarding import ForwardingRefused, read_exchange_forwarding
 from msc4191_shim.proxy.h1 import (
     CONNECTION,
@@ -51,12 +53,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("msc4191_shim.proxy")
 
-#: reading from the client pauses for any of these reasons, and resumes when none is left
-BLOCK_PIPELINE: Final = 1
-BLOCK_BODY_BUFFER: Final = 2
-BLOCK_UPSTREAM: Final = 4
-#: request body bytes held while no upstream connection takes them yet
-MAX_PENDING_BODY: Final = 256 * 1024
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INTERESTING: Final = frozenset(
     {CONNECTION, UPGRADE, EXPECT, CONTENT_LENGTH, TRANSFER_ENCODING, HOST}
@@ -329,8 +325,6 @@ class ClientConnection(asyncio.Protocol):
         return forwarding
 
     def _activate(self, exchange: Exchange, body: list[bytes]) -> None:
-        from msc4191_shim.proxy.dispatch import dispatch
-
         self.exchange = exchange
         if not exchange.request_complete:
             self._arm("body", self.limits.body_idle_timeout)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from msc4191_shim.proxy.exchange import Exchange
+from msc4191_shim.proxy.flow import BLOCK_BODY_BUFFER, MAX_PENDING_BODY
 from msc4191_shim.proxy.forward import Forward
 from msc4191_shim.proxy.frames import GOING_AWAY, FrameTracker, close_frame
 from msc4191_shim.proxy.framing import ResponseHead
 from msc4191_shim.proxy.h1 import UPGRADE, Fields, switching_head
-from msc4191_shim.proxy.listener import BLOCK_BODY_BUFFER, MAX_PENDING_BODY
 
 if TYPE_CHECKING:
     from msc4191_shim.proxy.listener import ClientConnection
