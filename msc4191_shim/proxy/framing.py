@@ -114,6 +114,8 @@ def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
                 lengths.update(v.strip() for v in value.split(b","))
             elif low == b"transfer-encoding":
                 codings.extend(c.strip().lower() for c in value.split(b",") if c.strip())
+            elif value == b"keep-alive":  # what nearly every upstream says
+                tokens.add(value)
             else:
                 tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
     # no obs-fold, no space before the colon, token names only: anything else could be read
