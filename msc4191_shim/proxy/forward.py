@@ -195,8 +195,9 @@ class Forward:
     # -- the answer (ResponseSink)
 
     def response_interim(self, head: ResponseHead) -> None:
-        # 100 was answered by the proxy itself; other 1xx (103) go to HTTP/1.1 clients
-        if head.status != 100 and self.exchange.http11:
+        # 100 was answered by the proxy itself; a 101 nobody asked for switches nothing here;
+        # other 1xx (103) go to HTTP/1.1 clients
+        if head.status not in (100, 101) and self.exchange.http11:
             self.conn.write(interim_head(head))
 
     def response_head(self, head: ResponseHead, kind: BodyKind) -> None:
