@@ -11,7 +11,6 @@ import contextlib
 import time
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from tests.conftest import RawUpstreamFactory, ShimProcessFactory, UpstreamFactory
@@ -128,9 +127,6 @@ async def test_64_huge_unfinished_heads_keep_memory_bounded(
     assert peak - before < 48 * 1024, f"RSS grew {before} -> {peak} KiB"
 
 
-@pytest.mark.xfail(
-    reason="the proxy core does not call Metrics.observe_limit_hit yet", strict=False
-)
 async def test_limit_hits_are_counted(
     upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
 ) -> None:
