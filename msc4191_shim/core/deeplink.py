@@ -20,11 +20,15 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, unquote_to_bytes
 
-from msc4191_shim.config.model import RedirectUnsupported, Unsupported
+from msc4191_shim.config.model import AccountManagementConfig, RedirectUnsupported, Unsupported
 from msc4191_shim.core.actions import ActionTable
 from msc4191_shim.http.target import split_reference
 
+#: what `decide` concluded about the query, before the strategy is applied
 Outcome = Literal["passthrough", "translate", "strip", "redirect-unsupported"]
+#: what the shim did with a deep link: the one vocabulary of logs, metrics and `translate`
+#: (`translate` is named after the strategy that carried it out)
+DeeplinkOutcome = Literal["redirect", "rewrite", "strip", "redirect-unsupported", "passthrough"]
 
 ACTION = "action"
 #: characters that end a header line or a C string; a value holding one is never a known name
@@ -203,3 +207,31 @@ def _utf8(char: str) -> bytes:
         return char.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return char.encode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True, slots=True)
+class DeepLinkPlan:
+    """What the shim does with one deep link: the proxy carries it out, `translate` words it.
+
+    Exactly one of `location` (answer 302 to it) and `target` (forward upstream with this
+    path and query) is set; neither means "forward the request as received".
+    """
+
+    decision: DeepLinkDecision
+    outcome: DeeplinkOutcome
+    location: str | None = None
+    target: str | None = None
+
+
+def plan_deeplink(raw_path: str, query: str, account: AccountManagementConfig) -> DeepLinkPlan:
+    """Decide, then apply the strategy: the single place a decision becomes an action."""
+    decision = decide(query, account.table, account.unsupported)
+    if decision.outcome == "redirect-unsupported" and decision.location is not None:
+        return DeepLinkPlan(decision, "redirect-unsupported", location=decision.location)
+    if decision.query is None:
+        return DeepLinkPlan(decision, "passthrough")
+    outcome: DeeplinkOutcome = "strip" if decision.outcome == "strip" else account.strategy
+    if account.strategy == "redirect":
+        return DeepLinkPlan(decision, outcome, location=redirect_location(raw_path, decision.query))
+    target = f"{raw_path}?{decision.query}" if decision.query else raw_path
+    return DeepLinkPlan(decision, outcome, target=target)

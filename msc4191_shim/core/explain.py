@@ -1,6 +1,6 @@
 """`msc4191-shim translate`: one line per URL saying what the shim does with a GET of it, and why.
 
-Pure; the same decisions as the request path (`msc4191_shim.core.deeplink`), worded for an operator.
+Pure; the same plan the proxy carries out (`core.deeplink.plan_deeplink`), worded for an operator.
 Output is pasted into tickets and chat: credential values (`id_token_hint`, `code`, ...) are
 replaced as in the logs (`msc4191_shim.http.secrets`).
 """
@@ -8,12 +8,7 @@ replaced as in the logs (`msc4191_shim.http.secrets`).
 from __future__ import annotations
 
 from msc4191_shim.config.model import AccountManagementConfig
-from msc4191_shim.core.deeplink import (
-    DeepLinkDecision,
-    decide,
-    is_entry_raw_path,
-    redirect_location,
-)
+from msc4191_shim.core.deeplink import DeepLinkPlan, is_entry_raw_path, plan_deeplink
 from msc4191_shim.http.secrets import redact_path_qs
 from msc4191_shim.http.target import split_reference
 
@@ -27,8 +22,8 @@ def explain_url(url: str, account: AccountManagementConfig) -> str:
     raw_path = raw_path or "/"
     if not is_entry_raw_path(raw_path, account.paths):
         return "pass through (not an entry path)"
-    decision = decide(query, account.table, account.unsupported)
-    return f"{redact_path_qs(_action(decision, raw_path, account))} ({decision.reason})"
+    plan = plan_deeplink(raw_path, query, account)
+    return f"{redact_path_qs(_action(plan))} ({plan.decision.reason})"
 
 
 def describe_url(url: str, account: AccountManagementConfig) -> str:
@@ -36,18 +31,13 @@ def describe_url(url: str, account: AccountManagementConfig) -> str:
     return f"{redact_path_qs(url.strip())}\n  -> {explain_url(url, account)}"
 
 
-def _action(decision: DeepLinkDecision, raw_path: str, account: AccountManagementConfig) -> str:
-    if decision.outcome == "passthrough":
-        return "pass through"
-    if decision.outcome == "redirect-unsupported":
-        return f"send to {decision.location}"
-    query = decision.query or ""
-    if account.strategy == "redirect":
-        verb = f"redirect to {redirect_location(raw_path, query)}"
+def _action(plan: DeepLinkPlan) -> str:
+    if plan.location is not None and plan.outcome == "redirect-unsupported":
+        return f"send to {plan.location}"
+    if plan.location is not None:
+        verb = f"redirect to {plan.location}"
+    elif plan.target is not None:
+        verb = f"forward upstream as {plan.target}"
     else:
-        verb = (
-            f"forward upstream as {raw_path}?{query}"
-            if query
-            else f"forward upstream as {raw_path}"
-        )
-    return f"strip action -> {verb}" if decision.outcome == "strip" else verb
+        return "pass through"
+    return f"strip action -> {verb}" if plan.outcome == "strip" else verb

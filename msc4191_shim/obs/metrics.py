@@ -38,10 +38,10 @@ from prometheus_client.exposition import choose_encoder
 
 from msc4191_shim import __version__
 from msc4191_shim.core.actions import ActionTable
+from msc4191_shim.core.deeplink import DeeplinkOutcome as DeeplinkOutcome
 from msc4191_shim.obs import MULTIPROC_ENV
 
 RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
-DeeplinkOutcome = Literal["redirect", "rewrite", "strip", "redirect-unsupported", "passthrough"]
 DiscoveryOutcome = Literal[
     "rewritten",
     "unchanged",

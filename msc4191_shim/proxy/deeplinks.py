@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from msc4191_shim.config.parse import Strategy
-from msc4191_shim.core.deeplink import DeepLinkDecision, decide, redirect_location
-from msc4191_shim.obs.metrics import DeeplinkOutcome
+from msc4191_shim.core.deeplink import plan_deeplink
 from msc4191_shim.proxy.exchange import Exchange
 from msc4191_shim.proxy.forward import Forward
 from msc4191_shim.proxy.h1 import REASONS, simple_response
@@ -21,20 +19,17 @@ _NO_STORE = (b"Cache-Control", b"no-store")
 def handle_deeplink(conn: ClientConnection, exchange: Exchange) -> Handler | None:
     account = exchange.runtime.config.account_management
     path, _, query = exchange.target.partition("?")
-    decision = decide(query, account.table, account.unsupported)
-    outcome = _outcome(decision, account.strategy)
+    plan = plan_deeplink(path, query, account)
     exchange.kind = "deeplink"
-    exchange.outcome = outcome
-    conn.state.metrics.observe_deeplink(decision.incoming, decision.sent, outcome, account.table)
-    if decision.outcome == "redirect-unsupported" and decision.location is not None:
-        redirect(conn, exchange, decision.location)
+    exchange.outcome = plan.outcome
+    decision = plan.decision
+    conn.state.metrics.observe_deeplink(
+        decision.incoming, decision.sent, plan.outcome, account.table
+    )
+    if plan.location is not None:
+        redirect(conn, exchange, plan.location)
         return None
-    if decision.query is None:
-        return _forward(conn, exchange, exchange.target)
-    if account.strategy == "redirect":
-        redirect(conn, exchange, redirect_location(path, decision.query))
-        return None
-    return _forward(conn, exchange, f"{path}?{decision.query}" if decision.query else path)
+    return _forward(conn, exchange, plan.target or exchange.target)
 
 
 def redirect(conn: ClientConnection, exchange: Exchange, location: str) -> None:
@@ -55,10 +50,3 @@ def _forward(conn: ClientConnection, exchange: Exchange, target: str) -> Forward
     forward = Forward(conn, exchange, target.encode("latin-1"))
     forward.start()
     return forward
-
-
-def _outcome(decision: DeepLinkDecision, strategy: Strategy) -> DeeplinkOutcome:
-    """The metric/log outcome: the decision, with `translate` named after the strategy used."""
-    if decision.outcome == "translate":
-        return strategy
-    return decision.outcome

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from msc4191_shim.config.model import AccountManagementConfig, Strategy
 from msc4191_shim.config.parse import RedirectUnsupported, Unsupported
 from msc4191_shim.core.actions import (
     BUILTIN_ALIASES,
@@ -25,6 +26,7 @@ from msc4191_shim.core.deeplink import (
     is_entry_path,
     is_entry_raw_path,
     parse_query,
+    plan_deeplink,
     redirect_location,
 )
 from tests.support.paths import DATA
@@ -413,3 +415,39 @@ def test_redirect_location_stays_on_the_origin(raw_path: str, query: str) -> Non
     assert location[1:2] not in ("/", "\\")
     assert location.isascii()
     assert not any(c in location for c in "\r\n\0\t #")
+
+
+# --- the plan: a decision with the strategy applied, shared by the proxy and `translate` ---------
+
+DL = "org.matrix.device_delete"
+GONE = "org.matrix.account_deactivate"  # no built-in legacy dialect serves it
+
+
+@pytest.mark.parametrize(
+    ("query", "strategy", "unsupported", "outcome", "location", "target"),
+    [
+        (f"action={DL}&device_id=A", "redirect", "strip", "redirect",
+         "/account/?action=org.matrix.session_end&device_id=A", None),
+        (f"action={DL}&device_id=A", "rewrite", "strip", "rewrite",
+         None, "/account/?action=org.matrix.session_end&device_id=A"),
+        (f"action={GONE}&x=1", "redirect", "strip", "strip", "/account/?x=1", None),
+        (f"action={GONE}", "rewrite", "strip", "strip", None, "/account/"),
+        (f"action={GONE}", "redirect", RedirectUnsupported("https://help.example/"),
+         "redirect-unsupported", "https://help.example/", None),
+        (f"action={GONE}", "rewrite", "pass", "passthrough", None, None),
+        ("action=org.matrix.session_end", "redirect", "strip", "passthrough", None, None),
+        ("device_id=A", "rewrite", "strip", "passthrough", None, None),
+    ],
+)  # fmt: skip
+def test_plan_applies_the_strategy(
+    query: str,
+    strategy: Strategy,
+    unsupported: Unsupported,
+    outcome: str,
+    location: str | None,
+    target: str | None,
+) -> None:
+    account = AccountManagementConfig(table=MAS_09, strategy=strategy, unsupported=unsupported)
+    plan = plan_deeplink("/account/", query, account)
+    assert (plan.outcome, plan.location, plan.target) == (outcome, location, target)
+    assert plan.decision == decide(query, MAS_09, unsupported)
