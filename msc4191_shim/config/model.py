@@ -79,9 +79,10 @@ class LimitsConfig:
     body_idle_timeout: float = 60.0
     #: request line and all header fields together (nginx large_client_header_buffers 4 x 8k)
     max_head_bytes: int = 32 * 1024
-    #: concurrent client connections per worker; more wait in the kernel's accept queue
+    #: concurrent client connections per worker; more are refused with 503 until one closes
     max_connections: int = 1024
-    #: one WebSocket message, when the listener reassembles messages (closed with 1009 above it)
+    #: one WebSocket message, for a core that reassembles messages (closed with 1009 above it);
+    #: the public listener splices frames as they arrive, so its memory is bounded without it
     websocket_max_message: int = 1024 * 1024
 
 

@@ -4,7 +4,7 @@ Read from the source with `ast` (nothing is imported), so a wrong-way import fai
 can become a cycle. The order, lowest first:
 
     http (pure HTTP rules) < core.actions (the MSC4191 vocabulary) < config < core < obs
-        < web, proxy (the public listener) < server < doctor < cli
+        < proxy (the public listener) < server < doctor < cli
 
 A package may import its own modules and anything below it. `demo/` is not the product: no product
 module may import it.
@@ -29,7 +29,6 @@ LAYERS: dict[str, int] = {
     "msc4191_shim.config": 2,
     "msc4191_shim.core": 3,
     "msc4191_shim.obs": 4,
-    "msc4191_shim.web": 5,
     "msc4191_shim.proxy": 5,
     "msc4191_shim.server": 6,
     "msc4191_shim.doctor": 7,
@@ -115,8 +114,8 @@ def test_the_layer_table_covers_every_package() -> None:
 
 
 def test_a_wrong_way_import_is_caught(tmp_path: Path) -> None:
-    """The check can fail: config importing the shell is upward."""
+    """The check can fail: config importing the listener is upward."""
     bad = tmp_path / "bad.py"
-    bad.write_text("from msc4191_shim.web.app import make_app\n", encoding="utf-8")
-    assert layer_of("msc4191_shim.web.app")[1] > layer_of("msc4191_shim.config.parse")[1]
-    assert "msc4191_shim.web.app.make_app" in set(imported(bad))
+    bad.write_text("from msc4191_shim.proxy.listener import Listener\n", encoding="utf-8")
+    assert layer_of("msc4191_shim.proxy.listener")[1] > layer_of("msc4191_shim.config.parse")[1]
+    assert "msc4191_shim.proxy.listener.Listener" in set(imported(bad))
