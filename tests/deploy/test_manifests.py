@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,9 +27,9 @@ from yarl import URL
 
 from msc4191_shim.config.parse import Config, apply_env_overrides, load_config, parse_config
 from msc4191_shim.config.values import parse_duration
+from tests.deploy.tools import require_tool
 from tests.process.test_image_entrypoint import Stage, healthcheck_command, parse_dockerfile
 from tests.support.paths import REPO
-from tests.support.prerequisites import unavailable
 from tests.support.synapse import SYNAPSE_PYTHON, require_synapse
 
 ROOT = REPO
@@ -38,20 +37,10 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
 GUIDE = ROOT / "deploy" / "GUIDE.md"
-INSTALL_HINT = "run scripts/install-deploy-tools.sh"
 #: Native sidecars are on by default from 1.29 and GA in 1.33; preStop `sleep` needs 1.30.
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")
 
 Manifest = dict[str, Any]
-
-
-def require_tool(name: str) -> str:
-    """The tool from the project's venv (or PATH); skip with the install hint, fail under CI."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        unavailable(f"{name} is not installed; {INSTALL_HINT}")
-    return found
 
 
 def final_stage() -> Stage:
@@ -236,7 +225,7 @@ def test_configmap_is_mounted_where_the_image_reads_it() -> None:
 
 
 def test_no_environment_variable_overrides_the_mounted_file() -> None:
-    """MSC4191_SHIM_* beat the file; the manifests set only where the file is, so it is the truth."""
+    """MSC4191_SHIM_* beat the file; the manifests say only where the file is: it is the truth."""
     names = {env["name"] for env in sidecar().get("env", [])}
     assert names <= {"MSC4191_SHIM_CONFIG"}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -20,15 +19,13 @@ from aiohttp import web
 from tests.conftest import ShimProcessFactory, UpstreamFactory
 from tests.support.loopback import (
     ShimProcess,
-    _collect,
-    child_env,
     child_pids,
     free_port,
     run_cli,
     shim_settings,
+    spawn_shim,
     write_config,
 )
-from tests.support.paths import REPO
 
 WAIT = 15.0
 NOT_A_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
@@ -57,27 +54,6 @@ def _catches(pid: int, signum: signal.Signals) -> bool:
     masks = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
     bit = 1 << (signum - 1)
     return bool((int(masks["SigCgt"], 16) | int(masks["SigBlk"], 16)) & bit)
-
-
-async def _spawn(config: Path, *args: str) -> ShimProcess:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "msc4191_shim",
-        "run",
-        "--config",
-        str(config),
-        *args,
-        cwd=REPO,
-        env=child_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    process = ShimProcess(proc, config, {})
-    process.reader = asyncio.create_task(_collect(proc.stderr, process.lines))
-    return process
 
 
 async def _until_caught(process: ShimProcess, signum: signal.Signals) -> None:
@@ -115,7 +91,7 @@ async def test_sighup_while_starting_never_ends_the_shim(
     endpoint = await upstream_factory(_hello_app())
     config = tmp_path / "shim.yaml"
     write_config(config, shim_settings(endpoint.url))
-    process = await _spawn(config)
+    process = await spawn_shim(config)
     try:
         taken, sent = await _hup_until_ready(process, ready=1)
         assert taken < 1.0, f"SIGHUP was fatal for {taken:.3f}s after exec"
@@ -135,7 +111,7 @@ async def test_a_sigterm_while_starting_stops_the_shim_cleanly(
     endpoint = await upstream_factory(_hello_app())
     config = tmp_path / "shim.yaml"
     write_config(config, shim_settings(endpoint.url))
-    process = await _spawn(config)
+    process = await spawn_shim(config)
     try:
         await _until_caught(process, signal.SIGTERM)
         process.send_signal(signal.SIGTERM)
@@ -156,7 +132,7 @@ async def test_workers_started_under_a_sighup_storm_all_come_up(
         admin={"listen": f"127.0.0.1:{free_port()}"},
     )
     write_config(config, settings)
-    process = await _spawn(config, "--workers", "2")
+    process = await spawn_shim(config, "--workers", "2")
     try:
         await _hup_until_ready(process, ready=2)
         assert not process.events("worker_died"), process.stderr

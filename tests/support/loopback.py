@@ -402,11 +402,10 @@ async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
         lines.append(line.decode("utf-8", "replace").rstrip("\n"))
 
 
-async def launch_shim(
-    settings: dict[str, object], config_path: Path, *args: str, ready: int = 1
+async def spawn_shim(
+    config_path: Path, *args: str, settings: dict[str, object] | None = None
 ) -> ShimProcess:
-    """Start the CLI and wait until `ready` processes logged `ready` (one per worker)."""
-    write_config(config_path, settings)
+    """`msc4191-shim run --config PATH ARGS` as a child, its stderr collected; not waited for."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -422,8 +421,17 @@ async def launch_shim(
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None
-    process = ShimProcess(proc, config_path, settings)
+    process = ShimProcess(proc, config_path, settings or {})
     process.reader = asyncio.create_task(_collect(proc.stderr, process.lines))
+    return process
+
+
+async def launch_shim(
+    settings: dict[str, object], config_path: Path, *args: str, ready: int = 1
+) -> ShimProcess:
+    """Start the CLI and wait until `ready` processes logged `ready` (one per worker)."""
+    write_config(config_path, settings)
+    process = await spawn_shim(config_path, *args, settings=settings)
     try:
         await process.wait_for_event("ready", count=ready, within=15.0)
     except BaseException:
