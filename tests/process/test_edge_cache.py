@@ -1,4 +1,4 @@
-"""The discovery cache at the edge (issue 8, items 1, 3, 5): black-box, raw bytes on loopback.
+"""The discovery cache at the edge (poisoning, storage, availability): raw bytes on loopback.
 
 A scripted upstream answers with exact bytes and counts its hits; the shim runs in this process
 (or as a real process for SIGHUP). Whatever core serves the public listener, these must hold.

@@ -1,4 +1,4 @@
-"""Forwarding fields at the edge (issue 8, item 2): what the portal sees, by raw bytes.
+"""Forwarding fields at the edge: what the portal sees, by raw bytes.
 
 From an untrusted peer no forwarding claim of the client's reaches the portal; from a trusted one
 `Forwarded` (RFC 7239) is understood as well as `X-Forwarded-*`.

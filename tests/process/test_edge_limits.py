@@ -104,7 +104,7 @@ async def test_a_head_trickled_byte_by_byte_is_closed_too(
 async def test_64_huge_unfinished_heads_keep_memory_bounded(
     upstream_factory: UpstreamFactory, shim_process_factory: ShimProcessFactory
 ) -> None:
-    """The issue's attack: 64 connections x 127 fields of 16,000 bytes, no head ever ended."""
+    """The reported attack: 64 connections x 127 fields of 16,000 bytes, no head ever ended."""
     shim = await _shim(upstream_factory, shim_process_factory, head_timeout="30s")
     before = shim.status_kib("VmRSS")
     field = b"X-Big: " + b"a" * 16_000 + b"\r\n"

@@ -1,4 +1,4 @@
-"""Protocol edges (issue 8, item 8): bad upstream heads, HTTP/2 prior knowledge, path-prefix
+"""Protocol edges: bad upstream heads, HTTP/2 prior knowledge, path-prefix
 escapes, and no invented `Server` field; against the real process where the log matters."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Secrets in logs and answers (issue 8, item 6): the process's stderr, 502 bodies, translate."""
+"""Secrets in logs and answers: the process's stderr, 502 bodies, translate."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.conftest import RawUpstreamFactory, ShimFactory, ShimProcessFactory
 from tests.support.loopback import exchange_one, read_head, run_cli, shim_settings, write_config
 
 SECRET = "s3cr3tVALUE"
-#: the issue's list, and names that only *contain* token, secret, password, code or ticket
+#: the reported list, and names that only *contain* token, secret, password, code or ticket
 PARAMS = [
     "ticket",
     "token",

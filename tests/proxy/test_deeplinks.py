@@ -1,4 +1,4 @@
-"""Deep links over HTTP: the shim and its upstreams on real loopback servers (issue 3).
+"""Deep links over HTTP: the shim and its upstreams on real loopback servers.
 
 The emulated legacy portal (`demo.portal`) proves that a link lands where the user meant; a
 small echo upstream written here records the exact bytes of every request target it receives, so

@@ -1,4 +1,4 @@
-"""Discovery documents over HTTP: rewrite, encodings, validators, passthrough, cache (issue 4).
+"""Discovery documents over HTTP: rewrite, encodings, validators, passthrough, cache.
 
 Each test runs a scripted upstream written here (it counts its hits and answers with exact bytes
 and headers) or the emulated legacy portal, with the real shim in front, all on loopback.

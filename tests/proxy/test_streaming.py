@@ -20,7 +20,7 @@ BLOCK = MiB
 #: the shim's peak RSS may grow by less than this while 64 MiB pass through it; buffering the
 #: body whole would need at least the body's size
 GROWTH_LIMIT_KIB = 24 * 1024
-#: issue 2: 1 GiB up and down within ~150 MB peak resident size
+#: 1 GiB up and down within ~150 MB peak resident size
 PEAK_LIMIT_KIB = 150 * 1000
 WAIT = 10.0
 

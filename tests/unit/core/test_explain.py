@@ -37,7 +37,7 @@ NOT_SERVED = "org.matrix.account_deactivate is not served by mas-0.9"
         ),
         (
             "/account?id_token_hint=a.b&action=org.matrix.device_delete#frag",
-            # the hint is a credential: redacted as in the logs (issue 8)
+            # the hint is a credential: redacted as in the logs
             f"redirect to /account?id_token_hint=[redacted]&action=org.matrix.session_end "
             f"{SPEAKS_DELETE}",
             f"forward upstream as /account?id_token_hint=[redacted]&action=org.matrix.session_end "

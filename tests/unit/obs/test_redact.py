@@ -46,7 +46,7 @@ from msc4191_shim.obs.redact import (
         ("a=1;code=2", "a=1;code=2"),  # `;` is not a separator (WHATWG, Python >= 3.9.2)
         ("x=%ZZ&code=%FF%FE", f"x=%ZZ&code={REDACTED}"),
         ("%=1&%FF=2", "%=1&%FF=2"),
-        # any name containing token, secret, password, code or ticket (issue 8): one too many
+        # any name containing token, secret, password, code or ticket: one too many
         # is a little lost debug detail, one too few a secret in the log
         ("codes=1&xcode=2", f"codes={REDACTED}&xcode={REDACTED}"),
         ("action=x&device_id=D&foo=1", "action=x&device_id=D&foo=1"),
