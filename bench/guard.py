@@ -24,7 +24,7 @@ import run
 from plan import ROOT
 
 REFERENCE = ROOT / "bench" / "guard.json"
-#: fail below this share of the recorded ratio (the issue's guard)
+#: fail below this share of the recorded ratio
 FLOOR = 0.7
 
 
