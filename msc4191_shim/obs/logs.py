@@ -10,11 +10,14 @@ scrubbed by `redact_text` as a last line of defence. So do not name an ordinary 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring_ascii
+from math import isfinite
 from typing import Any, Literal, TextIO
 
 from msc4191_shim.obs.redact import (
@@ -150,6 +153,10 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
+    def emit(self, record: logging.LogRecord) -> None:
+        flush_access_lines()  # access lines written before this record come out before it
+        super().emit(record)
+
     @property
     def stream(self) -> TextIO:
         return sys.stderr
@@ -163,8 +170,11 @@ def configure_logging(format: Literal["json", "text"], level: str) -> None:
     """Install (or replace, at reload) the stderr handler; silence aiohttp's access log."""
     if level.upper() not in LEVELS:
         raise ValueError(f"log level: expected one of {', '.join(LEVELS)}, got {level!r}")
+    global _direct
+    flush_access_lines()
     handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
+    _direct = (handler, format)
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)
@@ -173,6 +183,165 @@ def configure_logging(format: Literal["json", "text"], level: str) -> None:
     access = logging.getLogger("aiohttp.access")
     access.setLevel(logging.CRITICAL + 1)
     access.propagate = False
+
+
+# -- the access line: the hot path, written without a LogRecord
+#
+# When `configure_logging` installed the stderr handler (and it is still the root's), an access
+# line is encoded here directly, to the same text its formatter would write. Once the listener
+# has called `batch_access_lines` with its loop's `call_soon`, lines are buffered and the lines of
+# one event-loop pass written with one `write` at the end of the pass (and before any other
+# record, at `configure_logging`, past `_FLUSH_AT` characters and at exit); otherwise each line
+# is written at once. Without a handler of ours the line takes the ordinary logging path.
+
+#: (the handler `configure_logging` installed, its format)
+_direct: tuple[_StderrHandler, Literal["json", "text"]] | None = None
+_root = logging.getLogger()
+_pending: list[str] = []
+_pending_size = 0
+#: how a flush is run at the end of this loop pass (the listener's `loop.call_soon`)
+_schedule: Callable[[Callable[[], None]], object] | None = None
+_flush_scheduled = False
+#: written at once past this many characters, so the buffer stays bounded
+_FLUSH_AT = 64 * 1024
+# the scrubbed path of recent targets: clients repeat them, and the scrub is a regex or two
+_path_cache: dict[str, str] = {}
+_text_cache: dict[str, str] = {}
+_PATH_CACHE_SIZE = 1024
+_PATH_CACHE_MAX_LEN = 512
+_quote = encode_basestring_ascii  # the C encoder json uses with ensure_ascii
+_ACCESS_KEYS = (
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "bytes",
+    "upstream_status",
+    "kind",
+    "outcome",
+    "client",
+    "request_id",
+)
+
+
+def batch_access_lines(schedule: Callable[[Callable[[], None]], object] | None) -> None:
+    """Buffer access lines and flush them with `schedule(flush)` (say `loop.call_soon`): one
+    `write` per loop pass. None: write each line at once. Flushes what is buffered first."""
+    global _schedule
+    flush_access_lines()
+    _schedule = schedule
+
+
+def flush_access_lines() -> None:
+    """Write the buffered access lines now (one `write`)."""
+    global _pending_size, _flush_scheduled
+    _flush_scheduled = False
+    if not _pending:
+        return
+    text = "".join(_pending)
+    _pending.clear()
+    _pending_size = 0
+    stream = sys.stderr
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):  # stderr closed or gone: as logging does, never crash for it
+        pass
+
+
+atexit.register(flush_access_lines)
+
+
+def _scrubbed_path(raw_path_qs: str) -> str:
+    path = _path_cache.get(raw_path_qs)
+    if path is None:
+        path = redact_text(redact_path_qs(raw_path_qs))
+        if len(raw_path_qs) <= _PATH_CACHE_MAX_LEN:
+            if len(_path_cache) >= _PATH_CACHE_SIZE:
+                _path_cache.clear()
+            _path_cache[raw_path_qs] = path
+    return path
+
+
+def _json_text(value: str | None) -> str:
+    """A string field scrubbed and JSON-quoted; methods, kinds, outcomes and clients repeat."""
+    encoded = _text_cache.get(value)  # type: ignore[arg-type]
+    if encoded is None:
+        if value is None:
+            return "null"
+        if type(value) is not str:
+            return _encode_json(_clean("", value))
+        encoded = _quote(redact_text(value))
+        if len(value) <= _PATH_CACHE_MAX_LEN:
+            if len(_text_cache) >= _PATH_CACHE_SIZE:
+                _text_cache.clear()
+            _text_cache[value] = encoded
+    return encoded
+
+
+def _json_float(value: float) -> str:
+    # what the encoder writes for a finite float, without its per-call set-up
+    if type(value) is float and isfinite(value):
+        return float.__repr__(value)
+    return _encode_json(value)
+
+
+def _json_int(value: int | None) -> str:
+    if value is None:
+        return "null"
+    return int.__repr__(value) if type(value) is int else _encode_json(value)
+
+
+def access_line(
+    created: float,
+    format: Literal["json", "text"],
+    *,
+    method: str,
+    path: str,
+    status: int | None,
+    duration_ms: float,
+    bytes_sent: int,
+    upstream_status: int | None,
+    kind: str,
+    outcome: str | None,
+    client: str | None,
+    request_id: str | None,
+) -> str:
+    """The access line (no newline) the handler's formatter writes for a request record with
+    these fields; `path` is scrubbed already (`_scrubbed_path`), the other strings are not."""
+    if format == "json" and type(method) is str and type(path) is str and type(kind) is str:
+        return (
+            f'{{"time": "{rfc3339_utc(created)}", "level": "INFO", "event": "request", '
+            f'"method": {_json_text(method)}, "path": {_quote(path)}, '
+            f'"status": {_json_int(status)}, "duration_ms": {_json_float(duration_ms)}, '
+            f'"bytes": {_json_int(bytes_sent)}, "upstream_status": {_json_int(upstream_status)}, '
+            f'"kind": {_json_text(kind)}, "outcome": {_json_text(outcome)}, '
+            f'"client": {_json_text(client)}, "request_id": {_json_text(request_id)}}}'
+        )
+    values = (
+        method,
+        path,
+        status,
+        duration_ms,
+        bytes_sent,
+        upstream_status,
+        kind,
+        outcome,
+        client,
+        request_id,
+    )
+    fields = {
+        key: value if key == "path" else _clean(key, value)
+        for key, value in zip(_ACCESS_KEYS, values, strict=True)
+    }
+    if format == "json":
+        line: dict[str, object] = {"time": rfc3339_utc(created), "level": "INFO"}
+        line["event"] = "request"
+        line.update(fields)
+        return _encode_json(line)
+    parts = [rfc3339_utc(created), "INFO", "request", _text_request(fields)]
+    parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
+    return " ".join(parts)
 
 
 def log_request(
@@ -189,20 +358,55 @@ def log_request(
     request_id: str | None = None,
 ) -> None:
     """One line for a finished request; `status=None` when the response was aborted."""
+    global _pending_size, _flush_scheduled, _schedule
     if not _access_logger.isEnabledFor(logging.INFO):
         return
-    fields: dict[str, object] = {
-        "method": method,
-        "path": redact_path_qs(raw_path_qs),
-        "status": status,
-        "duration_ms": round(duration_s * 1000, 3),
-        "bytes": bytes_sent,
-        "upstream_status": upstream_status,
-        "kind": kind,
-        "outcome": outcome,
-        "client": client,
-        "request_id": request_id,
-    }
+    direct = _direct
+    if direct is None or direct[0] not in _root.handlers or not _access_logger.propagate:
+        _log_request_record(
+            {
+                "method": method,
+                "path": redact_path_qs(raw_path_qs),
+                "status": status,
+                "duration_ms": round(duration_s * 1000, 3),
+                "bytes": bytes_sent,
+                "upstream_status": upstream_status,
+                "kind": kind,
+                "outcome": outcome,
+                "client": client,
+                "request_id": request_id,
+            }
+        )
+        return
+    line = access_line(
+        time.time(),
+        direct[1],
+        method=method,
+        path=_scrubbed_path(raw_path_qs),
+        status=status,
+        duration_ms=round(duration_s * 1000, 3),
+        bytes_sent=bytes_sent,
+        upstream_status=upstream_status,
+        kind=kind,
+        outcome=outcome,
+        client=client,
+        request_id=request_id,
+    )
+    _pending.append(line + "\n")
+    _pending_size += len(line) + 1
+    if _schedule is None or _pending_size > _FLUSH_AT:
+        flush_access_lines()
+    elif not _flush_scheduled:
+        try:
+            _schedule(flush_access_lines)
+        except RuntimeError:  # the loop is closed: no more batching
+            _schedule = None
+            flush_access_lines()
+        else:
+            _flush_scheduled = True
+
+
+def _log_request_record(fields: dict[str, object]) -> None:
     # makeRecord and handle are what `.info()` does, less the search of the stack for the
     # caller's file and line, which no formatter here writes
     record = _access_logger.makeRecord(

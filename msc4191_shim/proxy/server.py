@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 
+from msc4191_shim.obs.logs import batch_access_lines, flush_access_lines
 from msc4191_shim.proxy.limits import EdgeLimits, edge_limits
 from msc4191_shim.proxy.listener import ClientConnection
 from msc4191_shim.proxy.state import ShimState
@@ -41,6 +42,8 @@ class ProxyServer:
             reuse_address=True,
             backlog=1024,
         )
+        # access lines: one write per loop pass, not one per request
+        batch_access_lines(self.loop.call_soon)
         return [
             f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
             for sock in self.server.sockets
@@ -73,3 +76,4 @@ class ProxyServer:
             for conn in list(self.connections):
                 conn.abort()
         self.state.pool.abort_all()
+        flush_access_lines()

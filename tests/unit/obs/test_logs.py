@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -8,14 +9,21 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
+from msc4191_shim.obs import logs
 from msc4191_shim.obs.logs import (
+    JsonFormatter,
+    TextFormatter,
+    access_line,
     configure_logging,
     log_event,
     log_request,
     rfc3339_utc,
 )
+from msc4191_shim.obs.redact import redact_path_qs
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 SECRETS = (
@@ -33,7 +41,10 @@ def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     access = logging.getLogger("aiohttp.access")
     saved = (list(root.handlers), root.level, access.level, access.propagate)
+    direct = logs._direct
     yield
+    logs.batch_access_lines(None)
+    logs._direct = direct
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
     access.setLevel(saved[2])
@@ -240,3 +251,124 @@ def test_no_secret_is_ever_written(capfd: pytest.CaptureFixture[str], fmt: str) 
     assert err.count("[redacted]") >= 14
     assert "s3cr3t" not in err
     assert "action=org.matrix.session_view" in err  # the rest stays readable
+
+
+# -- the direct access line: the same text as the formatter's, written once per loop pass
+
+_texts = st.text(max_size=40) | st.sampled_from(["GET", "a=b", "x:y", "code=1", "Cookie: a"])
+_maybe_text = st.none() | _texts
+_maybe_int = st.none() | st.integers(min_value=-1, max_value=10**12)
+
+
+@given(
+    created=st.floats(min_value=0, max_value=4e9),
+    fmt=st.sampled_from(["json", "text"]),
+    method=_texts,
+    raw_path_qs=_texts.map(lambda t: "/a?" + t) | _texts,
+    status=_maybe_int,
+    duration_s=st.floats(min_value=0, max_value=1e6),
+    bytes_sent=st.integers(min_value=0, max_value=10**12),
+    upstream_status=_maybe_int,
+    kind=_texts,
+    outcome=_maybe_text,
+    client=_maybe_text,
+    request_id=_maybe_text,
+)
+def test_direct_access_line_is_the_formatters_line(
+    created: float,
+    fmt: str,
+    method: str,
+    raw_path_qs: str,
+    status: int | None,
+    duration_s: float,
+    bytes_sent: int,
+    upstream_status: int | None,
+    kind: str,
+    outcome: str | None,
+    client: str | None,
+    request_id: str | None,
+) -> None:
+    fields: dict[str, object] = {
+        "method": method,
+        "path": redact_path_qs(raw_path_qs),
+        "status": status,
+        "duration_ms": round(duration_s * 1000, 3),
+        "bytes": bytes_sent,
+        "upstream_status": upstream_status,
+        "kind": kind,
+        "outcome": outcome,
+        "client": client,
+        "request_id": request_id,
+    }
+    record = logging.LogRecord(
+        "msc4191_shim.access", logging.INFO, __file__, 0, "request", (), None
+    )
+    record.created = created
+    record.shim_fields = fields
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    for _ in range(2):  # the second time from the caches
+        direct = access_line(
+            created,
+            fmt,  # type: ignore[arg-type]
+            method=method,
+            path=logs._scrubbed_path(raw_path_qs),
+            status=status,
+            duration_ms=round(duration_s * 1000, 3),
+            bytes_sent=bytes_sent,
+            upstream_status=upstream_status,
+            kind=kind,
+            outcome=outcome,
+            client=client,
+            request_id=request_id,
+        )
+        assert direct == formatter.format(record)
+
+
+async def test_access_lines_are_written_once_per_loop_pass(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "INFO")
+    logs.batch_access_lines(asyncio.get_running_loop().call_soon)
+    _request()
+    _request(status=200)
+    assert capsys.readouterr().err == ""  # buffered until the end of this pass
+    await asyncio.sleep(0)
+    lines = _json_lines(capsys.readouterr().err)
+    assert [line["status"] for line in lines] == [302, 200]
+
+
+async def test_other_records_come_after_the_buffered_access_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "INFO")
+    logs.batch_access_lines(asyncio.get_running_loop().call_soon)
+    _request()
+    log_event("draining")
+    assert [line["event"] for line in _json_lines(capsys.readouterr().err)] == [
+        "request",
+        "draining",
+    ]
+
+
+async def test_the_access_buffer_is_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "INFO")
+    logs.batch_access_lines(asyncio.get_running_loop().call_soon)
+    path = "/x?" + "a" * 1000
+    for _ in range(100):  # about 100 KiB
+        _request(raw_path_qs=path)
+    written = capsys.readouterr().err
+    assert written.endswith("\n")
+    assert 64 * 1024 < len(written) < 100 * 1200
+    logs.flush_access_lines()
+    assert len(_json_lines(written + capsys.readouterr().err)) == 100
+
+
+def test_access_lines_take_the_logging_path_without_our_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "msc4191_shim.access")
+    logs._direct = None
+    _request()
+    [record] = caplog.records
+    assert record.name == "msc4191_shim.access"
+    assert record.getMessage() == "request"
