@@ -57,6 +57,8 @@ class QueryParam:
 
 def decode_component(raw: str) -> str | None:
     """Form-decode one name or value (`+` is a space), strictly: None for bad UTF-8 or CR/LF/NUL."""
+    if "%" not in raw and "+" not in raw and raw.isascii():  # nothing to decode: the usual case
+        return None if "\r" in raw or "\n" in raw or "\0" in raw else raw
     try:
         text = unquote_to_bytes(raw.replace("+", " ")).decode("utf-8")
     except UnicodeError:  # lone surrogates in the raw text, or undecodable bytes
@@ -106,13 +108,23 @@ def _without_trailing_slash(path: str) -> str:
     return path[:-1] if len(path) > 1 and path.endswith("/") else path
 
 
+def _first_action(raw_query: str) -> tuple[bool, str | None]:
+    """(whether the query has an `action` parameter, the first one's decoded value): what
+    `parse_query` would find, decoding only what it needs to."""
+    if ACTION not in raw_query and "%" not in raw_query:  # no name can decode to `action`
+        return False, None
+    for raw in raw_query.split("&"):
+        raw_name, _, raw_value = raw.partition("=")
+        if decode_component(raw_name) == ACTION:
+            return True, decode_component(raw_value)
+    return False, None
+
+
 def decide(raw_query: str, table: ActionTable, unsupported: Unsupported) -> DeepLinkDecision:
     """Decide what the shim does with a request to an entry path carrying `raw_query`."""
-    params = parse_query(raw_query)
-    first = next((p for p in params if p.is_action), None)
-    if first is None:
+    found, incoming = _first_action(raw_query)
+    if not found:
         return _passthrough(None, None, "no action parameter")
-    incoming = first.value
     if incoming is None:
         return _passthrough(None, None, "the action value is not UTF-8 or holds CR, LF or NUL")
     stable = table.to_stable(incoming)
@@ -128,14 +140,14 @@ def decide(raw_query: str, table: ActionTable, unsupported: Unsupported) -> Deep
         reason = f"{dialect}'s name {sent} for {stable} is an alias of {table.to_stable(sent)}"
         return _passthrough(incoming, stable, reason + "; fix account_management")
     if sent is not None:
-        query = format_query(_to_portal(params, table, unsupported))
+        query = format_query(_to_portal(raw_query, table, unsupported))
         reason = f"{dialect} speaks {sent} for {stable}"
         return DeepLinkDecision("translate", incoming, stable, sent, query, None, reason)
-    return _unsupported(params, incoming, stable, table, unsupported)
+    return _unsupported(raw_query, incoming, stable, table, unsupported)
 
 
 def _unsupported(
-    params: tuple[QueryParam, ...],
+    raw_query: str,
     incoming: str,
     stable: str,
     table: ActionTable,
@@ -148,24 +160,29 @@ def _unsupported(
         )
     if unsupported == "pass":
         return _passthrough(incoming, stable, f"{not_served}; unsupported: pass")
-    query = format_query(_to_portal(params, table, unsupported))
+    query = format_query(_to_portal(raw_query, table, unsupported))
     reason = f"{not_served}; unsupported: strip"
     return DeepLinkDecision("strip", incoming, stable, None, query, None, reason)
 
 
-def _to_portal(
-    params: Iterable[QueryParam], table: ActionTable, unsupported: Unsupported
-) -> Iterable[str]:
-    """Every piece, with each `action` the portal does not speak translated or (strip) dropped."""
-    for param in params:
-        value = param.value
-        stable = table.to_stable(value) if param.is_action and value is not None else None
+def _to_portal(raw_query: str, table: ActionTable, unsupported: Unsupported) -> Iterable[str]:
+    """Every piece, with each `action` the portal does not speak translated or (strip) dropped.
+
+    Only names, and the values of `action` pieces, are decoded (what `parse_query` would give).
+    """
+    for raw in raw_query.split("&"):
+        raw_name, _, raw_value = raw.partition("=")
+        if decode_component(raw_name) != ACTION:
+            yield raw
+            continue
+        value = decode_component(raw_value)
+        stable = table.to_stable(value) if value is not None else None
         if stable is None or value is None or table.speaks(value):
-            yield param.raw
+            yield raw
         elif (portal := table.to_portal(stable)) is not None:
-            yield param.with_value(portal) if table.speaks(portal) else param.raw
+            yield f"{raw_name}={portal}" if table.speaks(portal) else raw
         elif unsupported != "strip":
-            yield param.raw
+            yield raw
 
 
 def _passthrough(incoming: str | None, stable: str | None, reason: str) -> DeepLinkDecision:
@@ -191,14 +208,22 @@ def redirect_location(raw_path: str, query: str) -> str:
     scheme and authority in front are dropped, and controls, spaces, `#` and non-ASCII are
     percent-encoded, so the result has no raw CR, LF or NUL and no hidden delimiter.
     """
-    path = re.split(r"[?#]", raw_path, maxsplit=1)[0]
-    reference = split_reference(path)
-    path = reference.rest if reference.is_absolute else path
+    path = _QUERY_OR_FRAGMENT.split(raw_path, maxsplit=1)[0]
+    if path[:1] in _SCHEME_STARTS:  # else no scheme, so no absolute form: the usual case
+        reference = split_reference(path)
+        path = reference.rest if reference.is_absolute else path
     path = "/" + _percent_encode_unsafe(path).lstrip("/\\")
     return f"{path}?{_percent_encode_unsafe(query)}" if query else path
 
 
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
+#: what a URI scheme starts with (RFC 3986: ALPHA)
+_SCHEME_STARTS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
 def _percent_encode_unsafe(text: str) -> str:
+    if _UNSAFE.search(text) is None:  # nothing to encode: the usual case
+        return text
     return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in _utf8(m.group())), text)
 
 

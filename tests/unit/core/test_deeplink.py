@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from types import MappingProxyType
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 import pytest
 from hypothesis import example, given
@@ -29,6 +30,7 @@ from msc4191_shim.core.deeplink import (
     plan_deeplink,
     redirect_location,
 )
+from msc4191_shim.http.target import split_reference
 from tests.support.paths import DATA
 
 VECTORS = DATA / "vectors.json"
@@ -451,3 +453,63 @@ def test_plan_applies_the_strategy(
     plan = plan_deeplink("/account/", query, account)
     assert (plan.outcome, plan.location, plan.target) == (outcome, location, target)
     assert plan.decision == decide(query, MAS_09, unsupported)
+
+
+# --- the fast paths give what the general ones give ------------------------------------------
+
+_query_text = st.text(alphabet=st.sampled_from("action=&%+2Fab.\r\x00é\udcff_-41"), max_size=30)
+
+
+def _slow_decode(raw: str) -> str | None:
+    try:
+        text = unquote_to_bytes(raw.replace("+", " ")).decode("utf-8")
+    except UnicodeError:
+        return None
+    return None if set("\r\n\0") & set(text) else text
+
+
+@given(_query_text | st.text(max_size=20))
+@example("plain")
+@example("a\rb")
+def test_decode_component_fast_path_is_the_general_one(raw: str) -> None:
+    assert decode_component(raw) == _slow_decode(raw)
+
+
+@given(
+    _query_text | st.sampled_from(["action=org.matrix.device_delete&device_id=X", "%61ction=x"]),
+    st.sampled_from(list(TABLES)),
+    st.sampled_from(POLICIES),
+)
+def test_decide_reads_the_first_action_as_parse_query_does(
+    raw_query: str, dialect: str, policy: Unsupported
+) -> None:
+    params = parse_query(raw_query)
+    first = next((p for p in params if p.is_action), None)
+    decision = decide(raw_query, TABLES[dialect], policy)
+    assert decision.incoming == (first.value if first is not None else None)
+    if decision.query is not None:  # only pieces named action changed
+        kept = [p.raw for p in params if not p.is_action]
+        assert [p.raw for p in parse_query(decision.query) if not p.is_action] == kept
+
+
+@given(st.text(max_size=30), _query_text)
+@example("https://evil.example/x", "a=b")
+@example("/a b#c", "x=é")
+def test_redirect_location_fast_paths_are_the_general_one(raw_path: str, query: str) -> None:
+    path = re.split(r"[?#]", raw_path, maxsplit=1)[0]
+    reference = split_reference(path)
+    path = reference.rest if reference.is_absolute else path
+    unsafe = re.compile(r"[^\x21-\x7e]|#")
+
+    def encode(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            try:
+                data = m.group().encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                data = m.group().encode("utf-8", "surrogatepass")
+            return "".join(f"%{b:02X}" for b in data)
+
+        return unsafe.sub(one, text)
+
+    path = "/" + encode(path).lstrip("/\\")
+    assert redirect_location(raw_path, query) == (f"{path}?{encode(query)}" if query else path)
