@@ -232,6 +232,20 @@ def batch_access_lines(schedule: Callable[[Callable[[], None]], object] | None) 
     _schedule = schedule
 
 
+def _reaches_only(handler: _StderrHandler) -> bool:
+    """True when an access record would go to `handler` and to no other: the logger is enabled
+    and unfiltered, and it and its parents up to the root pass it on without handlers of their
+    own (what `Logger.handle` and `callHandlers` check)."""
+    logger: logging.Logger | None = _access_logger
+    if _access_logger.disabled or _access_logger.filters:
+        return False
+    while logger is not None and logger is not _root:
+        if logger.handlers or not logger.propagate:
+            return False
+        logger = logger.parent
+    return logger is _root and handler in _root.handlers
+
+
 def flush_access_lines() -> None:
     """Write the buffered access lines now (one `write`)."""
     global _pending_size, _flush_scheduled
@@ -362,7 +376,7 @@ def log_request(
     if not _access_logger.isEnabledFor(logging.INFO):
         return
     direct = _direct
-    if direct is None or direct[0] not in _root.handlers or not _access_logger.propagate:
+    if direct is None or not _reaches_only(direct[0]):
         _log_request_record(
             {
                 "method": method,

@@ -372,3 +372,34 @@ def test_access_lines_take_the_logging_path_without_our_handler(
     [record] = caplog.records
     assert record.name == "msc4191_shim.access"
     assert record.getMessage() == "request"
+
+
+@pytest.mark.parametrize("change", ["disabled", "no_propagation", "handler_of_its_own"])
+def test_access_lines_follow_the_logger_chain(
+    capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    """What logging would do with the record is done: a disabled access logger writes nothing
+    (as after `logging.config.dictConfig`), a handler on the way gets the record."""
+    configure_logging("json", "INFO")
+    access = logging.getLogger("msc4191_shim.access")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign,assignment]
+    saved = (access.disabled, access.propagate)
+    try:
+        if change == "disabled":
+            access.disabled = True
+        elif change == "no_propagation":
+            access.propagate = False
+        else:
+            access.addHandler(handler)
+        _request()
+    finally:
+        access.disabled, access.propagate = saved
+        access.removeHandler(handler)
+    err = capsys.readouterr().err
+    if change == "handler_of_its_own":
+        assert [r.getMessage() for r in records] == ["request"]
+        assert _json_lines(err)[0]["event"] == "request"
+    else:
+        assert err == ""
