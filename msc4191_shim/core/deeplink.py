@@ -165,24 +165,26 @@ def _unsupported(
     return DeepLinkDecision("strip", incoming, stable, None, query, None, reason)
 
 
-def _to_portal(raw_query: str, table: ActionTable, unsupported: Unsupported) -> Iterable[str]:
+def _to_portal(raw_query: str, table: ActionTable, unsupported: Unsupported) -> list[str]:
     """Every piece, with each `action` the portal does not speak translated or (strip) dropped.
 
     Only names, and the values of `action` pieces, are decoded (what `parse_query` would give).
     """
+    pieces = []
     for raw in raw_query.split("&"):
         raw_name, _, raw_value = raw.partition("=")
         if decode_component(raw_name) != ACTION:
-            yield raw
+            pieces.append(raw)
             continue
         value = decode_component(raw_value)
         stable = table.to_stable(value) if value is not None else None
         if stable is None or value is None or table.speaks(value):
-            yield raw
+            pieces.append(raw)
         elif (portal := table.to_portal(stable)) is not None:
-            yield f"{raw_name}={portal}" if table.speaks(portal) else raw
+            pieces.append(f"{raw_name}={portal}" if table.speaks(portal) else raw)
         elif unsupported != "strip":
-            yield raw
+            pieces.append(raw)
+    return pieces
 
 
 def _passthrough(incoming: str | None, stable: str | None, reason: str) -> DeepLinkDecision:

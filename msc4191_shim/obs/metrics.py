@@ -81,6 +81,10 @@ UPSTREAM_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 UPSTREAM_BUCKETS_LONG: Final = (10.0, 30.0)
 
 
+#: how many (incoming, sent, outcome) triples `observe_deeplink` remembers the child of
+_SEEN_DEEPLINKS: Final = 256
+
+
 def status_class(status: int | None) -> str:
     """`2xx` for 204; `aborted` when no status was sent; `other` outside 100..599."""
     if status is None:
@@ -200,6 +204,8 @@ class Metrics:
         self._limit_hits_by = {n: self.limit_hits.labels(limit=n) for n in sorted(LIMIT_NAMES)}
         # deep links: label sets appear as they are seen (bounded by the action tables' names)
         self._deeplinks_by: dict[tuple[str, str, str], Counter] = {}
+        self._deeplinks_seen: dict[tuple[str | None, str | None, str], Counter] = {}
+        self._deeplink_table: ActionTable | None = None
 
     def observe_request(self, kind: RequestKind, status: int | None) -> None:
         """One finished request; `status=None` when the response was aborted."""
@@ -219,11 +225,22 @@ class Metrics:
         self, incoming: str | None, sent: str | None, outcome: DeeplinkOutcome, table: ActionTable
     ) -> None:
         """One deep link; names the table does not know are counted as `other`."""
-        _check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
-        labels = (action_label(incoming, table), action_label(sent, table), outcome)
-        child = self._deeplinks_by.get(labels)
+        # the child per (incoming, sent, outcome) as received, for this table: no label work
+        # on a repeat; bounded, since `incoming` is the client's
+        if self._deeplink_table is not table:
+            self._deeplink_table = table
+            self._deeplinks_seen.clear()
+        key = (incoming, sent, outcome)
+        child = self._deeplinks_seen.get(key)
         if child is None:
-            child = self._deeplinks_by[labels] = self.deeplinks.labels(*labels)
+            _check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
+            labels = (action_label(incoming, table), action_label(sent, table), outcome)
+            child = self._deeplinks_by.get(labels)
+            if child is None:
+                child = self._deeplinks_by[labels] = self.deeplinks.labels(*labels)
+            if len(self._deeplinks_seen) >= _SEEN_DEEPLINKS:
+                self._deeplinks_seen.clear()
+            self._deeplinks_seen[key] = child
         child.inc()
 
     def observe_discovery(self, outcome: DiscoveryOutcome) -> None:

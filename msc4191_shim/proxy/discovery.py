@@ -109,8 +109,7 @@ def serve(
     now: float,
 ) -> None:
     """A document of the proxy's own (rewritten, cached or stale), or 304 if the client has it."""
-    fields = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in document.headers]
-    fields.append((b"ETag", document.etag.encode("ascii")))
+    fields = list(_encoded_fields(document))
     if outcome != "rewritten":
         fields.append((b"Age", b"%d" % document.age(now)))
     conditions = [v for n, v in exchange.fields if n.lower() == _IF_NONE_MATCH]
@@ -131,6 +130,23 @@ def serve(
     exchange.bytes_sent = 0 if exchange.is_head else len(body)
     conn.write(data)
     conn.done(exchange, keep_alive=not close)
+
+
+# a cached document is served many times: its fields are encoded once (bounded; by identity)
+_encoded: dict[int, tuple[CachedDocument, tuple[tuple[bytes, bytes], ...]]] = {}
+_ENCODED_DOCUMENTS: Final = 64
+
+
+def _encoded_fields(document: CachedDocument) -> tuple[tuple[bytes, bytes], ...]:
+    entry = _encoded.get(id(document))
+    if entry is not None and entry[0] is document:
+        return entry[1]
+    fields = tuple((n.encode("latin-1"), v.encode("latin-1")) for n, v in document.headers)
+    fields += ((b"ETag", document.etag.encode("ascii")),)
+    if len(_encoded) >= _ENCODED_DOCUMENTS:
+        _encoded.clear()
+    _encoded[id(document)] = (document, fields)
+    return fields
 
 
 def count(conn: ClientConnection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
