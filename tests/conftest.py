@@ -7,7 +7,8 @@ proxy_harness.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -16,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from msc4191_shim.obs.logs import flush_access_lines
 from tests.support.loopback import (
     Endpoint,
     RawHandler,
@@ -27,6 +29,23 @@ from tests.support.loopback import (
     serve_raw,
     shim_settings,
 )
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Each test starts with the root logger as the previous test found it.
+
+    `configure_logging` (the demo, `serve`, reload tests) installs the shim's stderr handler on
+    the root logger; left there, a later test's in-process shim writes its access lines into that
+    test's captured stderr, and whether that happens would depend on which tests ran first.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    flush_access_lines()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
 
 UpstreamFactory = Callable[..., Awaitable[Endpoint]]
 RawUpstreamFactory = Callable[[RawHandler], Awaitable[Endpoint]]
