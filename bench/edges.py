@@ -28,7 +28,7 @@ from targets import start_nginx_proxy, start_shim
 from usage import memory_mib, process_tree
 
 MiB = 1024 * 1024
-OUTPUT = ROOT / "bench" / "results" / "edges.json"
+RESULTS = ROOT / "bench" / "results"
 
 
 def _worker_pids(server: Server) -> list[int]:
@@ -185,7 +185,12 @@ async def idle_case(origin: Server, settings: Settings, count: int) -> dict[str,
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="short runs, 64 MiB, 200 connections")
-    p.add_argument("--output", type=Path, default=OUTPUT)
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="results JSON (default: a new dated file in bench/results/)",
+    )
     args = p.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
@@ -204,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         finally:
             procs.stop(origin.process)
-    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    output: Path = args.output or RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}-edges.json"
+    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
     return 0
 
