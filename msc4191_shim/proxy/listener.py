@@ -452,18 +452,7 @@ class ClientConnection(asyncio.Protocol):
             self.exchange.error = f"malformed request body: {exc}"
             self.abort()
             return
-        exchange = Exchange(
-            method=_method_of(self.parser),
-            raw_target=self._url,
-            target=self._url.decode("latin-1"),
-            http11=True,
-            fields=self._fields,
-            keep_alive=False,
-            route="passthrough",
-            runtime=self.state.runtime,
-            peer=self.peer,
-            scheme=self.scheme,
-        )
+        exchange = self._unfinished_exchange()
         self._queue.clear()
         if self.exchange is not None:  # answer in turn is impossible: stop here
             self.abort()
@@ -525,10 +514,10 @@ class ClientConnection(asyncio.Protocol):
         else:
             self._body_timed_out()
 
-    def _head_timed_out(self) -> None:
-        self._limit_hit("head_timeout")
-        limit = self.limits.head_timeout
-        exchange = Exchange(
+    def _unfinished_exchange(self) -> Exchange:
+        """An exchange for a request refused before one was built (a parse error, the head
+        timeout): logged and counted, never proxied."""
+        return Exchange(
             method=_method_of(self.parser),
             raw_target=self._url,
             target=self._url.decode("latin-1"),
@@ -540,6 +529,11 @@ class ClientConnection(asyncio.Protocol):
             peer=self.peer,
             scheme=self.scheme,
         )
+
+    def _head_timed_out(self) -> None:
+        self._limit_hit("head_timeout")
+        limit = self.limits.head_timeout
+        exchange = self._unfinished_exchange()
         self.exchange = exchange
         self.answer(
             exchange, 408, f"request head not received within {limit:g}s (limits.head_timeout)"
