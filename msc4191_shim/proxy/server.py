@@ -6,8 +6,8 @@ import asyncio
 import socket
 import ssl
 
+from msc4191_shim.config.model import LimitsConfig
 from msc4191_shim.obs.logs import batch_access_lines, flush_access_lines
-from msc4191_shim.proxy.limits import EdgeLimits, edge_limits
 from msc4191_shim.proxy.listener import ClientConnection
 from msc4191_shim.proxy.state import ShimState
 
@@ -20,17 +20,13 @@ class ProxyServer:
         self.tls = tls
         self.connections: set[ClientConnection] = set()
         self.server: asyncio.Server | None = None
-        self._limits: tuple[object, EdgeLimits] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
     @property
-    def limits(self) -> EdgeLimits:
+    def limits(self) -> LimitsConfig:
         """The limits of the current runtime (a reload applies them to new connections)."""
-        runtime = self.state.runtime
-        if self._limits is None or self._limits[0] is not runtime:
-            self._limits = (runtime, edge_limits(runtime.config))
-        return self._limits[1]
+        return self.state.runtime.config.limits
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> list[str]:
         self.server = await self.loop.create_server(
@@ -51,8 +47,7 @@ class ProxyServer:
         ]
 
     def admit(self, conn: ClientConnection) -> bool:
-        limit = self.limits.max_connections
-        if limit is not None and len(self.connections) >= limit:
+        if len(self.connections) >= self.limits.max_connections:
             return False
         self.connections.add(conn)
         self._idle.clear()

@@ -19,7 +19,6 @@ from msc4191_shim.config.runtime import build_runtime
 from msc4191_shim.config.tls import check_contexts, listener_context
 from msc4191_shim.obs.logs import configure_logging, log_event
 from msc4191_shim.obs.metrics import Metrics
-from msc4191_shim.proxy.limits import edge_limits
 from msc4191_shim.proxy.pool import UpstreamPool
 from msc4191_shim.proxy.server import ProxyServer
 from msc4191_shim.proxy.state import ShimState
@@ -95,7 +94,7 @@ class Shim:
             )
         configure_logging(config.log.format, config.log.level)
         self.state.runtime = runtime
-        self.state.pool.max_connections = edge_limits(config).upstream_connections
+        self.state.pool.max_connections = config.upstream.max_connections
         self.state.metrics.observe_reload(True)
         log_event("reloaded", config=self.config_path)
 
@@ -112,7 +111,7 @@ async def start(config: Config, config_path: str | None, *, reuse_port: bool = F
         session=make_session(),
         metrics=metrics,
         pool=UpstreamPool(
-            edge_limits(config).upstream_connections,
+            config.upstream.max_connections,
             on_full=lambda: metrics.observe_limit_hit("upstream_max_connections"),
         ),
     )
