@@ -20,7 +20,11 @@ sum, use prometheus-client's multiprocess mode:
 
 from __future__ import annotations
 
+import atexit
+import bisect
 import os
+import weakref
+from collections.abc import Iterable
 from typing import Final, Literal, NoReturn, get_args
 
 from prometheus_client import (
@@ -35,6 +39,7 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
 from msc4191_shim import __version__
 from msc4191_shim.core.actions import ActionTable
@@ -79,6 +84,7 @@ STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "aborted", "other")
 #: From a loopback hop (1 ms) to a portal that is struggling (30 s).
 UPSTREAM_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UPSTREAM_BUCKETS_LONG: Final = (10.0, 30.0)
+_UPSTREAM_BOUNDS: Final = UPSTREAM_BUCKETS + UPSTREAM_BUCKETS_LONG
 
 
 #: how many (incoming, sent, outcome) triples `observe_deeplink` remembers the child of
@@ -109,8 +115,34 @@ def _refuse(value: str, allowed: frozenset[str], what: str) -> NoReturn:
     raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
 
 
+class _FlushFirst:
+    """A collector that reports nothing: collected first, it brings the counters up to date."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        self._metrics.flush()
+        return []
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+def _flush_if_alive(ref: weakref.ref[Metrics]) -> None:
+    metrics = ref()
+    if metrics is not None:
+        metrics.flush()
+
+
 class Metrics:
-    """The shim's metrics, in a registry of their own."""
+    """The shim's metrics, in a registry of their own.
+
+    The per-request counts (`observe_request`, `observe_upstream`) are added up in plain
+    integers and handed to prometheus-client in batches by `flush`: every collection of the
+    registry flushes first, and the proxy flushes once a second (so that, with several
+    workers, each worker's files are at most a second behind).
+    """
 
     def __init__(self, version: str = __version__) -> None:
         #: from the environment only: prometheus-client writes its files where the variable says
@@ -122,7 +154,15 @@ class Metrics:
                 "the shim starts"
             )
         self.registry = CollectorRegistry(auto_describe=True)
-        if not self.multiprocess_dir:
+        self.registry.register(_FlushFirst(self))
+        #: requests by (kind, status) and upstream times by kind as [sum, count per bucket...],
+        #: not yet handed to prometheus-client
+        self._pending_requests: dict[tuple[str, int | None], int] = {}
+        self._pending_upstream: dict[str, list[float]] = {}
+        if self.multiprocess_dir:
+            # other workers read this one's files: what it counted last must reach them
+            atexit.register(_flush_if_alive, weakref.ref(self))
+        else:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
@@ -140,7 +180,7 @@ class Metrics:
             "msc4191_shim_upstream_duration_seconds",
             "Time from sending a request upstream to receiving its response headers.",
             ["kind"],
-            buckets=UPSTREAM_BUCKETS + UPSTREAM_BUCKETS_LONG,
+            buckets=_UPSTREAM_BOUNDS,
             registry=reg,
         )
         self.deeplinks = Counter(
@@ -209,17 +249,38 @@ class Metrics:
 
     def observe_request(self, kind: RequestKind, status: int | None) -> None:
         """One finished request; `status=None` when the response was aborted."""
-        child = self._requests_by.get((kind, status_class(status)))
-        if child is None:  # every known kind has a child for every status class
+        if kind not in REQUEST_KINDS:
             _refuse(kind, REQUEST_KINDS, "request kind")
-        child.inc()
+        key = (kind, status)
+        pending = self._pending_requests
+        pending[key] = pending.get(key, 0) + 1
 
     def observe_upstream(self, kind: RequestKind, seconds: float) -> None:
         """Time to the upstream's response headers."""
-        child = self._upstream_duration_by.get(kind)
-        if child is None:
-            _refuse(kind, REQUEST_KINDS, "request kind")
-        child.observe(max(seconds, 0.0))
+        counts = self._pending_upstream.get(kind)
+        if counts is None:
+            if kind not in REQUEST_KINDS:
+                _refuse(kind, REQUEST_KINDS, "request kind")
+            counts = self._pending_upstream[kind] = [0.0] * (len(_UPSTREAM_BOUNDS) + 2)
+        seconds = max(seconds, 0.0)
+        counts[0] += seconds  # the sum; then the buckets' counts
+        # the first bucket whose bound is >= seconds (the last one is +Inf)
+        counts[bisect.bisect_left(_UPSTREAM_BOUNDS, seconds) + 1] += 1
+
+    def flush(self) -> None:
+        """Hand the counts added up since the last flush to prometheus-client."""
+        pending, self._pending_requests = self._pending_requests, {}
+        for (kind, status), count in pending.items():
+            self._requests_by[kind, status_class(status)].inc(count)
+        upstream, self._pending_upstream = self._pending_upstream, {}
+        for kind, counts in upstream.items():
+            # prometheus-client's own per-child values (what `observe` adds to), one addition
+            # per bucket for a batch of observations
+            child = self._upstream_duration_by[kind]
+            child._sum.inc(counts[0])
+            for bucket, hits in zip(child._buckets, counts[1:], strict=True):
+                if hits:
+                    bucket.inc(hits)
 
     def observe_deeplink(
         self, incoming: str | None, sent: str | None, outcome: DeeplinkOutcome, table: ActionTable
@@ -271,6 +332,7 @@ class Metrics:
         """
         if not self.multiprocess_dir:
             return self.registry
+        self.flush()
         # A fresh registry per scrape, as prometheus-client's multiprocess guide does: the
         # collector reads every worker's files at collection time.
         merged = CollectorRegistry()

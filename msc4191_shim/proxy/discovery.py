@@ -223,6 +223,9 @@ class DiscoveryFetch(Forward):
             exchange.upstream_status = head.status
             self._collecting = (head, kind)
 
+    def response_whole(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None:
+        self.response_in_steps(head, kind, body)
+
     def response_body(self, data: bytes) -> None:
         if self._collecting is None:
             super().response_body(data)

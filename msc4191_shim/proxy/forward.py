@@ -31,7 +31,6 @@ from msc4191_shim.proxy.framing import (
 )
 from msc4191_shim.proxy.h1 import (
     HOP_BY_HOP_NAMES,
-    LOCATION,
     Fields,
     client_response_head,
     interim_head,
@@ -213,8 +212,41 @@ class Forward:
             framing=self._framing,
             http11=exchange.http11,
             close=self._close_after,
-            rewrite_location=self._location_rewriter() if LOCATION in head.lowered else None,
+            rewrite_location=self._location_rewriter() if head.has_location else None,
         )
+
+    def response_whole(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None:
+        """An answer whose whole body came with its head (or that has none): head, body and
+        end in one write."""
+        exchange = self.exchange
+        conn = self.conn
+        exchange.upstream_status = exchange.status = head.status
+        exchange.upstream_seconds = time.monotonic() - self._sent_at
+        self.response_started = True
+        self._close_after = close = not exchange.keep_alive or conn.closing
+        data = client_response_head(
+            head,
+            framing=kind,
+            http11=exchange.http11,
+            close=close,
+            rewrite_location=self._location_rewriter() if head.has_location else None,
+        )
+        if body and not self._discard_body:
+            exchange.bytes_sent += len(body)
+            data += body
+        conn.write(data)
+        self._release_upstream()
+        self.finished = True
+        conn.done(exchange, keep_alive=not close)
+
+    def response_in_steps(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None:
+        """`response_whole` as its three steps, for handlers that take the answer apart (and
+        may have answered from elsewhere after the head)."""
+        self.response_head(head, kind)
+        if body and not self.finished:
+            self.response_body(body)
+        if not self.finished:
+            self.response_end([])
 
     def response_body(self, data: bytes) -> None:
         if not data or self._discard_body:

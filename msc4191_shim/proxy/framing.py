@@ -8,7 +8,7 @@ the close of the connection. Every function works on bytes and holds no socket.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
 from typing import Final, Literal
 
 BodyKind = Literal["none", "length", "chunked", "close"]
@@ -27,32 +27,118 @@ _FRAMING_NAMES: Final = frozenset({b"content-length", b"transfer-encoding", b"co
 _BODILESS_STATUS: Final = frozenset({204, 304})
 _NOT_CONTROL: Final = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b < 0x7F or b >= 0x80)
 LAST_CHUNK: Final = b"0\r\n\r\n"
+DATE: Final = b"date"
+LOCATION: Final = b"location"
 
 
 class FramingError(ValueError):
     """The upstream's bytes are not an HTTP/1.1 message this proxy can relay faithfully."""
 
 
-@dataclass(slots=True)
 class ResponseHead:
-    """A status line and fields as received (names keep their case, repeats their order)."""
+    """A status line and fields as received (names keep their case, repeats their order).
 
-    version: bytes
-    status: int
-    reason: bytes
-    fields: list[tuple[bytes, bytes]]
-    #: Content-Length when the body is framed by it
-    length: int | None = None
-    chunked: bool = False
-    #: Transfer-Encoding other than chunked: the body ends at close (RFC 9112 §6.3 item 4)
-    close_delimited: bool = False
-    #: the upstream lets the connection be reused after this response
-    reusable: bool = True
-    connection_tokens: frozenset[bytes] = field(default_factory=frozenset)
-    #: the field names lower-cased, and the field lines as received, in step with `fields`
-    lowered: list[bytes] = field(default_factory=list)
-    lines: list[bytes] = field(default_factory=list)
-    has_control_bytes: bool = False
+    A well-formed head (the common case) is read in a few C-speed passes over its bytes: its
+    framing fields found with one regex, the fields the client gets (`kept`) cut out of the
+    received bytes, and `fields` split out only if somebody asks for them.
+    """
+
+    __slots__ = (
+        "_block",
+        "_fields",
+        "_lines",
+        "_lowered",
+        "chunked",
+        "close_delimited",
+        "connection_tokens",
+        "has_control_bytes",
+        "has_date",
+        "has_location",
+        "kept",
+        "length",
+        "reason",
+        "reusable",
+        "status",
+        "version",
+    )
+
+    def __init__(self, version: bytes, status: int, reason: bytes, block: bytes = b"") -> None:
+        self.version = version
+        self.status = status
+        self.reason = reason
+        #: Content-Length when the body is framed by it
+        self.length: int | None = None
+        self.chunked = False
+        #: Transfer-Encoding other than chunked: the body ends at close (RFC 9112 §6.3 item 4)
+        self.close_delimited = False
+        #: the upstream lets the connection be reused after this response
+        self.reusable = True
+        self.connection_tokens: frozenset[bytes] = frozenset()
+        self.has_control_bytes = False
+        self.has_date = False
+        self.has_location = False
+        #: the field lines the client gets as received (each with its CRLF): hop-by-hop fields
+        #: and a Content-Length the framing made meaningless cut out; None when the general
+        #: path (`h1.client_response_head`) must work them out field by field
+        self.kept: bytes | None = None
+        #: the field lines as received, each after a CRLF (split into `fields` on demand)
+        self._block = block
+        self._fields: list[tuple[bytes, bytes]] | None = None
+        self._lowered: list[bytes] = []
+        self._lines: list[bytes] = []
+
+    @property
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        if self._fields is None:
+            self._split()
+        assert self._fields is not None
+        return self._fields
+
+    @property
+    def lowered(self) -> list[bytes]:
+        """The field names lower-cased, in step with `fields`."""
+        if self._fields is None:
+            self._split()
+        return self._lowered
+
+    @property
+    def lines(self) -> list[bytes]:
+        """The field lines as received, in step with `fields`."""
+        if self._fields is None:
+            self._split()
+        return self._lines
+
+    def _split(self) -> None:
+        # only heads the fast path accepted get here: every line is `token:value`
+        lines = self._block.split(CRLF)[1:] if self._block else []
+        fields = []
+        lowered = []
+        for line in lines:
+            name, _, value = line.partition(b":")
+            fields.append((name, value.strip(b" \t")))
+            lowered.append(name.lower())
+        self._fields, self._lowered, self._lines = fields, lowered, lines
+
+    def __repr__(self) -> str:
+        return f"ResponseHead({self.version!r}, {self.status}, {self.reason!r})"
+
+
+#: a line of a head's field block that is not `token:value` (a field block starts with CRLF)
+_UNUSUAL_LINE: Final = re.compile(rb"\r\n(?![-!#$%&'*+.^_`|~0-9A-Za-z]+:)")
+_VERSIONS: Final = (b"HTTP/1.1", b"HTTP/1.0")
+#: the fields (lower-cased) the fast path must look at: framing, hop-by-hop, Location, Date
+_SPECIAL_FIELD: Final = re.compile(
+    rb"\r\n(?=[cdklptu])(content-length|transfer-encoding|connection|keep-alive|"
+    rb"proxy-connection|te|trailer|upgrade|proxy-authorization|proxy-authenticate|location|"
+    rb"date):[ \t]*([^\r]*)"
+)
+#: a hop-by-hop field line, in any case, with the CRLF before it
+_HOP_BY_HOP_LINE: Final = re.compile(
+    rb"\r\n(?=[cklptu])(?:connection|keep-alive|proxy-connection|te|trailer|transfer-encoding|"
+    rb"upgrade|proxy-authorization|proxy-authenticate):[^\r]*",
+    re.IGNORECASE,
+)
+_PLAIN_TOKENS: Final = frozenset({b"keep-alive", b"close"})
 
 
 def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHead, int] | None:
@@ -69,15 +155,72 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
     if end > limit:
         raise FramingError(f"response head longer than {limit} bytes")
     block = bytes(buf[:end])
+    has_control_bytes = block.translate(None, _NOT_CONTROL) != CRLF * block.count(CRLF)
+    head = None if has_control_bytes else _simple_head(block)
+    if head is None:
+        head = _general_head(block)
+        head.has_control_bytes = has_control_bytes
+    return head, end + 4
+
+
+def _simple_head(block: bytes) -> ResponseHead | None:
+    """The head read in C-speed passes; None when it needs the general path (a malformed line,
+    a Connection field naming other fields, a Content-Length beside a Transfer-Encoding)."""
+    # no control bytes but CRLFs (the caller checked): the status line, then `token:value`s
+    eol = block.find(CRLF)
+    status_line, lines = (block, b"") if eol < 0 else (block[:eol], block[eol:])
+    version, code, sep = status_line[:8], status_line[9:12], status_line[12:13]
+    if (
+        version not in _VERSIONS
+        or status_line[8:9] != b" "
+        or not code.isdigit()
+        or len(code) != 3
+        or (sep and sep != b" ")
+        or (lines and _UNUSUAL_LINE.search(lines) is not None)
+    ):
+        return None
+    head = ResponseHead(version, int(code), status_line[13:], lines)
+    lengths: set[bytes] = set()
+    codings: list[bytes] = []
+    tokens: set[bytes] = set()
+    hop_by_hop = False
+    for name, value in _SPECIAL_FIELD.findall(lines.lower()):
+        if name == b"content-length":
+            lengths.update(value.split(b","))
+        elif name == b"date":
+            head.has_date = True
+        elif name == b"location":
+            head.has_location = True
+        else:
+            hop_by_hop = True
+            if name == b"connection":
+                tokens.update(value.split(b","))
+            elif name == b"transfer-encoding":
+                codings.extend(value.split(b","))
+    if len(lengths) > 1 or (lengths and codings):
+        return None  # the general path says what is wrong, or drops the Content-Length
+    if tokens:
+        tokens = {t.strip(b" \t") for t in tokens} - {b""}
+        if not tokens <= _PLAIN_TOKENS:
+            return None
+    if codings:
+        codings = [c for c in (c.strip(b" \t") for c in codings) if c]
+    _read_framing(head, {v.strip(b" \t") for v in lengths}, codings, tokens)
+    if hop_by_hop:
+        lines = _HOP_BY_HOP_LINE.sub(b"", lines)
+    head.kept = lines[2:] + CRLF if lines else b""
+    return head
+
+
+def _general_head(block: bytes) -> ResponseHead:
     lines = block.split(CRLF)
     version, status, reason = _status_line(lines[0])
-    head = ResponseHead(version, status, reason, [])
+    head = ResponseHead(version, status, reason)
     _read_fields(head, lines)
-    head.lines = lines[1:]
-    # a control byte anywhere but in the CRLFs (a bare LF, a NUL...): the caller asks the
-    # response-head rules (http.headers.invalid_response_head) what is wrong
-    head.has_control_bytes = block.translate(None, _NOT_CONTROL) != CRLF * (len(lines) - 1)
-    return head, end + 4
+    head._lines = lines[1:]
+    head.has_date = DATE in head._lowered
+    head.has_location = LOCATION in head._lowered
+    return head
 
 
 def _status_line(line: bytes) -> tuple[bytes, int, bytes]:
@@ -95,8 +238,9 @@ def is_token(name: bytes) -> bool:
 
 def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
     """The fields, in one pass that also reads the framing (RFC 9112 §6.3) and Connection."""
-    fields = head.fields
-    lowered = head.lowered
+    fields: list[tuple[bytes, bytes]] = []
+    lowered: list[bytes] = []
+    head._fields, head._lowered = fields, lowered
     lengths: set[bytes] = set()
     codings: list[bytes] = []
     tokens: set[bytes] = set()
@@ -123,6 +267,13 @@ def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
     if b"".join(lowered).translate(None, TOKEN_BYTES):
         number = next(n for n, name in enumerate(lowered, start=1) if not is_token(name))
         raise FramingError(f"header field #{number} has an invalid name")
+    _read_framing(head, lengths, codings, tokens)
+
+
+def _read_framing(
+    head: ResponseHead, lengths: set[bytes], codings: list[bytes], tokens: set[bytes]
+) -> None:
+    """How the body ends (RFC 9112 §6.3) and whether the connection may be reused."""
     head.connection_tokens = frozenset(tokens)
     head.reusable = b"close" not in tokens and (
         head.version == b"HTTP/1.1" or b"keep-alive" in tokens

@@ -207,26 +207,13 @@ def client_response_head(
     stays unless the upstream's own framing made it meaningless (RFC 9112 §6.3); a Date is
     added when missing (RFC 9110 §6.6.1); the connection's own fields come last.
     """
-    dropped = HOP_BY_HOP_NAMES
-    if head.connection_tokens:
-        dropped = dropped | head.connection_tokens
-    if head.chunked or head.close_delimited:
-        dropped = dropped | {CONTENT_LENGTH}
-    lowered = head.lowered
-    # kept lines go out as received (their own spacing too); only a Location may be rewritten
-    if rewrite_location is None or LOCATION not in lowered:
-        kept = [line for line, low in zip(head.lines, lowered, strict=True) if low not in dropped]
-    else:
-        kept = [
-            b"Location: " + rewrite_location(value) if low == LOCATION else line
-            for line, low, (_, value) in zip(head.lines, lowered, head.fields, strict=True)
-            if low not in dropped
-        ]
     parts = [response_start(http11, head.status, head.reason)]
-    if kept:
-        kept.append(b"")
-        parts.append(b"\r\n".join(kept))
-    if DATE not in lowered:
+    kept = head.kept
+    if kept is not None and not (rewrite_location is not None and head.has_location):
+        parts.append(kept)  # the fast path cut the dropped fields out already
+    else:
+        parts.append(_kept_lines(head, rewrite_location))
+    if not head.has_date:
         parts.append(b"Date: " + http_date() + b"\r\n")
     if framing == "chunked":
         parts.append(b"Transfer-Encoding: chunked\r\n")
@@ -236,6 +223,29 @@ def client_response_head(
         parts.append(b"Connection: keep-alive\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
+
+
+def _kept_lines(head: ResponseHead, rewrite_location: Callable[[bytes], bytes] | None) -> bytes:
+    """The field lines the client gets, worked out field by field."""
+    dropped = HOP_BY_HOP_NAMES
+    if head.connection_tokens:
+        dropped = dropped | head.connection_tokens
+    if head.chunked or head.close_delimited:
+        dropped = dropped | {CONTENT_LENGTH}
+    lowered = head.lowered
+    # kept lines go out as received (their own spacing too); only a Location may be rewritten
+    if rewrite_location is None or not head.has_location:
+        kept = [line for line, low in zip(head.lines, lowered, strict=True) if low not in dropped]
+    else:
+        kept = [
+            b"Location: " + rewrite_location(value) if low == LOCATION else line
+            for line, low, (_, value) in zip(head.lines, lowered, head.fields, strict=True)
+            if low not in dropped
+        ]
+    if not kept:
+        return b""
+    kept.append(b"")
+    return b"\r\n".join(kept)
 
 
 def interim_head(head: ResponseHead) -> bytes:

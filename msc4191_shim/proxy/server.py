@@ -11,6 +11,9 @@ from msc4191_shim.obs.logs import batch_access_lines, flush_access_lines
 from msc4191_shim.proxy.listener import ClientConnection
 from msc4191_shim.proxy.state import ShimState
 
+#: how often the request counters are handed to prometheus-client (see `Metrics.flush`)
+METRICS_FLUSH_SECONDS = 1.0
+
 
 class ProxyServer:
     def __init__(self, state: ShimState, *, tls: ssl.SSLContext | None) -> None:
@@ -22,6 +25,7 @@ class ProxyServer:
         self.server: asyncio.Server | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._flusher: asyncio.TimerHandle | None = None
 
     @property
     def limits(self) -> LimitsConfig:
@@ -40,11 +44,18 @@ class ProxyServer:
         )
         # access lines: one write per loop pass, not one per request
         batch_access_lines(self.loop.call_soon)
+        self._flush_metrics()
         return [
             f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
             for sock in self.server.sockets
             if sock.family in (socket.AF_INET, socket.AF_INET6)
         ]
+
+    def _flush_metrics(self) -> None:
+        """The request counters reach prometheus-client at least once a second (a scrape of
+        this process flushes at once; another worker's waits for this)."""
+        self.state.metrics.flush()
+        self._flusher = self.loop.call_later(METRICS_FLUSH_SECONDS, self._flush_metrics)
 
     def admit(self, conn: ClientConnection) -> bool:
         if len(self.connections) >= self.limits.max_connections:
@@ -71,4 +82,7 @@ class ProxyServer:
             for conn in list(self.connections):
                 conn.abort()
         self.state.pool.abort_all()
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self.state.metrics.flush()
         flush_access_lines()

@@ -14,7 +14,7 @@ from msc4191_shim.proxy.exchange import Exchange
 from msc4191_shim.proxy.flow import BLOCK_BODY_BUFFER, MAX_PENDING_BODY
 from msc4191_shim.proxy.forward import Forward
 from msc4191_shim.proxy.frames import GOING_AWAY, FrameTracker, close_frame
-from msc4191_shim.proxy.framing import ResponseHead
+from msc4191_shim.proxy.framing import BodyKind, ResponseHead
 from msc4191_shim.proxy.h1 import UPGRADE, Fields, switching_head
 
 if TYPE_CHECKING:
@@ -79,6 +79,9 @@ class Splice(Forward):
             self._to_client.feed(data)
         self.exchange.bytes_sent += len(data)
         self.conn.write(data)
+
+    def response_whole(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None:
+        self.response_in_steps(head, kind, body)
 
     def response_end(self, trailers: Fields) -> None:
         if not self.switched:  # the upstream refused the upgrade: its answer, then close

@@ -40,6 +40,7 @@ State = Literal["idle", "head", "length", "chunked", "close", "spliced", "closed
 class ResponseSink(Protocol):
     def response_interim(self, head: ResponseHead) -> None: ...
     def response_head(self, head: ResponseHead, kind: BodyKind) -> None: ...
+    def response_whole(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None: ...
     def response_body(self, data: bytes) -> None: ...
     def response_end(self, trailers: Fields) -> None: ...
     def upstream_failed(self, exc: UpstreamError) -> None: ...
@@ -240,8 +241,23 @@ class UpstreamConnection(asyncio.Protocol):
         kind = body_kind(head, self._method)
         if not head.reusable:
             self.reusable = False
-        if self.sink is not None:
-            self._start_body(self.sink, head, kind, rest)
+        sink = self.sink
+        if sink is None:
+            return
+        if kind == "none" or (kind == "length" and len(rest) >= cast(int, head.length)):
+            # the whole answer is here (the common case for small ones): one step, not three
+            if kind == "none":
+                body = b""
+                if rest:
+                    self.reusable = False  # bytes after a bodiless answer: out of step
+            else:
+                body = rest if len(rest) == head.length else rest[: head.length]
+                if len(rest) > cast(int, head.length):
+                    self.reusable = False
+            self.state = "idle"
+            sink.response_whole(head, kind, body)
+            return
+        self._start_body(sink, head, kind, rest)
 
     def _start_body(
         self, sink: ResponseSink, head: ResponseHead, kind: BodyKind, rest: bytes
