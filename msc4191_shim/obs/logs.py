@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
 from math import isfinite
-from typing import Any, Literal, TextIO
+from typing import Any, Final, Literal, TextIO
 
 from msc4191_shim.obs.redact import (
     REDACTED,
@@ -306,6 +306,14 @@ def _json_int(value: int | None) -> str:
     return int.__repr__(value) if type(value) is int else _encode_json(value)
 
 
+_JSON_ACCESS_LINE: Final = (
+    '{"time": "%s", "level": "INFO", "event": "request", "method": %s, "path": %s, '
+    '"status": %s, "duration_ms": %s, "bytes": %s, "upstream_status": %s, "kind": %s, '
+    '"outcome": %s, "client": %s, "request_id": %s}'
+)
+_texts_cache: dict[tuple[str | None, ...], tuple[str, ...]] = {}
+
+
 def access_line(
     created: float,
     format: Literal["json", "text"],
@@ -324,13 +332,26 @@ def access_line(
     """The access line (no newline) the handler's formatter writes for a request record with
     these fields; `path` is scrubbed already (`_scrubbed_path`), the other strings are not."""
     if format == "json" and type(method) is str and type(path) is str and type(kind) is str:
-        return (
-            f'{{"time": "{rfc3339_utc(created)}", "level": "INFO", "event": "request", '
-            f'"method": {_json_text(method)}, "path": {_quote(path)}, '
-            f'"status": {_json_int(status)}, "duration_ms": {_json_float(duration_ms)}, '
-            f'"bytes": {_json_int(bytes_sent)}, "upstream_status": {_json_int(upstream_status)}, '
-            f'"kind": {_json_text(kind)}, "outcome": {_json_text(outcome)}, '
-            f'"client": {_json_text(client)}, "request_id": {_json_text(request_id)}}}'
+        # the five strings that repeat from request to request, encoded once per combination
+        key = (method, kind, outcome, client, request_id)
+        texts = _texts_cache.get(key)
+        if texts is None:
+            texts = tuple(map(_json_text, key))
+            if len(_texts_cache) >= _PATH_CACHE_SIZE:
+                _texts_cache.clear()
+            _texts_cache[key] = texts
+        return _JSON_ACCESS_LINE % (
+            rfc3339_utc(created),
+            texts[0],
+            _quote(path),
+            int.__repr__(status) if type(status) is int else _json_int(status),
+            _json_float(duration_ms),
+            int.__repr__(bytes_sent) if type(bytes_sent) is int else _json_int(bytes_sent),
+            _json_int(upstream_status),
+            texts[1],
+            texts[2],
+            texts[3],
+            texts[4],
         )
     values = (
         method,

@@ -34,7 +34,7 @@ from msc4191_shim.proxy.h1 import (
     Fields,
     client_response_head,
     interim_head,
-    upstream_request_head,
+    upstream_field_block,
 )
 from msc4191_shim.proxy.upstream import UpstreamConnection
 
@@ -86,7 +86,8 @@ class Forward:
 
     def start(self) -> None:
         conn, exchange = self.conn, self.exchange
-        conn.send_continue(exchange)
+        if exchange.expect_continue:
+            conn.send_continue(exchange)
         target = self.pool.target_for(exchange.runtime)
         upstream = None if self.retried else self.pool.take_idle(target)
         if upstream is not None:
@@ -118,19 +119,29 @@ class Forward:
         exchange = self.exchange
         runtime = exchange.runtime
         target = self.pool.target_for(runtime)
-        framing = _CHUNKED if exchange.chunked_body else b""
         forwarding = exchange.forwarding
         assert forwarding is not None  # refused at the edge otherwise
-        return upstream_request_head(
-            self.method,
-            target.prefix + self.target,
-            exchange.fields,
-            host=None if runtime.config.upstream.preserve_host else target.authority,
-            forwarding=forwarding_lines(forwarding),
-            framing=framing + self.extra_framing(),
-            connection_tokens=exchange.connection_tokens | self.drop,
-            strip=_TRUSTED_STRIP if forwarding.trusted else _UNTRUSTED_STRIP,
-        )
+        host = None if runtime.config.upstream.preserve_host else target.authority
+        framing = (_CHUNKED if exchange.chunked_body else b"") + self.extra_framing()
+        tokens = exchange.connection_tokens | self.drop if self.drop else exchange.connection_tokens
+        lines = forwarding_lines(forwarding)
+        # the block after the request line is the same for every request of a connection that
+        # repeats its fields (most do): worked out once per change, not once per request
+        key = (tuple(exchange.fields), host, lines, framing, tokens, forwarding.trusted)
+        memo = self.conn.upstream_block
+        if memo is not None and memo[0] == key:
+            block = memo[1]
+        else:
+            block = upstream_field_block(
+                exchange.fields,
+                host=host,
+                forwarding=lines,
+                framing=framing,
+                connection_tokens=tokens,
+                strip=_TRUSTED_STRIP if forwarding.trusted else _UNTRUSTED_STRIP,
+            )
+            self.conn.upstream_block = (key, block)
+        return b"%b %b%b HTTP/1.1\r\n%b" % (self.method, target.prefix, self.target, block)
 
     def extra_framing(self) -> bytes:
         return b""

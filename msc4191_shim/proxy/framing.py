@@ -9,6 +9,7 @@ the close of the connection. Every function works on bytes and holds no socket.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final, Literal
 
 BodyKind = Literal["none", "length", "chunked", "close"]
@@ -126,11 +127,10 @@ class ResponseHead:
 #: a line of a head's field block that is not `token:value` (a field block starts with CRLF)
 _UNUSUAL_LINE: Final = re.compile(rb"\r\n(?![-!#$%&'*+.^_`|~0-9A-Za-z]+:)")
 _VERSIONS: Final = (b"HTTP/1.1", b"HTTP/1.0")
-#: the fields (lower-cased) the fast path must look at: framing, hop-by-hop, Location, Date
+#: the fields (lower-cased) that decide how the body ends and what the client gets
 _SPECIAL_FIELD: Final = re.compile(
-    rb"\r\n(?=[cdklptu])(content-length|transfer-encoding|connection|keep-alive|"
-    rb"proxy-connection|te|trailer|upgrade|proxy-authorization|proxy-authenticate|location|"
-    rb"date):[ \t]*([^\r]*)"
+    rb"\r\n(?=[cklptu])(content-length|transfer-encoding|connection|keep-alive|"
+    rb"proxy-connection|te|trailer|upgrade|proxy-authorization|proxy-authenticate):[ \t]*([^\r]*)"
 )
 #: a hop-by-hop field line, in any case, with the CRLF before it
 _HOP_BY_HOP_LINE: Final = re.compile(
@@ -163,6 +163,25 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
     return head, end + 4
 
 
+@dataclass(frozen=True, slots=True)
+class _Framing:
+    """What a head's framing and hop-by-hop fields say (see `_read_framing`)."""
+
+    length: int | None
+    chunked: bool
+    close_delimited: bool
+    reusable: bool
+    connection_tokens: frozenset[bytes]
+    #: a hop-by-hop field is there, to be cut out for the client
+    hop_by_hop: bool
+
+
+#: the framing of the (version, framing fields) combinations seen lately: an upstream answers
+#: with a handful of them, and working one out costs more than looking it up
+_framings: dict[tuple[bytes, tuple[tuple[bytes, bytes], ...]], _Framing | None] = {}
+_FRAMINGS_SIZE: Final = 256
+
+
 def _simple_head(block: bytes) -> ResponseHead | None:
     """The head read in C-speed passes; None when it needs the general path (a malformed line,
     a Connection field naming other fields, a Content-Length beside a Transfer-Encoding)."""
@@ -179,37 +198,64 @@ def _simple_head(block: bytes) -> ResponseHead | None:
         or (lines and _UNUSUAL_LINE.search(lines) is not None)
     ):
         return None
+    low = lines.lower()
+    key = (version, tuple(_SPECIAL_FIELD.findall(low)))
+    framing = _framings.get(key, _UNKNOWN)
+    if framing is _UNKNOWN:
+        framing = _framing_of(version, key[1])
+        if len(_framings) >= _FRAMINGS_SIZE:
+            _framings.clear()
+        _framings[key] = framing
+    if framing is None:
+        return None
+    assert isinstance(framing, _Framing)
     head = ResponseHead(version, int(code), status_line[13:], lines)
+    head.length = framing.length
+    head.chunked = framing.chunked
+    head.close_delimited = framing.close_delimited
+    head.reusable = framing.reusable
+    head.connection_tokens = framing.connection_tokens
+    head.has_date = b"\r\ndate:" in low
+    head.has_location = b"\r\nlocation:" in low
+    if framing.hop_by_hop:
+        lines = _HOP_BY_HOP_LINE.sub(b"", lines)
+    head.kept = lines[2:] + CRLF if lines else b""
+    return head
+
+
+_UNKNOWN: Final = object()
+
+
+def _framing_of(version: bytes, specials: tuple[tuple[bytes, bytes], ...]) -> _Framing | None:
     lengths: set[bytes] = set()
     codings: list[bytes] = []
     tokens: set[bytes] = set()
     hop_by_hop = False
-    for name, value in _SPECIAL_FIELD.findall(lines.lower()):
+    for name, value in specials:
         if name == b"content-length":
-            lengths.update(value.split(b","))
-        elif name == b"date":
-            head.has_date = True
-        elif name == b"location":
-            head.has_location = True
+            lengths.update(v.strip(b" \t") for v in value.split(b","))
         else:
             hop_by_hop = True
             if name == b"connection":
-                tokens.update(value.split(b","))
+                tokens.update(t.strip(b" \t") for t in value.split(b","))
             elif name == b"transfer-encoding":
-                codings.extend(value.split(b","))
-    if len(lengths) > 1 or (lengths and codings):
-        return None  # the general path says what is wrong, or drops the Content-Length
-    if tokens:
-        tokens = {t.strip(b" \t") for t in tokens} - {b""}
-        if not tokens <= _PLAIN_TOKENS:
-            return None
-    if codings:
-        codings = [c for c in (c.strip(b" \t") for c in codings) if c]
-    _read_framing(head, {v.strip(b" \t") for v in lengths}, codings, tokens)
-    if hop_by_hop:
-        lines = _HOP_BY_HOP_LINE.sub(b"", lines)
-    head.kept = lines[2:] + CRLF if lines else b""
-    return head
+                codings.extend(c.strip(b" \t") for c in value.split(b","))
+    tokens.discard(b"")
+    if len(lengths) > 1 or (lengths and codings) or not tokens <= _PLAIN_TOKENS:
+        return None  # the general path says what is wrong, drops the length or the fields
+    head = ResponseHead(version, 200, b"")
+    try:
+        _read_framing(head, lengths, [c for c in codings if c], tokens)
+    except FramingError:
+        return None  # the general path raises it with the same words
+    return _Framing(
+        head.length,
+        head.chunked,
+        head.close_delimited,
+        head.reusable,
+        head.connection_tokens,
+        hop_by_hop,
+    )
 
 
 def _general_head(block: bytes) -> ResponseHead:

@@ -97,10 +97,31 @@ def upstream_request_head(
     (`Transfer-Encoding: chunked`, or the Upgrade pair); `strip(lower_name)`: the client's
     fields the forwarding policy replaces.
     """
+    line = b"%b %b HTTP/1.1\r\n" % (method, target)
+    return line + upstream_field_block(
+        fields,
+        host=host,
+        forwarding=forwarding,
+        framing=framing,
+        connection_tokens=connection_tokens,
+        strip=strip,
+    )
+
+
+def upstream_field_block(
+    fields: Fields,
+    *,
+    host: bytes | None,
+    forwarding: bytes,
+    framing: bytes = b"",
+    connection_tokens: frozenset[bytes] = frozenset(),
+    strip: Callable[[bytes], bool] = lambda _: False,
+) -> bytes:
+    """The upstream request head after its request line (see `upstream_request_head`)."""
     dropped = REQUEST_DROPPED if host is None else _REQUEST_DROPPED_NO_HOST
     if connection_tokens:
         dropped = dropped | connection_tokens
-    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    parts = []
     if host is not None:
         parts.append(b"Host: " + host + b"\r\n")
     for name, value in fields:

@@ -59,6 +59,10 @@ _INTERESTING: Final = frozenset(
 )
 
 Timer = Literal["none", "idle", "head", "body"]
+#: the text of the methods seen most, without decoding them each time
+_METHODS: Final = {
+    m.encode("ascii"): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
 
 
 class Handler(Protocol):
@@ -110,6 +114,9 @@ class ClientConnection(asyncio.Protocol):
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._last_forwarding: tuple[Runtime, bytes, Forwarding] | None = None
+        self._prefix: tuple[Runtime, str] | None = None
+        #: the last upstream head block (after the request line) and what it was made from
+        self.upstream_block: tuple[object, bytes] | None = None
         self._served = False
 
     # -- connection
@@ -192,20 +199,24 @@ class ClientConnection(asyncio.Protocol):
         if self.exchange is None and not self._queue:
             self._arm("head", self.limits.head_timeout)
 
+    # on_url and on_header run for every request: the head-size check is written out in both
+
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_head(len(url), 414, "request target")
+        self._head_size += len(url)
+        if self._head_size > self.limits.max_head_bytes:
+            self._over_head_limit(414, "request target")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._fields.append((name, value))
-        self._count_head(len(name) + len(value) + 4, 431, "request head")
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.limits.max_head_bytes:
+            self._over_head_limit(431, "request head")
 
-    def _count_head(self, size: int, status: int, what: str) -> None:
-        self._head_size += size
+    def _over_head_limit(self, status: int, what: str) -> None:
         limit = self.limits.max_head_bytes
-        if self._head_size > limit:
-            self._refused = (status, f"{what} longer than {limit} bytes (limits.max_head_bytes)")
-            raise _RefusedError
+        self._refused = (status, f"{what} longer than {limit} bytes (limits.max_head_bytes)")
+        raise _RefusedError
 
     def on_headers_complete(self) -> None:
         exchange = self._build_exchange()
@@ -244,10 +255,10 @@ class ClientConnection(asyncio.Protocol):
 
     def _build_exchange(self) -> Exchange | None:
         parser = self.parser
-        method = parser.get_method().decode("ascii")
+        method_bytes = parser.get_method()
+        method = _METHODS.get(method_bytes) or method_bytes.decode("ascii")
         raw_target = self._url
         fields = self._fields
-        http11 = parser.get_http_version() == "1.1"
         tokens: frozenset[bytes] = frozenset()
         upgrade = expect = None
         hosts: list[bytes] = []
@@ -256,25 +267,28 @@ class ClientConnection(asyncio.Protocol):
             low = name.lower()
             if low not in _INTERESTING:
                 continue
-            if low == CONNECTION:
+            if low == HOST:
+                hosts.append(value)
+            elif low == CONNECTION:
                 tokens = tokens | {t.strip().lower() for t in value.split(b",") if t.strip()}
             elif low == UPGRADE:
                 upgrade = value
             elif low == EXPECT:
                 expect = value
-            elif low == HOST:
-                hosts.append(value)
             elif low == TRANSFER_ENCODING:
                 has_body = chunked = True
             elif low == CONTENT_LENGTH:
                 has_body = has_body or value.strip() not in (b"0", b"")
         runtime = self.state.runtime  # pinned: a reload meanwhile does not change this request
-        target = origin_form(raw_target.decode("ascii")) if valid_target(raw_target) else None
+        if raw_target[:1] == b"/" and valid_target(raw_target):
+            target: str | None = raw_target.decode("ascii")  # origin form, the common case
+        else:
+            target = origin_form(raw_target.decode("ascii")) if valid_target(raw_target) else None
         exchange = Exchange(
             method=method,
             raw_target=raw_target,
             target=target or raw_target.decode("latin-1"),
-            http11=http11,
+            http11=parser.get_http_version() == "1.1",
             fields=fields,
             keep_alive=parser.should_keep_alive() and not self.closing,
             route="passthrough",
@@ -293,21 +307,28 @@ class ClientConnection(asyncio.Protocol):
         except ForwardingRefused as refused:
             exchange.refusal = (400, str(refused))
             return exchange
-        prefix = self.state.pool.target_for(runtime).prefix_text
-        if target is not None and prefix and escapes_prefix(prefix, target.partition("?")[0]):
-            exchange.refusal = (400, escape_refusal(prefix, target.partition("?")[0]))
-            return exchange
         if target is None:
             exchange.refusal = (
                 400,
                 f"request target {raw_target[:64].decode('latin-1')!r} is not proxied: "
                 "send /path?query (this is a reverse proxy, not a forward proxy)",
             )
-        else:
-            exchange.route = classify_memoized(
-                method, target, runtime.config, is_upgrade(tokens, upgrade) and not has_body
-            )
+            return exchange
+        prefix = self._prefix_of(runtime)
+        if prefix and escapes_prefix(prefix, target.partition("?")[0]):
+            exchange.refusal = (400, escape_refusal(prefix, target.partition("?")[0]))
+            return exchange
+        exchange.route = classify_memoized(
+            method, target, runtime.config, is_upgrade(tokens, upgrade) and not has_body
+        )
         return exchange
+
+    def _prefix_of(self, runtime: Runtime) -> str:
+        """The upstream's path prefix under `runtime` (remembered for the last runtime)."""
+        cached = self._prefix
+        if cached is None or cached[0] is not runtime:
+            cached = self._prefix = (runtime, self.state.pool.target_for(runtime).prefix_text)
+        return cached[1]
 
     def _forwarding(self, fields: Fields, hosts: list[bytes], runtime: Runtime) -> Forwarding:
         """The forwarding decision; for an untrusted peer it depends only on the one Host
@@ -485,8 +506,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _arm(self, kind: Timer, seconds: float) -> None:
         self._timer_kind = kind
-        self._deadline = self.loop.time() + seconds
-        if self._timer is None or self._timer.when() > self._deadline:
+        self._deadline = deadline = self.loop.time() + seconds
+        if self._timer is None or self._timer.when() > deadline:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = self.loop.call_at(self._deadline, self._expire)
