@@ -170,6 +170,8 @@ Variant = tuple[tuple[str, str | None], ...]
 
 def variant(names: tuple[str, ...], request_fields: Iterable[tuple[str, str]]) -> Variant:
     """The request's values of the fields `names` (repeats joined, RFC 9111 4.1), None if absent."""
+    if not names:  # the upstream varies on nothing: nothing to read (the usual case)
+        return ()
     fields = list(request_fields)
     found: dict[str, list[str]] = {}
     for key, value in fields:

@@ -138,10 +138,10 @@ def _flush_if_alive(ref: weakref.ref[Metrics]) -> None:
 class Metrics:
     """The shim's metrics, in a registry of their own.
 
-    The per-request counts (`observe_request`, `observe_upstream`) are added up in plain
-    integers and handed to prometheus-client in batches by `flush`: every collection of the
-    registry flushes first, and the proxy flushes once a second (so that, with several
-    workers, each worker's files are at most a second behind).
+    The per-request counts (requests, upstream times, deep links, discovery outcomes) are
+    added up in plain integers and handed to prometheus-client in batches by `flush`: every
+    collection of the registry flushes first, and the proxy flushes once a second (so that,
+    with several workers, each worker's files are at most a second behind).
     """
 
     def __init__(self, version: str = __version__) -> None:
@@ -159,6 +159,8 @@ class Metrics:
         #: not yet handed to prometheus-client
         self._pending_requests: dict[tuple[str, int | None], int] = {}
         self._pending_upstream: dict[str, list[float]] = {}
+        #: other per-request counters (deep links, discovery outcomes), by child
+        self._pending_children: dict[Counter, int] = {}
         if self.multiprocess_dir:
             # other workers read this one's files: what it counted last must reach them
             atexit.register(_flush_if_alive, weakref.ref(self))
@@ -272,6 +274,9 @@ class Metrics:
         pending, self._pending_requests = self._pending_requests, {}
         for (kind, status), count in pending.items():
             self._requests_by[kind, status_class(status)].inc(count)
+        children, self._pending_children = self._pending_children, {}
+        for counter, count in children.items():
+            counter.inc(count)
         upstream, self._pending_upstream = self._pending_upstream, {}
         for kind, counts in upstream.items():
             # prometheus-client's own per-child values (what `observe` adds to), one addition
@@ -302,11 +307,15 @@ class Metrics:
             if len(self._deeplinks_seen) >= _SEEN_DEEPLINKS:
                 self._deeplinks_seen.clear()
             self._deeplinks_seen[key] = child
-        child.inc()
+        pending = self._pending_children
+        pending[child] = pending.get(child, 0) + 1
 
     def observe_discovery(self, outcome: DiscoveryOutcome) -> None:
-        _check(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
-        self._discovery_by[outcome].inc()
+        child = self._discovery_by.get(outcome)
+        if child is None:
+            _refuse(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
+        pending = self._pending_children
+        pending[child] = pending.get(child, 0) + 1
 
     def observe_upstream_error(self, reason: UpstreamErrorReason) -> None:
         _check(reason, UPSTREAM_ERROR_REASONS, "upstream error reason")

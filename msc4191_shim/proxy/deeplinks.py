@@ -3,9 +3,10 @@ query rewritten on the way upstream, or the request passed through."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from msc4191_shim.core.deeplink import plan_deeplink
+from msc4191_shim.config.model import AccountManagementConfig
+from msc4191_shim.core.deeplink import DeepLinkPlan, plan_deeplink
 from msc4191_shim.proxy.exchange import Exchange
 from msc4191_shim.proxy.forward import Forward
 from msc4191_shim.proxy.h1 import REASONS, simple_response
@@ -15,11 +16,35 @@ if TYPE_CHECKING:
 
 _NO_STORE = (b"Cache-Control", b"no-store")
 
+#: plans for the (path, query) pairs seen lately, under one configuration: most deep links are
+#: the same few (`?action=org.matrix.devices_list`, `...profile`) from every client; a pure
+#: function's answer, bounded in number and in the size of what is remembered
+_MEMO_SIZE: Final = 1024
+_MEMO_MAX_TARGET: Final = 512
+_plans: dict[tuple[str, str], DeepLinkPlan] = {}
+_plans_account: list[AccountManagementConfig] = []
+
+
+def planned(path: str, query: str, account: AccountManagementConfig) -> DeepLinkPlan:
+    """`plan_deeplink`, remembered."""
+    if not _plans_account or _plans_account[0] is not account:
+        _plans.clear()
+        _plans_account[:] = [account]
+    key = (path, query)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = plan_deeplink(path, query, account)
+        if len(path) + len(query) <= _MEMO_MAX_TARGET:
+            if len(_plans) >= _MEMO_SIZE:
+                _plans.clear()
+            _plans[key] = plan
+    return plan
+
 
 def handle_deeplink(conn: ClientConnection, exchange: Exchange) -> Handler | None:
     account = exchange.runtime.config.account_management
     path, _, query = exchange.target.partition("?")
-    plan = plan_deeplink(path, query, account)
+    plan = planned(path, query, account)
     exchange.kind = "deeplink"
     exchange.outcome = plan.outcome
     decision = plan.decision

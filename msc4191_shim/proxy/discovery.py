@@ -8,6 +8,7 @@ While the upstream fails (no answer, or a 5xx) the last good document is served,
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import hdrs
@@ -79,8 +80,9 @@ def cache_key(exchange: Exchange) -> CacheKey:
     return CacheKey(origin=exchange.public_origin(), target=exchange.target)
 
 
-def request_fields(exchange: Exchange) -> list[tuple[str, str]]:
-    return decode_raw(exchange.fields)
+def request_fields(exchange: Exchange) -> Iterator[tuple[str, str]]:
+    """The request's fields as text, decoded only if the cache asks for them (`Vary`)."""
+    yield from decode_raw(exchange.fields)
 
 
 def handle_discovery(conn: ClientConnection, exchange: Exchange) -> Handler | None:

@@ -73,15 +73,32 @@ class Exchange:
     def public_origin(self) -> str:
         """`public_url`, else the origin a trusted proxy reports, else the request's own."""
         if self._public_origin is None:
-            runtime = self.runtime
-            public_url = runtime.config.public_url
-            fallback = str(runtime.upstream_origin)
-            if self.forwarding is None:
-                self._public_origin = runtime.public_origin(self.scheme, None)
-            else:
-                self._public_origin = public_origin(
-                    self.forwarding,
-                    public_url_origin=None if public_url is None else str(public_url.origin()),
-                    fallback=fallback,
-                )
+            self._public_origin = _origin_of(self.runtime, self.forwarding, self.scheme)
         return self._public_origin
+
+
+#: the public origins worked out lately, by the identity of (runtime, forwarding decision) and
+#: the scheme: a connection reuses its decision while its Host stays the same, so this is mostly
+#: a lookup; the entry holds both objects, so their ids cannot be reused while it is there
+_origins: dict[tuple[int, int, str], tuple[Runtime, Forwarding | None, str]] = {}
+_ORIGINS_SIZE = 256
+
+
+def _origin_of(runtime: Runtime, forwarding: Forwarding | None, scheme: str) -> str:
+    key = (id(runtime), id(forwarding), scheme)
+    entry = _origins.get(key)
+    if entry is not None and entry[0] is runtime and entry[1] is forwarding:
+        return entry[2]
+    public_url = runtime.config.public_url
+    if forwarding is None:
+        origin = runtime.public_origin(scheme, None)
+    else:
+        origin = public_origin(
+            forwarding,
+            public_url_origin=None if public_url is None else str(public_url.origin()),
+            fallback=str(runtime.upstream_origin),
+        )
+    if len(_origins) >= _ORIGINS_SIZE:
+        _origins.clear()
+    _origins[key] = (runtime, forwarding, origin)
+    return origin

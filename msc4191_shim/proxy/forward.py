@@ -51,6 +51,9 @@ _UNTRUSTED_STRIP: Final = functools.partial(stripped, trusted=False)
 class Forward:
     """One exchange relayed to the upstream (also a `ResponseSink` for its answer)."""
 
+    #: the request asks the upstream to switch protocols (`extra_framing` says to which)
+    UPGRADE = False
+
     def __init__(
         self,
         conn: ClientConnection,
@@ -78,7 +81,7 @@ class Forward:
         self._close_after = False
         self._head_out = b""
         #: a HEAD sent upstream as GET (discovery): the client gets the head only
-        self._discard_body = exchange.is_head and self.method != b"HEAD"
+        self._discard_body = exchange.method == "HEAD" and self.method != b"HEAD"
         self._sent_at = 0.0
         self._connecting: asyncio.Task[None] | None = None
 
@@ -122,7 +125,9 @@ class Forward:
         forwarding = exchange.forwarding
         assert forwarding is not None  # refused at the edge otherwise
         host = None if runtime.config.upstream.preserve_host else target.authority
-        framing = (_CHUNKED if exchange.chunked_body else b"") + self.extra_framing()
+        framing = _CHUNKED if exchange.chunked_body else b""
+        if self.UPGRADE:
+            framing += self.extra_framing()
         tokens = exchange.connection_tokens | self.drop if self.drop else exchange.connection_tokens
         lines = forwarding_lines(forwarding)
         # the block after the request line is the same for every request of a connection that
@@ -163,12 +168,9 @@ class Forward:
             self,
             method=self.method,
             read_timeout=exchange.runtime.config.upstream.read_timeout,
-            upgrade=self.is_upgrade(),
+            upgrade=self.UPGRADE,
         )
         self._request_sent = exchange.request_complete
-
-    def is_upgrade(self) -> bool:
-        return False
 
     def request_body(self, data: bytes) -> None:
         if self.finished:

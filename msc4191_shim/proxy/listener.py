@@ -314,7 +314,10 @@ class ClientConnection(asyncio.Protocol):
                 "send /path?query (this is a reverse proxy, not a forward proxy)",
             )
             return exchange
-        prefix = self._prefix_of(runtime)
+        cached = self._prefix
+        if cached is None or cached[0] is not runtime:
+            cached = self._prefix = (runtime, self.state.pool.target_for(runtime).prefix_text)
+        prefix = cached[1]
         if prefix and escapes_prefix(prefix, target.partition("?")[0]):
             exchange.refusal = (400, escape_refusal(prefix, target.partition("?")[0]))
             return exchange
@@ -322,13 +325,6 @@ class ClientConnection(asyncio.Protocol):
             method, target, runtime.config, is_upgrade(tokens, upgrade) and not has_body
         )
         return exchange
-
-    def _prefix_of(self, runtime: Runtime) -> str:
-        """The upstream's path prefix under `runtime` (remembered for the last runtime)."""
-        cached = self._prefix
-        if cached is None or cached[0] is not runtime:
-            cached = self._prefix = (runtime, self.state.pool.target_for(runtime).prefix_text)
-        return cached[1]
 
     def _forwarding(self, fields: Fields, hosts: list[bytes], runtime: Runtime) -> Forwarding:
         """The forwarding decision; for an untrusted peer it depends only on the one Host
@@ -350,7 +346,7 @@ class ClientConnection(asyncio.Protocol):
         if not exchange.request_complete:
             self._arm("body", self.limits.body_idle_timeout)
         else:
-            self._disarm()
+            self._timer_kind = "none"
         if exchange.refusal is not None:
             status, text = exchange.refusal
             self.answer(exchange, status, text)
@@ -415,7 +411,8 @@ class ClientConnection(asyncio.Protocol):
                 self._parsing_queued = None
             self._activate(queued.exchange, queued.body)
         else:
-            self._unblock(BLOCK_PIPELINE)
+            if self._blocks:
+                self._unblock(BLOCK_PIPELINE)
             self._arm("idle", self.limits.keepalive_timeout)
 
     def close(self) -> None:

@@ -35,14 +35,10 @@ class UpstreamTarget:
     prefix: bytes
     #: the Host field when the client's is not preserved
     authority: bytes
-
-    @property
-    def prefix_text(self) -> str:
-        return self.prefix.decode("ascii")
-
-    @property
-    def key(self) -> tuple[str, int, bool]:
-        return self.host, self.port, self.ssl is not None
+    #: the prefix as text (it is ASCII)
+    prefix_text: str
+    #: what the pool files this target's connections under
+    key: tuple[str, int, bool]
 
 
 def upstream_target(runtime: Runtime) -> UpstreamTarget:
@@ -50,12 +46,16 @@ def upstream_target(runtime: Runtime) -> UpstreamTarget:
     context = runtime.upstream_ssl if isinstance(runtime.upstream_ssl, ssl.SSLContext) else None
     assert url.host is not None
     assert url.port is not None
+    tls = context if url.scheme == "https" else None
+    prefix = url.raw_path.rstrip("/")
     return UpstreamTarget(
         host=url.host,
         port=url.port,
-        ssl=context if url.scheme == "https" else None,
-        prefix=url.raw_path.rstrip("/").encode("ascii"),
+        ssl=tls,
+        prefix=prefix.encode("ascii"),
         authority=url.host_port_subcomponent.encode("idna") if url.host_port_subcomponent else b"",
+        prefix_text=prefix,
+        key=(url.host, url.port, tls is not None),
     )
 
 
@@ -96,7 +96,14 @@ class UpstreamPool:
         idle = self._idle.get(target.key)
         while idle:
             conn = idle.pop()
-            if conn.is_usable():
+            transport = conn.transport
+            # `conn.is_usable()`, written out: this runs for every request
+            if (
+                conn.state == "idle"
+                and conn.reusable
+                and transport is not None
+                and not transport.is_closing()
+            ):
                 return conn
             conn.close()
         return None

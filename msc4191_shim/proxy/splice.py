@@ -26,6 +26,8 @@ _GOING_AWAY_REASON: Final = b"proxy shutting down"
 
 
 class Splice(Forward):
+    UPGRADE = True
+
     def __init__(self, conn: ClientConnection, exchange: Exchange) -> None:
         super().__init__(conn, exchange, exchange.target.encode("latin-1"))
         exchange.keep_alive = False  # after an Upgrade request this is no HTTP connection
@@ -41,9 +43,6 @@ class Splice(Forward):
 
     def extra_framing(self) -> bytes:
         return b"Connection: Upgrade\r\nUpgrade: " + self.protocol + b"\r\n"
-
-    def is_upgrade(self) -> bool:
-        return True
 
     def request_body(self, data: bytes) -> None:
         """Bytes after the head: the new protocol's, once the upstream agreed to switch."""

@@ -244,15 +244,16 @@ class UpstreamConnection(asyncio.Protocol):
         sink = self.sink
         if sink is None:
             return
-        if kind == "none" or (kind == "length" and len(rest) >= cast(int, head.length)):
+        length = head.length
+        if kind == "none" or (length is not None and kind == "length" and len(rest) >= length):
             # the whole answer is here (the common case for small ones): one step, not three
             if kind == "none":
                 body = b""
                 if rest:
                     self.reusable = False  # bytes after a bodiless answer: out of step
             else:
-                body = rest if len(rest) == head.length else rest[: head.length]
-                if len(rest) > cast(int, head.length):
+                body = rest if len(rest) == length else rest[:length]
+                if len(rest) != length:
                     self.reusable = False
             self.state = "idle"
             sink.response_whole(head, kind, body)
