@@ -38,7 +38,14 @@ from msc4191_shim.proxy.errors import UpstreamError
 from msc4191_shim.proxy.exchange import Exchange
 from msc4191_shim.proxy.forward import Forward
 from msc4191_shim.proxy.framing import BodyKind, ResponseHead
-from msc4191_shim.proxy.h1 import HOP_BY_HOP_NAMES, LOCATION, REASONS, Fields, simple_response
+from msc4191_shim.proxy.h1 import (
+    HOP_BY_HOP_NAMES,
+    LOCATION,
+    REASONS,
+    Fields,
+    http_date,
+    simple_response,
+)
 
 if TYPE_CHECKING:
     from msc4191_shim.proxy.listener import ClientConnection, Handler
@@ -112,8 +119,9 @@ def serve(
 ) -> None:
     """A document of the proxy's own (rewritten, cached or stale), or 304 if the client has it."""
     fields = list(_encoded_fields(document))
-    if outcome != "rewritten":
-        fields.append((b"Age", b"%d" % document.age(now)))
+    age = None if outcome == "rewritten" else b"%d" % document.age(now)
+    if age is not None:
+        fields.append((b"Age", age))
     conditions = [v for n, v in exchange.fields if n.lower() == _IF_NONE_MATCH]
     status, body = 200, document.body
     if conditions and if_none_match_matches(
@@ -124,14 +132,43 @@ def serve(
     count(conn, exchange, outcome)
     exchange.status = status
     close = conn.must_close(exchange)
-    data = simple_response(
-        status, REASONS[status], fields, body, close=close, head_only=exchange.is_head
-    )
-    if status == 304:  # no Content-Length on a 304: it would describe a body that is not sent
-        data = data.replace(b"Content-Length: 0\r\n", b"", 1)
-    exchange.bytes_sent = 0 if exchange.is_head else len(body)
+    head_only = exchange.method == "HEAD"
+    data = _rendered(document, status, age, fields, body, close=close, head_only=head_only)
+    exchange.bytes_sent = 0 if head_only else len(body)
     conn.write(data)
     conn.done(exchange, keep_alive=not close)
+
+
+#: the last renderings of documents: within a second (one Date, one Age) a document is served
+#: byte for byte the same, so it is rendered once (bounded; by identity)
+_renderings: dict[
+    tuple[int, int, bytes | None, bytes, bool, bool], tuple[CachedDocument, bytes]
+] = {}
+_RENDERINGS: Final = 64
+
+
+def _rendered(
+    document: CachedDocument,
+    status: int,
+    age: bytes | None,
+    fields: list[tuple[bytes, bytes]],
+    body: bytes,
+    *,
+    close: bool,
+    head_only: bool,
+) -> bytes:
+    """`fields` are the document's own (less Content-Type for a 304), then any `age`."""
+    key = (id(document), status, age, http_date(), close, head_only)
+    entry = _renderings.get(key)
+    if entry is not None and entry[0] is document:
+        return entry[1]
+    data = simple_response(status, REASONS[status], fields, body, close=close, head_only=head_only)
+    if status == 304:  # no Content-Length on a 304: it would describe a body that is not sent
+        data = data.replace(b"Content-Length: 0\r\n", b"", 1)
+    if len(_renderings) >= _RENDERINGS:
+        _renderings.clear()
+    _renderings[key] = (document, data)
+    return data
 
 
 # a cached document is served many times: its fields are encoded once (bounded; by identity)
