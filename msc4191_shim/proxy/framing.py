@@ -155,12 +155,76 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
     if end > limit:
         raise FramingError(f"response head longer than {limit} bytes")
     block = bytes(buf[:end])
+    # an upstream answers the same resource with the same head but for its Date: such a head
+    # is analysed once (static assets, the bulk of a portal's requests by count)
+    date = block.find(_DATE_LINE)
+    key = b""
+    if date >= 0 and len(block) <= _REPEAT_MAX_BYTES:
+        date_end = block.find(CRLF, date + 2)
+        if date_end < 0:
+            date_end = len(block)
+        key = block[: date + len(_DATE_LINE)] + block[date_end:]  # the Date value left out
+        repeat = _repeats.get(key)
+        if repeat is not None and not block[date:date_end].translate(None, _NOT_CONTROL)[2:]:
+            return repeat.again(block, date, date_end), end + 4
     has_control_bytes = block.translate(None, _NOT_CONTROL) != CRLF * block.count(CRLF)
     head = None if has_control_bytes else _simple_head(block)
     if head is None:
         head = _general_head(block)
         head.has_control_bytes = has_control_bytes
+    elif key:
+        remembered = _Repeat.of(head, block[date + 2 : date_end])
+        if remembered is not None:
+            if len(_repeats) >= _REPEATS:
+                _repeats.clear()
+            _repeats[key] = remembered
     return head, end + 4
+
+
+_DATE_LINE: Final = b"\r\nDate: "
+#: how many heads are remembered, and the longest one that is
+_REPEATS: Final = 256
+_REPEAT_MAX_BYTES: Final = 2048
+
+
+class _Repeat:
+    """A head read by the fast path, less its Date value: what a repeat of it says."""
+
+    __slots__ = ("after", "before", "head")
+
+    def __init__(self, head: ResponseHead, before: bytes, after: bytes) -> None:
+        self.head = head
+        self.before = before
+        self.after = after
+
+    @classmethod
+    def of(cls, head: ResponseHead, date_line: bytes) -> _Repeat | None:
+        """`head`'s kept lines split around `date_line` (`Date: ...`), if it is among them."""
+        kept = head.kept
+        if kept is None:
+            return None
+        at = (CRLF + kept).find(CRLF + date_line + CRLF)
+        if at < 0:
+            return None
+        return cls(head, kept[:at], kept[at + len(date_line) + 2 :])
+
+    def again(self, block: bytes, date: int, date_end: int) -> ResponseHead:
+        """The head for `block`, which differs from the remembered one only in its Date."""
+        template = self.head
+        eol = block.find(CRLF)
+        head = ResponseHead(template.version, template.status, template.reason, block[eol:])
+        head.length = template.length
+        head.chunked = template.chunked
+        head.close_delimited = template.close_delimited
+        head.reusable = template.reusable
+        head.connection_tokens = template.connection_tokens
+        head.has_date = True
+        head.has_location = template.has_location
+        head.kept = self.before + block[date + 2 : date_end] + CRLF + self.after
+        return head
+
+
+_repeats: dict[bytes, _Repeat] = {}
 
 
 @dataclass(frozen=True, slots=True)

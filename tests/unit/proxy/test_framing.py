@@ -10,12 +10,14 @@ from msc4191_shim.proxy.framing import (
     ChunkedDecoder,
     FramingError,
     ResponseHead,
+    _general_head,
     body_kind,
     chunk,
     client_framing,
     last_chunk,
     parse_response_head,
 )
+from msc4191_shim.proxy.h1 import client_response_head
 
 LIMIT = 65536
 
@@ -162,3 +164,94 @@ def test_any_split_of_a_chunked_body_decodes_to_the_payload(
     out = b"".join(piece for part in parts for piece in decoder.feed(part))
     assert out == b"".join(pieces)
     assert decoder.done
+
+
+# -- the fast path and the repeat memo must say what the general path says
+
+_LINES = st.sampled_from(
+    [
+        b"Server: nginx",
+        b"Content-Type: text/html",
+        b"Content-Length: 12",
+        b"content-length:7",
+        b"Transfer-Encoding: chunked",
+        b"Transfer-Encoding: gzip, chunked",
+        b"Connection: keep-alive",
+        b"Connection: close",
+        b"Connection: close, X-Drop",
+        b"X-Drop: 1",
+        b"Keep-Alive: timeout=5",
+        b"Location: /next",
+        b"Set-Cookie: a=1",
+        b"ETag: \"x\"",
+        b"Trailer: X-Sum",
+        b"Upgrade: websocket",
+        b"Proxy-Connection: keep-alive",
+        b"x-odd:  spaced value \t",
+    ]
+)
+
+
+def _reference(raw_block: bytes) -> tuple[object, ...]:
+    general = _general_head(raw_block)
+    kept = client_response_head(general, framing="length", http11=True, close=False)
+    return (
+        general.status,
+        general.reason,
+        general.fields,
+        general.length,
+        general.chunked,
+        general.close_delimited,
+        general.reusable,
+        general.connection_tokens,
+        general.has_date,
+        general.has_location,
+        kept,
+    )
+
+
+def _seen(got: ResponseHead) -> tuple[object, ...]:
+    kept = client_response_head(got, framing="length", http11=True, close=False)
+    return (
+        got.status,
+        got.reason,
+        got.fields,
+        got.length,
+        got.chunked,
+        got.close_delimited,
+        got.reusable,
+        got.connection_tokens,
+        got.has_date,
+        got.has_location,
+        kept,
+    )
+
+
+@given(
+    lines=st.lists(_LINES, max_size=8),
+    date_at=st.integers(min_value=0, max_value=8),
+    version=st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"]),
+)
+def test_the_fast_path_and_a_repeated_head_read_as_the_general_path(
+    lines: list[bytes], date_at: int, version: bytes
+) -> None:
+    def block(second: int) -> bytes:
+        date = b"Date: Fri, 27 Nov 2026 13:27:%02d GMT" % second
+        with_date = [*lines[:date_at], date, *lines[date_at:]]
+        return b"\r\n".join([version + b" 200 OK", *with_date])
+
+    for second in (1, 2, 3):  # the first is read afresh, the others as repeats
+        raw = block(second)
+        try:
+            expected = _reference(raw)
+        except FramingError:
+            with pytest.raises(FramingError):
+                parse_response_head(raw + b"\r\n\r\n", LIMIT)
+            continue
+        assert _seen(head(raw + b"\r\n\r\n")) == expected
+
+
+def test_a_repeated_head_with_a_control_byte_in_its_date_is_flagged() -> None:
+    good = b"HTTP/1.1 200 OK\r\nDate: Fri, 27 Nov 2026 13:27:01 GMT\r\nContent-Length: 0\r\n\r\n"
+    assert not head(good).has_control_bytes
+    assert head(good.replace(b"13:27:01", b"13:27\x0002")).has_control_bytes
