@@ -183,7 +183,7 @@ _LINES = st.sampled_from(
         b"Keep-Alive: timeout=5",
         b"Location: /next",
         b"Set-Cookie: a=1",
-        b"ETag: \"x\"",
+        b'ETag: "x"',
         b"Trailer: X-Sum",
         b"Upgrade: websocket",
         b"Proxy-Connection: keep-alive",
