@@ -55,12 +55,15 @@ def rfc3339_utc(created: float) -> str:
     """`2026-11-26T19:00:00.123Z` for a `time.time()` value."""
     global _last_second
     seconds = int(created)
-    millis = int((created - seconds) * 1000)
     cached_seconds, prefix = _last_second
     if cached_seconds != seconds:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         _last_second = (seconds, prefix)
-    return f"{prefix}.{millis:03d}Z"
+    return prefix + _MILLIS[min(999, int((created - seconds) * 1000))]
+
+
+#: `.000Z` to `.999Z`, formatted once
+_MILLIS: Final = tuple(f".{millis:03d}Z" for millis in range(1000))
 
 
 def _is_secret_field(key: str) -> bool:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from msc4191_shim.proxy.deeplinks import _REDIRECT
 from msc4191_shim.proxy.framing import parse_response_head
 from msc4191_shim.proxy.h1 import (
+    REASONS,
     client_response_head,
+    http_date,
     interim_head,
     listed_tokens,
     origin_form,
@@ -132,3 +135,20 @@ def test_valid_target(target: bytes, valid: bool) -> None:
 )
 def test_origin_form(target: str, expected: str | None) -> None:
     assert origin_form(target) == expected
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_the_deep_link_redirect_is_what_simple_response_writes(close: bool) -> None:
+    location = "/account/?action=org.matrix.session_end&device_id=A%20B"
+    connection = b"Connection: close\r\n" if close else b""
+    while True:  # both within one second: the Date is formatted once a second
+        date = http_date()
+        expected = simple_response(
+            302,
+            REASONS[302],
+            ((b"Location", location.encode()), (b"Cache-Control", b"no-store")),
+            close=close,
+        )
+        if http_date() == date:
+            break
+    assert _REDIRECT % (location.encode(), date, connection) == expected
