@@ -84,7 +84,7 @@ _IF_NONE_MATCH: Final = b"if-none-match"
 def cache_key(exchange: Exchange) -> CacheKey:
     """The public origin as finally believed, and the target (the document embeds the one and
     depends on the other); the upstream's Vary fields are the cache's to add."""
-    return CacheKey(origin=exchange.public_origin(), target=exchange.target)
+    return CacheKey(exchange.public_origin(), exchange.target)
 
 
 def request_fields(exchange: Exchange) -> Iterator[tuple[str, str]]:

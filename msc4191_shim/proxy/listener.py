@@ -284,22 +284,24 @@ class ClientConnection(asyncio.Protocol):
             target: str | None = raw_target.decode("ascii")  # origin form, the common case
         else:
             target = origin_form(raw_target.decode("ascii")) if valid_target(raw_target) else None
+        # positional, in Exchange's field order: keyword arguments cost more than the rest of
+        # the construction, once per request
         exchange = Exchange(
-            method=method,
-            raw_target=raw_target,
-            target=target or raw_target.decode("latin-1"),
-            http11=parser.get_http_version() == "1.1",
-            fields=fields,
-            keep_alive=parser.should_keep_alive() and not self.closing,
-            route="passthrough",
-            runtime=runtime,
-            peer=self.peer,
-            scheme=self.scheme,
-            connection_tokens=tokens,
-            has_body=has_body,
-            chunked_body=chunked,
-            request_complete=not has_body,
-            expect_continue=expect is not None and expect.lower() == b"100-continue",
+            method,
+            raw_target,
+            target or raw_target.decode("latin-1"),
+            parser.get_http_version() == "1.1",  # http11
+            fields,
+            parser.should_keep_alive() and not self.closing,  # keep_alive
+            "passthrough",  # route, until classified below
+            runtime,
+            self.peer,
+            self.scheme,
+            tokens,  # connection_tokens
+            has_body,
+            chunked,  # chunked_body
+            not has_body,  # request_complete
+            expect is not None and expect.lower() == b"100-continue",  # expect_continue
         )
         self._parsing_exchange = exchange
         try:
