@@ -254,8 +254,9 @@ class DiscoveryCache:
     def _get(
         self, key: Hashable, request_fields: Iterable[tuple[str, str]]
     ) -> CachedDocument | None:
-        full = (key, variant(self._vary.get(key, ()), request_fields))
-        pool = self._pool(key)
+        names = self._vary.get(key)
+        full = (key, variant(names, request_fields) if names else ())
+        pool = self._plain if getattr(key, "plain", False) else self._other  # `_pool`, inline
         doc = pool.get(full)
         if doc is not None:
             pool.move_to_end(full)
@@ -266,7 +267,7 @@ class DiscoveryCache:
     ) -> CachedDocument | None:
         """The document stored for this key and request if it is still fresh at `now`."""
         doc = self._get(key, request_fields)
-        return doc if doc is not None and doc.is_fresh(now) else None
+        return doc if doc is not None and now < doc.fresh_until else None  # `is_fresh`, inline
 
     def last_good(
         self, key: Hashable, request_fields: Iterable[tuple[str, str]] = ()

@@ -118,23 +118,19 @@ def serve(
     now: float,
 ) -> None:
     """A document of the proxy's own (rewritten, cached or stale), or 304 if the client has it."""
-    fields = list(_encoded_fields(document))
     age = None if outcome == "rewritten" else b"%d" % document.age(now)
-    if age is not None:
-        fields.append((b"Age", age))
     conditions = [v for n, v in exchange.fields if n.lower() == _IF_NONE_MATCH]
-    status, body = 200, document.body
+    status = 200
     if conditions and if_none_match_matches(
         b", ".join(conditions).decode("latin-1"), document.etag
     ):
-        outcome, status, body = "not_modified", 304, b""
-        fields = [(n, v) for n, v in fields if n.lower() != b"content-type"]
+        outcome, status = "not_modified", 304
     count(conn, exchange, outcome)
     exchange.status = status
     close = conn.must_close(exchange)
     head_only = exchange.method == "HEAD"
-    data = _rendered(document, status, age, fields, body, close=close, head_only=head_only)
-    exchange.bytes_sent = 0 if head_only else len(body)
+    data = _rendered(document, status, age, close=close, head_only=head_only)
+    exchange.bytes_sent = 0 if head_only or status == 304 else len(document.body)
     conn.write(data)
     conn.done(exchange, keep_alive=not close)
 
@@ -148,20 +144,20 @@ _RENDERINGS: Final = 64
 
 
 def _rendered(
-    document: CachedDocument,
-    status: int,
-    age: bytes | None,
-    fields: list[tuple[bytes, bytes]],
-    body: bytes,
-    *,
-    close: bool,
-    head_only: bool,
+    document: CachedDocument, status: int, age: bytes | None, *, close: bool, head_only: bool
 ) -> bytes:
-    """`fields` are the document's own (less Content-Type for a 304), then any `age`."""
+    """The whole answer: 200 with the document, or 304 without its body and Content-Type."""
     key = (id(document), status, age, http_date(), close, head_only)
     entry = _renderings.get(key)
     if entry is not None and entry[0] is document:
         return entry[1]
+    fields = list(_encoded_fields(document))
+    if age is not None:
+        fields.append((b"Age", age))
+    body = document.body
+    if status == 304:
+        body = b""
+        fields = [(n, v) for n, v in fields if n.lower() != b"content-type"]
     data = simple_response(status, REASONS[status], fields, body, close=close, head_only=head_only)
     if status == 304:  # no Content-Length on a 304: it would describe a body that is not sent
         data = data.replace(b"Content-Length: 0\r\n", b"", 1)
