@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 #: RFC 9110 §9.2.2: a request that may be sent again when the connection died before any answer
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+#: the most request body kept to send again with an idempotent request (a larger one is not
+#: retried: a 502, as for any other request the upstream dropped)
+REPLAY_LIMIT: Final = 64 * 1024
 _CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 _TRUSTED_STRIP: Final = functools.partial(stripped, trusted=True)
 _UNTRUSTED_STRIP: Final = functools.partial(stripped, trusted=False)
@@ -76,6 +79,12 @@ class Forward:
         self._reused = False
         self._pending: list[bytes] = []
         self._pending_size = 0
+        #: the body bytes sent upstream so far (framed), to send again if the retry happens;
+        #: None when the request may not be retried or the body outgrew REPLAY_LIMIT
+        self._replay: list[bytes] | None = (
+            [] if exchange.has_body and exchange.method in IDEMPOTENT else None
+        )
+        self._replay_size = 0
         self._request_sent = False
         self._framing: ClientFraming = "none"
         self._close_after = False
@@ -177,6 +186,13 @@ class Forward:
             return
         if self.exchange.chunked_body:
             data = chunk(data)
+        replay = self._replay
+        if replay is not None:
+            self._replay_size += len(data)
+            if self._replay_size > REPLAY_LIMIT:
+                self._replay = None
+            else:
+                replay.append(data)
         if self.upstream is not None:
             self.upstream.send(data)
             return
@@ -292,6 +308,9 @@ class Forward:
         if not self.response_started:
             if self._may_retry(exc):
                 self.retried = True
+                if self._replay:  # the body goes again, with the head
+                    self._pending = list(self._replay)
+                    self._pending_size = self._replay_size
                 self.start()
                 return
             self._failed_before_answer(exc)
@@ -306,15 +325,16 @@ class Forward:
         self.conn.done(exchange, keep_alive=False)
 
     def _may_retry(self, exc: UpstreamError) -> bool:
-        """Once, for an idempotent request without a body, when a reused connection died
-        before any byte of the answer: the upstream closed it while idle, it never saw it."""
+        """Once, for an idempotent request (with its body, up to REPLAY_LIMIT), when a reused
+        connection died before any byte of the answer: the upstream closed it while idle, it
+        never saw it."""
         return (
             isinstance(exc, UpstreamClosedError)
             and exc.before_any_byte
             and self._reused
             and not self.retried
-            and not self.exchange.has_body
             and self.exchange.method in IDEMPOTENT
+            and (not self.exchange.has_body or self._replay is not None)
         )
 
     def _failed_before_answer(self, exc: BaseException) -> None:

@@ -1,10 +1,14 @@
 """HTTP/1.1 at the protocol level, raw bytes both sides: pipelining, the retry of a request the
-upstream never saw, 1xx and 101 answers, other upgrades spliced, HTTP/1.0 clients."""
+upstream never saw (with its body when idempotent), 1xx and 101 answers, other upgrades spliced,
+HTTP/1.0 clients."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from msc4191_shim.proxy.forward import REPLAY_LIMIT
 from tests.conftest import RawUpstreamFactory, ShimFactory
 from tests.support.loopback import connect, read_body, read_head, shim_settings
 
@@ -91,6 +95,77 @@ async def test_a_post_lost_the_same_way_is_not_sent_again(
         writer.write(b"GET /first HTTP/1.1\r\nHost: p\r\n\r\n")
         await read_body(reader, await asyncio.wait_for(read_head(reader), WAIT))
         writer.write(b"POST /second HTTP/1.1\r\nHost: p\r\nContent-Length: 1\r\n\r\nx")
+        head = await asyncio.wait_for(read_head(reader), WAIT)
+    assert head.status == 502
+    assert seen == ["/first", "/second"]
+
+
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        (b"Content-Length: 5\r\n\r\nhello", b"hello"),
+        (b"Transfer-Encoding: chunked\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n", b"hello"),
+    ],
+)
+async def test_a_put_lost_the_same_way_is_sent_again_with_its_body(
+    raw_upstream_factory: RawUpstreamFactory,
+    shim_factory: ShimFactory,
+    framing: bytes,
+    body: bytes,
+) -> None:
+    """PUT is idempotent (RFC 9110 §9.2.2): its body was kept, so it goes again whole."""
+    seen: list[tuple[int, str, bytes]] = []
+    connections = 0
+
+    async def drops_the_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        number = connections
+        while True:
+            head = await read_head(reader)
+            got = await read_body(reader, head)
+            seen.append((number, head.target, got))
+            if number == 1 and len(seen) == 2:
+                writer.transport.abort()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(got), got))
+            await writer.drain()
+
+    upstream = await raw_upstream_factory(drops_the_second)
+    shim = await shim_factory(shim_settings(upstream.url))
+    async with connect(shim.port) as (reader, writer):
+        writer.write(b"GET /first HTTP/1.1\r\nHost: p\r\n\r\n")
+        await read_body(reader, await asyncio.wait_for(read_head(reader), WAIT))
+        writer.write(b"PUT /second HTTP/1.1\r\nHost: p\r\n" + framing)
+        head = await asyncio.wait_for(read_head(reader), WAIT)
+        assert (head.status, await read_body(reader, head)) == (200, body)
+    assert seen == [(1, "/first", b""), (1, "/second", body), (2, "/second", body)]
+
+
+async def test_a_put_whose_body_was_too_large_to_keep_is_not_sent_again(
+    raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory
+) -> None:
+    seen: list[str] = []
+    body = b"x" * (REPLAY_LIMIT + 1)
+
+    async def drops_the_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await read_head(reader)
+            await read_body(reader, head)
+            seen.append(head.target)
+            if len(seen) == 2:
+                writer.transport.abort()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+
+    upstream = await raw_upstream_factory(drops_the_second)
+    shim = await shim_factory(shim_settings(upstream.url))
+    async with connect(shim.port) as (reader, writer):
+        writer.write(b"GET /first HTTP/1.1\r\nHost: p\r\n\r\n")
+        await read_body(reader, await asyncio.wait_for(read_head(reader), WAIT))
+        writer.write(b"PUT /second HTTP/1.1\r\nHost: p\r\nContent-Length: %d\r\n\r\n" % len(body))
+        writer.write(body)
         head = await asyncio.wait_for(read_head(reader), WAIT)
     assert head.status == 502
     assert seen == ["/first", "/second"]
