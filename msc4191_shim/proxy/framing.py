@@ -172,7 +172,7 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
     if head is None:
         head = _general_head(block)
         head.has_control_bytes = has_control_bytes
-    elif key:
+    elif key and _SET_COOKIE not in key.lower():  # a per-user head repeats for nobody else
         remembered = _Repeat.of(head, block[date + 2 : date_end])
         if remembered is not None:
             if len(_repeats) >= _REPEATS:
@@ -182,6 +182,7 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
 
 
 _DATE_LINE: Final = b"\r\nDate: "
+_SET_COOKIE: Final = b"\r\nset-cookie:"
 #: how many heads are remembered, and the longest one that is
 _REPEATS: Final = 256
 _REPEAT_MAX_BYTES: Final = 2048

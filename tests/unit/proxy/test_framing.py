@@ -255,3 +255,14 @@ def test_a_repeated_head_with_a_control_byte_in_its_date_is_flagged() -> None:
     good = b"HTTP/1.1 200 OK\r\nDate: Fri, 27 Nov 2026 13:27:01 GMT\r\nContent-Length: 0\r\n\r\n"
     assert not head(good).has_control_bytes
     assert head(good.replace(b"13:27:01", b"13:27\x0002")).has_control_bytes
+
+
+def test_a_head_that_sets_a_cookie_is_not_remembered() -> None:
+    from msc4191_shim.proxy import framing
+
+    raw = b"HTTP/1.1 200 OK\r\nDate: Fri, 27 Nov 2026 13:27:01 GMT\r\nSet-Cookie: s=1\r\n\r\n"
+    framing._repeats.clear()
+    head(raw)
+    assert not framing._repeats  # session cookies are not kept in memory for a repeat
+    head(raw.replace(b"Set-Cookie: s=1\r\n", b""))
+    assert len(framing._repeats) == 1
