@@ -10,7 +10,7 @@ import pytest
 
 from msc4191_shim.proxy.forward import REPLAY_LIMIT
 from tests.conftest import RawUpstreamFactory, ShimFactory
-from tests.support.loopback import connect, read_body, read_head, shim_settings
+from tests.support.loopback import RawHandler, connect, read_body, read_head, shim_settings
 
 WAIT = 5.0
 
@@ -73,12 +73,10 @@ async def test_a_get_lost_with_a_kept_alive_connection_is_sent_again_once(
     assert connections == 2
 
 
-async def test_a_post_lost_the_same_way_is_not_sent_again(
-    raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory
-) -> None:
-    seen: list[str] = []
+def _drops_at_the_second(seen: list[str]) -> RawHandler:
+    """An upstream that answers the first request and drops the connection at the second."""
 
-    async def drops_the_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             head = await read_head(reader)
             await read_body(reader, head)
@@ -89,7 +87,14 @@ async def test_a_post_lost_the_same_way_is_not_sent_again(
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
 
-    upstream = await raw_upstream_factory(drops_the_second)
+    return handler
+
+
+async def test_a_post_lost_the_same_way_is_not_sent_again(
+    raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory
+) -> None:
+    seen: list[str] = []
+    upstream = await raw_upstream_factory(_drops_at_the_second(seen))
     shim = await shim_factory(shim_settings(upstream.url))
     async with connect(shim.port) as (reader, writer):
         writer.write(b"GET /first HTTP/1.1\r\nHost: p\r\n\r\n")
@@ -147,19 +152,7 @@ async def test_a_put_whose_body_was_too_large_to_keep_is_not_sent_again(
 ) -> None:
     seen: list[str] = []
     body = b"x" * (REPLAY_LIMIT + 1)
-
-    async def drops_the_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            head = await read_head(reader)
-            await read_body(reader, head)
-            seen.append(head.target)
-            if len(seen) == 2:
-                writer.transport.abort()
-                return
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            await writer.drain()
-
-    upstream = await raw_upstream_factory(drops_the_second)
+    upstream = await raw_upstream_factory(_drops_at_the_second(seen))
     shim = await shim_factory(shim_settings(upstream.url))
     async with connect(shim.port) as (reader, writer):
         writer.write(b"GET /first HTTP/1.1\r\nHost: p\r\n\r\n")
