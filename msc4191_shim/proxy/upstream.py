@@ -244,17 +244,13 @@ class UpstreamConnection(asyncio.Protocol):
         sink = self.sink
         if sink is None:
             return
-        length = head.length
-        if kind == "none" or (length is not None and kind == "length" and len(rest) >= length):
-            # the whole answer is here (the common case for small ones): one step, not three
-            if kind == "none":
-                body = b""
-                if rest:
-                    self.reusable = False  # bytes after a bodiless answer: out of step
-            else:
-                body = rest if len(rest) == length else rest[:length]
-                if len(rest) != length:
-                    self.reusable = False
+        # the whole answer is here (the common case for small ones): one step, not three
+        body_size = 0 if kind == "none" else head.length if kind == "length" else None
+        if body_size is not None and len(rest) >= body_size:
+            body = rest
+            if len(rest) > body_size:
+                self.reusable = False  # bytes after the answer: out of step
+                body = rest[:body_size]
             self.state = "idle"
             sink.response_whole(head, kind, body)
             return
@@ -274,17 +270,11 @@ class UpstreamConnection(asyncio.Protocol):
             sink.response_head(head, kind)
             if rest and self.state == "chunked" and self.sink is not None:
                 self._chunked_body(rest)
-        elif kind == "close":
+        else:  # "close" ("none" and a length already in hand went by `response_whole`)
             self.state, self.reusable = "close", False
             sink.response_head(head, kind)
             if rest and self.state == "close" and self.sink is not None:
                 self.sink.response_body(rest)
-        else:
-            if rest:
-                self.reusable = False  # bytes after a bodiless answer: out of step
-            self.state = "idle"
-            sink.response_head(head, kind)
-            self._end([])
 
     def _length_body(self, data: bytes) -> None:
         sink = self.sink
