@@ -47,3 +47,15 @@ def test_quick_run_reports_numbers_for_nginx_and_the_shim(tmp_path: Path) -> Non
         assert row["rss_mib"] > 0
         assert row["errors"] == {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0}
     assert "| deeplink | shim |" in done.stdout
+
+
+@pytest.mark.parametrize("scenario", ["passthrough", "deeplink", "discovery"])
+def test_the_in_process_drive_answers_every_scenario(scenario: str) -> None:
+    """bench/drive.py feeds the real listener: it stops with an error when a request gets no
+    answer, so a broken path fails here rather than printing a number."""
+    command = [sys.executable, str(ROOT / "bench" / "drive.py"), scenario, "--requests", "50"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=50)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{scenario}: ")
+    assert "µs a request" in done.stdout
