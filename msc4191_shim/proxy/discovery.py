@@ -136,11 +136,13 @@ def serve(
 
 
 #: the last renderings of documents: within a second (one Date, one Age) a document is served
-#: byte for byte the same, so it is rendered once (bounded; by identity)
+#: byte for byte the same, so it is rendered once (by identity; bounded in number and size, so
+#: at most 16 answers of 64 KiB are held besides the cache's own copies)
 _renderings: dict[
     tuple[int, int, bytes | None, bytes, bool, bool], tuple[CachedDocument, bytes]
 ] = {}
-_RENDERINGS: Final = 64
+_RENDERINGS: Final = 16
+_RENDERING_MAX_BYTES: Final = 64 * 1024
 
 
 def _rendered(
@@ -161,9 +163,10 @@ def _rendered(
     data = simple_response(status, REASONS[status], fields, body, close=close, head_only=head_only)
     if status == 304:  # no Content-Length on a 304: it would describe a body that is not sent
         data = data.replace(b"Content-Length: 0\r\n", b"", 1)
-    if len(_renderings) >= _RENDERINGS:
-        _renderings.clear()
-    _renderings[key] = (document, data)
+    if len(data) <= _RENDERING_MAX_BYTES:
+        if len(_renderings) >= _RENDERINGS:
+            _renderings.clear()
+        _renderings[key] = (document, data)
     return data
 
 
