@@ -47,6 +47,8 @@ IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE
 #: retried: a 502, as for any other request the upstream dropped)
 REPLAY_LIMIT: Final = 64 * 1024
 _CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+#: the longest upstream field block a connection remembers for its next request
+_BLOCK_MEMO_MAX: Final = 8192
 _TRUSTED_STRIP: Final = functools.partial(stripped, trusted=True)
 _UNTRUSTED_STRIP: Final = functools.partial(stripped, trusted=False)
 
@@ -154,7 +156,8 @@ class Forward:
                 connection_tokens=tokens,
                 strip=_TRUSTED_STRIP if forwarding.trusted else _UNTRUSTED_STRIP,
             )
-            self.conn.upstream_block = (key, block)
+            # an idle connection keeps it: only an ordinary head's, not one near the head limit
+            self.conn.upstream_block = (key, block) if len(block) <= _BLOCK_MEMO_MAX else None
         return b"%b %b%b HTTP/1.1\r\n%b" % (self.method, target.prefix, self.target, block)
 
     def extra_framing(self) -> bytes:
