@@ -317,47 +317,9 @@ _JSON_ACCESS_LINE: Final = (
 _texts_cache: dict[tuple[str | None, ...], tuple[str, ...]] = {}
 
 
-def _json_line(
-    created: float,
-    method: str,
-    path: str,
-    status: int | None,
-    duration_ms: float,
-    bytes_sent: int,
-    upstream_status: int | None,
-    kind: str,
-    outcome: str | None,
-    client: str | None,
-    request_id: str | None,
-) -> str:
-    """`access_line` in JSON for str `method`, `path` and `kind` (positional: once a request)."""
-    # the five strings that repeat from request to request, encoded once per combination
-    key = (method, kind, outcome, client, request_id)
-    texts = _texts_cache.get(key)
-    if texts is None:
-        texts = tuple(map(_json_text, key))
-        if len(_texts_cache) >= _PATH_CACHE_SIZE:
-            _texts_cache.clear()
-        _texts_cache[key] = texts
-    return _JSON_ACCESS_LINE % (
-        rfc3339_utc(created),
-        texts[0],
-        _quote(path),
-        int.__repr__(status) if type(status) is int else _json_int(status),
-        _json_float(duration_ms),
-        int.__repr__(bytes_sent) if type(bytes_sent) is int else _json_int(bytes_sent),
-        _json_int(upstream_status),
-        texts[1],
-        texts[2],
-        texts[3],
-        texts[4],
-    )
-
-
 def access_line(
     created: float,
     format: Literal["json", "text"],
-    *,
     method: str,
     path: str,
     status: int | None,
@@ -370,20 +332,31 @@ def access_line(
     request_id: str | None,
 ) -> str:
     """The access line (no newline) the handler's formatter writes for a request record with
-    these fields; `path` is scrubbed already (`_scrubbed_path`), the other strings are not."""
+    these fields; `path` is scrubbed already (`_scrubbed_path`), the other strings are not.
+
+    The shim calls it once a request, with positional arguments (keywords cost more than the
+    JSON line's own assembly); the names are there for readers and tests."""
     if format == "json" and type(method) is str and type(path) is str and type(kind) is str:
-        return _json_line(
-            created,
-            method,
-            path,
-            status,
-            duration_ms,
-            bytes_sent,
-            upstream_status,
-            kind,
-            outcome,
-            client,
-            request_id,
+        # the five strings that repeat from request to request, encoded once per combination
+        key = (method, kind, outcome, client, request_id)
+        texts = _texts_cache.get(key)
+        if texts is None:
+            texts = tuple(map(_json_text, key))
+            if len(_texts_cache) >= _PATH_CACHE_SIZE:
+                _texts_cache.clear()
+            _texts_cache[key] = texts
+        return _JSON_ACCESS_LINE % (
+            rfc3339_utc(created),
+            texts[0],
+            _quote(path),
+            int.__repr__(status) if type(status) is int else _json_int(status),
+            _json_float(duration_ms),
+            int.__repr__(bytes_sent) if type(bytes_sent) is int else _json_int(bytes_sent),
+            _json_int(upstream_status),
+            texts[1],
+            texts[2],
+            texts[3],
+            texts[4],
         )
     values = (
         method,
@@ -445,37 +418,20 @@ def log_request(
             }
         )
         return
-    path = _scrubbed_path(raw_path_qs)
-    duration_ms = round(duration_s * 1000, 3)
-    if direct[1] == "json" and type(method) is str and type(path) is str and type(kind) is str:
-        line = _json_line(
-            time.time(),
-            method,
-            path,
-            status,
-            duration_ms,
-            bytes_sent,
-            upstream_status,
-            kind,
-            outcome,
-            client,
-            request_id,
-        )
-    else:
-        line = access_line(
-            time.time(),
-            direct[1],
-            method=method,
-            path=path,
-            status=status,
-            duration_ms=duration_ms,
-            bytes_sent=bytes_sent,
-            upstream_status=upstream_status,
-            kind=kind,
-            outcome=outcome,
-            client=client,
-            request_id=request_id,
-        )
+    line = access_line(
+        time.time(),
+        direct[1],
+        method,
+        _scrubbed_path(raw_path_qs),
+        status,
+        round(duration_s * 1000, 3),
+        bytes_sent,
+        upstream_status,
+        kind,
+        outcome,
+        client,
+        request_id,
+    )
     _pending.append(line + "\n")
     _pending_size += len(line) + 1
     if _schedule is None or _pending_size > _FLUSH_AT:
