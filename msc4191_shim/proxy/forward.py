@@ -34,6 +34,7 @@ from msc4191_shim.proxy.h1 import (
     Fields,
     client_response_head,
     interim_head,
+    request_line,
     upstream_field_block,
 )
 from msc4191_shim.proxy.upstream import UpstreamConnection
@@ -158,7 +159,7 @@ class Forward:
             )
             # an idle connection keeps it: only an ordinary head's, not one near the head limit
             self.conn.upstream_block = (key, block) if len(block) <= _BLOCK_MEMO_MAX else None
-        return b"%b %b%b HTTP/1.1\r\n%b" % (self.method, target.prefix, self.target, block)
+        return request_line(self.method, target.prefix + self.target) + block
 
     def extra_framing(self) -> bytes:
         return b""

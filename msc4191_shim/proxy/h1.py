@@ -97,8 +97,7 @@ def upstream_request_head(
     (`Transfer-Encoding: chunked`, or the Upgrade pair); `strip(lower_name)`: the client's
     fields the forwarding policy replaces.
     """
-    line = b"%b %b HTTP/1.1\r\n" % (method, target)
-    return line + upstream_field_block(
+    return request_line(method, target) + upstream_field_block(
         fields,
         host=host,
         forwarding=forwarding,
@@ -106,6 +105,11 @@ def upstream_request_head(
         connection_tokens=connection_tokens,
         strip=strip,
     )
+
+
+def request_line(method: bytes, target: bytes) -> bytes:
+    """The upstream request's first line (always HTTP/1.1: this hop's version)."""
+    return b"%b %b HTTP/1.1\r\n" % (method, target)
 
 
 def upstream_field_block(
