@@ -26,6 +26,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from targets import SHIM_CONFIG
+
 from msc4191_shim.config.parse import load_config
 from msc4191_shim.config.runtime import build_runtime
 from msc4191_shim.obs import logs
@@ -36,20 +38,8 @@ from msc4191_shim.proxy.server import ProxyServer
 from msc4191_shim.proxy.state import ShimState
 from msc4191_shim.proxy.upstream import UpstreamConnection
 
-CONFIG = """\
-listen: "127.0.0.1:0"
-upstream:
-  url: "http://127.0.0.1:9"
-log:
-  format: json
-  level: INFO
-account_management:
-  paths: ["/account/"]
-  dialect: mas-0.9
-  strategy: redirect
-discovery:
-  cache: true
-"""
+#: the shim as bench/run.py runs it (nothing listens: the transports are fakes)
+CONFIG = SHIM_CONFIG.format(port=0, origin="127.0.0.1:9", admin_port=0, log_level="INFO")
 HOST = b"Host: 127.0.0.1:8080\r\n\r\n"
 REQUESTS = {
     "passthrough": b"GET /bench/1k.bin HTTP/1.1\r\n" + HOST,
