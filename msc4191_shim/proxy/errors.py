@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import ClassVar
 
 from msc4191_shim.config.runtime import Runtime
 from msc4191_shim.obs.metrics import UpstreamErrorReason
@@ -17,7 +18,9 @@ from msc4191_shim.obs.metrics import UpstreamErrorReason
 class UpstreamError(Exception):
     """The upstream did not give a usable answer; `reason` is the metric label."""
 
-    reason: UpstreamErrorReason = "other"
+    # a ClassVar, not an instance default: mypyc (setup.py) gives a compiled exception class
+    # only the attributes its own __init__ sets
+    reason: ClassVar[UpstreamErrorReason] = "other"
 
 
 class ConnectTimeoutError(UpstreamError):

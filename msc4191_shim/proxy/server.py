@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Sequence
+from typing import Any, cast
 
 from msc4191_shim.config.model import LimitsConfig
 from msc4191_shim.obs.logs import batch_access_lines, flush_access_lines
@@ -45,9 +47,11 @@ class ProxyServer:
         # access lines: one write per loop pass, not one per request
         batch_access_lines(self.loop.call_soon)
         self._flush_metrics()
+        # uvloop's Server gives a list where typeshed says tuple
+        sockets: Sequence[socket.socket] = cast(Any, self.server).sockets
         return [
             f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
-            for sock in self.server.sockets
+            for sock in sockets
             if sock.family in (socket.AF_INET, socket.AF_INET6)
         ]
 
