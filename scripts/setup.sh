@@ -2,7 +2,9 @@
 # Set up everything on a fresh Debian machine; idempotent, so `make demo` and `make test` call it
 # every time and it costs seconds once done.
 #   scripts/setup.sh          the shim's virtualenv (.venv) with its runtime dependencies: the demo
-#   scripts/setup.sh --test   also the test tools, Chromium, nginx and wrk (apt), Synapse (.venv-synapse)
+#   scripts/setup.sh --test   also the test tools, Chromium, nginx and wrk (apt), Synapse (.venv-synapse),
+#                             and the hot path compiled with mypyc (scripts/native.py; plain Python
+#                             if that fails, with a warning)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -16,14 +18,16 @@ stamp=".venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)-${1:-demo}"
 if [ ! -e "$stamp" ]; then
     extras="uvloop"
     [ "${1:-}" = "--test" ] && extras="uvloop,test"
-    .venv/bin/python -m pip install --quiet --upgrade pip
+    # setuptools >= 77 reads pyproject's license string when scripts/native.py runs setup.py
+    .venv/bin/python -m pip install --quiet --upgrade pip "setuptools>=77"
     .venv/bin/python -m pip install --quiet -e ".[$extras]"
     touch "$stamp"
 fi
 
 if [ "${1:-}" = "--test" ]; then
     missing=""
-    for pkg in chromium nginx-light wrk; do
+    # gcc and python3-dev: the compiled hot path (here and in the image reproduction)
+    for pkg in chromium nginx-light wrk gcc python3-dev; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
             || missing="$missing $pkg"
     done
@@ -34,7 +38,12 @@ if [ "${1:-}" = "--test" ]; then
         $sudo apt-get update -qq
         $sudo apt-get install -y -qq $missing >/dev/null
     fi
+    # what the tests and the benchmarks run is what the image ships: the compiled hot path
+    .venv/bin/python scripts/native.py build \
+        || echo "WARNING: the hot path is not compiled; tests and benchmarks run plain Python" >&2
     scripts/install-synapse.sh
     [ -x scripts/install-deploy-tools.sh ] && scripts/install-deploy-tools.sh
 fi
+# a compiled module older than its source would run the old code: plain Python instead
+.venv/bin/python scripts/native.py check 2>/dev/null || .venv/bin/python scripts/native.py clean
 echo "setup done"

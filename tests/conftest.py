@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
@@ -29,6 +31,17 @@ from tests.support.loopback import (
     serve_raw,
     shim_settings,
 )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A compiled module older than its source would test the old code: refuse to start."""
+    check = Path(__file__).resolve().parent.parent / "scripts" / "native.py"
+    done = subprocess.run([sys.executable, str(check), "check"], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.exit(
+            f"{done.stderr}run `make native` to compile again, or `make pure` to test plain Python",
+            returncode=4,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,66 @@
+"""scripts/native.py: a compiled module older than its source is found, so no stale code runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.support.paths import REPO
+
+
+def _native() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("native", REPO / "scripts" / "native.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+native = _native()
+SUFFIX = ".cpython-311-x86_64-linux-gnu.so"
+
+
+def _file(path: Path, mtime: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A checkout built at t=100 from sources written at t=50."""
+    proxy = tmp_path / "msc4191_shim" / "proxy"
+    for name in ("listener", "h1"):
+        _file(proxy / f"{name}.py", 50)
+        _file(proxy / f"{name}{SUFFIX}", 100)
+    _file(tmp_path / f"abc__mypyc{SUFFIX}", 100)
+    _file(tmp_path / "msc4191_shim" / "cli.py", 500)  # not compiled: never stale
+    return tmp_path
+
+
+def test_a_fresh_build_is_not_stale(tree: Path) -> None:
+    assert len(native.compiled(tree)) == 3
+    assert native.stale(tree) == []
+
+
+def test_an_edited_source_makes_its_module_and_the_shared_library_stale(tree: Path) -> None:
+    os.utime(tree / "msc4191_shim" / "proxy" / "h1.py", (200, 200))
+    names = sorted(p.name for p in native.stale(tree))
+    assert names == [f"abc__mypyc{SUFFIX}", f"h1{SUFFIX}"]
+
+
+def test_a_deleted_source_makes_its_module_stale(tree: Path) -> None:
+    (tree / "msc4191_shim" / "proxy" / "listener.py").unlink()
+    assert [p.name for p in native.stale(tree)] == [f"listener{SUFFIX}"]
+
+
+def test_check_of_this_checkout_agrees_with_stale() -> None:
+    # the test session only starts when this holds (tests/conftest.py)
+    assert native.main(["check"]) == 0
+    assert native.stale() == []
