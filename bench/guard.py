@@ -8,6 +8,9 @@ Why the CPU ratio and not requests/s: on a shared CI machine requests/s moves wi
 runs, for both proxies differently; CPU per request of each, measured in the same run, moves far
 less. Both ratios are printed. `--record` writes the measured ratio as the new reference (do it
 on a quiet machine, after a deliberate change).
+
+The reference is kept per build of the request path (`compiled` by scripts/native.py, as `make
+test` and the image run it, or plain `python`), and the run is compared with its own build's.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import run
 from plan import ROOT
+from report import hot_path
 
 REFERENCE = ROOT / "bench" / "guard.json"
 #: fail below this share of the recorded ratio
@@ -49,18 +53,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--duration", type=int, default=5, help="seconds per target (default 5)")
     p.add_argument("--record", action="store_true", help="store this run as the reference")
     args = p.parse_args(argv)
+    build = hot_path()
     got = measure(args.duration)
     print(
-        f"passthrough, shim vs nginx: CPU per request ratio {got['cpu_ratio']:.3f} "
+        f"passthrough ({build} hot path), shim vs nginx: "
+        f"CPU per request ratio {got['cpu_ratio']:.3f} "
         f"(req/CPU-s {got['shim_requests_per_cpu_s']:,.0f} vs "
         f"{got['nginx_requests_per_cpu_s']:,.0f}), req/s ratio {got['rps_ratio']:.3f}"
     )
+    references = json.loads(REFERENCE.read_text(encoding="utf-8"))
     if args.record:
-        reference = {"date": datetime.now(UTC).isoformat(timespec="seconds"), **got}
-        REFERENCE.write_text(json.dumps(reference, indent=2) + "\n", encoding="utf-8")
-        print(f"recorded in {REFERENCE}")
+        references[build] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), **got}
+        REFERENCE.write_text(json.dumps(references, indent=2) + "\n", encoding="utf-8")
+        print(f"recorded in {REFERENCE} for the {build} hot path")
         return 0
-    recorded = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    recorded = references[build]
     floor = FLOOR * float(recorded["cpu_ratio"])
     if got["cpu_ratio"] < floor:
         print(

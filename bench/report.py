@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import metadata
@@ -20,12 +21,22 @@ from measure import CaseResult
 from plan import ROOT
 
 
-def _command_output(command: Sequence[str]) -> str:
+def _command_output(command: Sequence[str], cwd: Path | None = None) -> str:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=10, check=False, cwd=cwd
+        )
     except OSError:
         return "unavailable"
     return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else ""
+
+
+def hot_path() -> str:
+    """`compiled` when the shim's request path runs as mypyc extensions (scripts/native.py, the
+    image), else `python`: the two are measured, and guarded, apart."""
+    probe = "import msc4191_shim.proxy.listener as m; print(m.__file__)"
+    found = _command_output([sys.executable, "-c", probe], cwd=ROOT)
+    return "compiled" if found.endswith(".so") else "python"
 
 
 def machine() -> dict[str, object]:
@@ -38,6 +49,7 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "aiohttp": metadata.version("aiohttp"),
         "uvloop": find_spec("uvloop") is not None,
+        "hot_path": hot_path(),
         "nginx": _command_output(["nginx", "-v"]),
         "wrk": _command_output(["wrk", "-v"]),
         "commit": _command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
