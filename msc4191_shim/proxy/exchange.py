@@ -9,7 +9,6 @@ filled in along the way and written out once at the end.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 from msc4191_shim.config.runtime import Runtime
 from msc4191_shim.http.forwarding import Forwarding, public_origin
@@ -18,45 +17,98 @@ from msc4191_shim.proxy.h1 import Fields, first_value
 from msc4191_shim.proxy.route import Route
 
 
-@dataclass(slots=True, eq=False)
 class Exchange:
-    method: str
-    #: the request target as received (bytes), and in origin form (`/path?query`)
-    raw_target: bytes
-    target: str
-    http11: bool
-    fields: Fields
-    #: the client lets the connection be kept after this exchange
-    keep_alive: bool
-    route: Route
-    runtime: Runtime
-    peer: str | None
-    scheme: str
-    #: the Connection tokens the client sent, lower-cased
-    connection_tokens: frozenset[bytes] = frozenset()
-    #: the request carries a body (Content-Length > 0 or chunked)
-    has_body: bool = False
-    chunked_body: bool = False
-    #: the whole request (head and body) has been read
-    request_complete: bool = True
-    #: the client waits for `100 Continue` before sending its body
-    expect_continue: bool = False
-    #: why the request is refused before any route sees it: (status, reason)
-    refusal: tuple[int, str] | None = None
-    #: what the forwarding fields are believed to say (None for a refused request)
-    forwarding: Forwarding | None = None
-    started: float = field(default_factory=time.monotonic)
-    # -- the record: what happened, for the access log and the request counters
-    kind: RequestKind = "passthrough"
-    outcome: str | None = None
-    status: int | None = None
-    upstream_status: int | None = None
-    upstream_seconds: float | None = None
-    error: str | None = None
-    #: the response started but could not be completed (the client saw a broken response)
-    aborted: bool = False
-    bytes_sent: int = 0
-    _public_origin: str | None = None
+    """Built once a request, positionally in the order below (see `ClientConnection`).
+
+    A plain class, not a dataclass: compiled (setup.py), a dataclass keeps its generated
+    `__init__` in Python, which cost more than the rest of building an exchange.
+    """
+
+    __slots__ = (
+        "_public_origin",
+        "aborted",
+        "bytes_sent",
+        "chunked_body",
+        "connection_tokens",
+        "error",
+        "expect_continue",
+        "fields",
+        "forwarding",
+        "has_body",
+        "http11",
+        "keep_alive",
+        "kind",
+        "method",
+        "outcome",
+        "peer",
+        "raw_target",
+        "refusal",
+        "request_complete",
+        "route",
+        "runtime",
+        "scheme",
+        "started",
+        "status",
+        "target",
+        "upstream_seconds",
+        "upstream_status",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        raw_target: bytes,
+        target: str,
+        http11: bool,
+        fields: Fields,
+        keep_alive: bool,
+        route: Route,
+        runtime: Runtime,
+        peer: str | None,
+        scheme: str,
+        connection_tokens: frozenset[bytes] = frozenset(),
+        has_body: bool = False,
+        chunked_body: bool = False,
+        request_complete: bool = True,
+        expect_continue: bool = False,
+    ) -> None:
+        self.method = method
+        #: the request target as received (bytes), and in origin form (`/path?query`)
+        self.raw_target = raw_target
+        self.target = target
+        self.http11 = http11
+        self.fields = fields
+        #: the client lets the connection be kept after this exchange
+        self.keep_alive = keep_alive
+        self.route = route
+        self.runtime = runtime
+        self.peer = peer
+        self.scheme = scheme
+        #: the Connection tokens the client sent, lower-cased
+        self.connection_tokens = connection_tokens
+        #: the request carries a body (Content-Length > 0 or chunked)
+        self.has_body = has_body
+        self.chunked_body = chunked_body
+        #: the whole request (head and body) has been read
+        self.request_complete = request_complete
+        #: the client waits for `100 Continue` before sending its body
+        self.expect_continue = expect_continue
+        #: why the request is refused before any route sees it: (status, reason)
+        self.refusal: tuple[int, str] | None = None
+        #: what the forwarding fields are believed to say (None for a refused request)
+        self.forwarding: Forwarding | None = None
+        self.started = time.monotonic()
+        # -- the record: what happened, for the access log and the request counters
+        self.kind: RequestKind = "passthrough"
+        self.outcome: str | None = None
+        self.status: int | None = None
+        self.upstream_status: int | None = None
+        self.upstream_seconds: float | None = None
+        self.error: str | None = None
+        #: the response started but could not be completed (the client saw a broken response)
+        self.aborted = False
+        self.bytes_sent = 0
+        self._public_origin: str | None = None
 
     @property
     def is_head(self) -> bool:
