@@ -15,10 +15,12 @@ test:
 	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# after `make test`: the same suite on plain Python (what `pip install` runs without
-# MSC4191_SHIM_COMPILE=1); the next `make test` compiles again
+# after `make test`: the request path's tests again on plain Python (what `pip install` runs
+# without MSC4191_SHIM_COMPILE=1): unit, in-process and whole-process; not the image (which always
+# compiles), the browser, Synapse or deployment files. The next `make test` compiles again.
 test-pure: pure
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests/unit tests/proxy tests/process \
+		--ignore=tests/process/test_image_entrypoint.py $(PYTEST_ARGS)
 
 # compile the hot path in place with mypyc (setup.py), or go back to plain Python
 native:
