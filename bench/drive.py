@@ -31,6 +31,7 @@ from targets import SHIM_CONFIG
 from msc4191_shim.config.parse import load_config
 from msc4191_shim.config.runtime import build_runtime
 from msc4191_shim.obs import logs
+from msc4191_shim.obs.log_setup import configure_logging
 from msc4191_shim.obs.metrics import Metrics
 from msc4191_shim.proxy.listener import ClientConnection
 from msc4191_shim.proxy.pool import UpstreamPool
@@ -97,7 +98,7 @@ async def drive(scenario: str, requests: int, profile: bool) -> str:
         path = Path(tmp) / "config.yaml"
         path.write_text(CONFIG, encoding="utf-8")
         config = load_config(str(path))
-    logs.configure_logging(config.log.format, config.log.level)
+    configure_logging(config.log.format, config.log.level)
     logs.batch_access_lines(lambda flush: None)  # written when 64 KiB are buffered, as in a pass
     state = ShimState(
         runtime=build_runtime(config),

@@ -1,8 +1,8 @@
 """Logs: one line per request and per lifecycle event, as JSON lines or as text for people.
 
-Everything goes to stderr through one handler on the root logger, so aiohttp's and asyncio's own
-warnings come out in the same format. aiohttp's access log is silenced: `log_request` writes
-ours. Secrets never reach the output: paths go through `redact_path_qs`, a field named after a
+This module builds the lines; `obs/log_setup.py` installs the one stderr handler that writes
+them (this module is compiled with mypyc by setup.py, that one's logging subclasses are not).
+Secrets never reach the output: paths go through `redact_path_qs`, a field named after a
 secret header or query parameter is replaced, and every message, string field and traceback is
 scrubbed by `redact_text` as a last line of defence. So do not name an ordinary field `code` or
 `state` (its value would be redacted): say `status`, `phase`, `exit_status`.
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
 from math import isfinite
-from typing import Any, Final, Literal, TextIO
+from typing import Any, Final, Literal
 
 from msc4191_shim.obs.redact import (
     REDACTED,
@@ -108,13 +108,12 @@ def _record_fields(record: logging.LogRecord) -> dict[str, object]:
     return out
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: `time`, `level`, `event`, then the fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, object] = {"time": rfc3339_utc(record.created), "level": record.levelname}
-        line.update(_record_fields(record))
-        return _encode_json(line)
+def json_record_line(record: logging.LogRecord) -> str:
+    """One JSON object on one line: `time`, `level`, `event`, then the fields
+    (`log_setup.JsonFormatter`)."""
+    line: dict[str, object] = {"time": rfc3339_utc(record.created), "level": record.levelname}
+    line.update(_record_fields(record))
+    return _encode_json(line)
 
 
 def _text_value(value: object, *, spaces: bool = False) -> str:
@@ -135,70 +134,39 @@ def _text_request(fields: dict[str, object]) -> str:
     return " ".join(parts)
 
 
-class TextFormatter(logging.Formatter):
-    """`2026-11-26T19:00:00.123Z INFO request GET /account/?action=x 302 1.2ms kind=deeplink`."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = _record_fields(record)
-        event = fields.pop("event")
-        parts = [rfc3339_utc(record.created), record.levelname, _text_value(event, spaces=True)]
-        if event == "request" and record.name == ACCESS_LOGGER_NAME:
-            parts.append(_text_request(fields))
-        exception = fields.pop("exception", None)
-        parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
-        line = " ".join(parts)
-        return f"{line}\n{exception}" if exception else line
-
-
-class _StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever `sys.stderr` is at the time, as logging's last-resort handler does."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        flush_access_lines()  # access lines written before this record come out before it
-        super().emit(record)
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: TextIO) -> None:
-        pass
+def text_record_line(record: logging.LogRecord) -> str:
+    """`2026-11-26T19:00:00.123Z INFO request GET /account/?action=x 302 1.2ms kind=deeplink`
+    (`log_setup.TextFormatter`)."""
+    fields = _record_fields(record)
+    event = fields.pop("event")
+    parts = [rfc3339_utc(record.created), record.levelname, _text_value(event, spaces=True)]
+    if event == "request" and record.name == ACCESS_LOGGER_NAME:
+        parts.append(_text_request(fields))
+    exception = fields.pop("exception", None)
+    parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
+    line = " ".join(parts)
+    return f"{line}\n{exception}" if exception else line
 
 
-def configure_logging(format: Literal["json", "text"], level: str) -> None:
-    """Install (or replace, at reload) the stderr handler; silence aiohttp's access log."""
-    if level.upper() not in LEVELS:
-        raise ValueError(f"log level: expected one of {', '.join(LEVELS)}, got {level!r}")
+def direct_to(handler: logging.Handler | None, format: Literal["json", "text"] = "json") -> None:
+    """Access lines go straight to `handler`'s stream (stderr) in `format` while it is the only
+    handler they would reach (`log_setup.configure_logging` installs it); None: through logging."""
     global _direct
     flush_access_lines()
-    handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
-    _direct = (handler, format)
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    access = logging.getLogger("aiohttp.access")
-    access.setLevel(logging.CRITICAL + 1)
-    access.propagate = False
+    _direct = None if handler is None else (handler, format)
 
 
 # -- the access line: the hot path, written without a LogRecord
 #
-# When `configure_logging` installed the stderr handler (and it is still the root's), an access
-# line is encoded here directly, to the same text its formatter would write. Once the listener
-# has called `batch_access_lines` with its loop's `call_soon`, lines are buffered and the lines of
-# one event-loop pass written with one `write` at the end of the pass (and before any other
-# record, at `configure_logging`, past `_FLUSH_AT` characters and at exit); otherwise each line
-# is written at once. Without a handler of ours the line takes the ordinary logging path.
+# When `log_setup.configure_logging` installed the stderr handler (and it is still the root's),
+# an access line is encoded here directly, to the same text its formatter would write. Once the
+# listener has called `batch_access_lines` with its loop's `call_soon`, lines are buffered and the
+# lines of one event-loop pass written with one `write` at the end of the pass (and before any
+# other record, at `configure_logging`, past `_FLUSH_AT` characters and at exit); otherwise each
+# line is written at once. Without a handler of ours the line takes the ordinary logging path.
 
-#: (the handler `configure_logging` installed, its format)
-_direct: tuple[_StderrHandler, Literal["json", "text"]] | None = None
+#: (the handler `log_setup.configure_logging` installed, its format)
+_direct: tuple[logging.Handler, Literal["json", "text"]] | None = None
 _root = logging.getLogger()
 _pending: list[str] = []
 _pending_size = 0
@@ -235,7 +203,7 @@ def batch_access_lines(schedule: Callable[[Callable[[], None]], object] | None) 
     _schedule = schedule
 
 
-def _reaches_only(handler: _StderrHandler) -> bool:
+def _reaches_only(handler: logging.Handler) -> bool:
     """True when an access record would go to `handler` and to no other: the logger is enabled
     and unfiltered, and it and its parents up to the root pass it on without handlers of their
     own (what `Logger.handle` and `callHandlers` check)."""
@@ -299,21 +267,16 @@ def _json_text(value: str | None) -> str:
 def _json_float(value: float) -> str:
     # what the encoder writes for a finite float, without its per-call set-up
     if type(value) is float and isfinite(value):
-        return float.__repr__(value)
+        return repr(value)
     return _encode_json(value)
 
 
 def _json_int(value: int | None) -> str:
     if value is None:
         return "null"
-    return int.__repr__(value) if type(value) is int else _encode_json(value)
+    return str(value) if type(value) is int else _encode_json(value)
 
 
-_JSON_ACCESS_LINE: Final = (
-    '{"time": "%s", "level": "INFO", "event": "request", "method": %s, "path": %s, '
-    '"status": %s, "duration_ms": %s, "bytes": %s, "upstream_status": %s, "kind": %s, '
-    '"outcome": %s, "client": %s, "request_id": %s}'
-)
 _texts_cache: dict[tuple[str | None, ...], tuple[str, ...]] = {}
 
 
@@ -345,18 +308,15 @@ def access_line(
             if len(_texts_cache) >= _PATH_CACHE_SIZE:
                 _texts_cache.clear()
             _texts_cache[key] = texts
-        return _JSON_ACCESS_LINE % (
-            rfc3339_utc(created),
-            texts[0],
-            _quote(path),
-            int.__repr__(status) if type(status) is int else _json_int(status),
-            _json_float(duration_ms),
-            int.__repr__(bytes_sent) if type(bytes_sent) is int else _json_int(bytes_sent),
-            _json_int(upstream_status),
-            texts[1],
-            texts[2],
-            texts[3],
-            texts[4],
+        status_text = str(status) if type(status) is int else _json_int(status)
+        bytes_text = str(bytes_sent) if type(bytes_sent) is int else _json_int(bytes_sent)
+        # one f-string: compiled (setup.py), it is built in one step
+        return (
+            f'{{"time": "{rfc3339_utc(created)}", "level": "INFO", "event": "request", '
+            f'"method": {texts[0]}, "path": {_quote(path)}, "status": {status_text}, '
+            f'"duration_ms": {_json_float(duration_ms)}, "bytes": {bytes_text}, '
+            f'"upstream_status": {_json_int(upstream_status)}, "kind": {texts[1]}, '
+            f'"outcome": {texts[2]}, "client": {texts[3]}, "request_id": {texts[4]}}}'
         )
     values = (
         method,

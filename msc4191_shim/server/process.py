@@ -17,7 +17,8 @@ from msc4191_shim.config.errors import ConfigError
 from msc4191_shim.config.parse import Config, TlsConfig, load_config
 from msc4191_shim.config.runtime import build_runtime
 from msc4191_shim.config.tls import check_contexts, listener_context
-from msc4191_shim.obs.logs import configure_logging, log_event
+from msc4191_shim.obs.log_setup import configure_logging
+from msc4191_shim.obs.logs import log_event
 from msc4191_shim.obs.metrics import Metrics
 from msc4191_shim.proxy.pool import UpstreamPool
 from msc4191_shim.proxy.server import ProxyServer

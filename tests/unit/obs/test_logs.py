@@ -14,15 +14,8 @@ from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from msc4191_shim.obs import logs
-from msc4191_shim.obs.logs import (
-    JsonFormatter,
-    TextFormatter,
-    access_line,
-    configure_logging,
-    log_event,
-    log_request,
-    rfc3339_utc,
-)
+from msc4191_shim.obs.log_setup import JsonFormatter, TextFormatter, configure_logging
+from msc4191_shim.obs.logs import access_line, log_event, log_request, rfc3339_utc
 from msc4191_shim.obs.redact import redact_path_qs
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
