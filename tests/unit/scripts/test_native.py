@@ -55,6 +55,11 @@ def test_an_edited_source_makes_its_module_and_the_shared_library_stale(tree: Pa
     assert names == [f"abc__mypyc{SUFFIX}", f"h1{SUFFIX}"]
 
 
+def test_a_newer_setup_py_makes_the_shared_library_stale(tree: Path) -> None:
+    _file(tree / "setup.py", 300)  # a module added to, or taken off, the compiled list
+    assert [p.name for p in native.stale(tree)] == [f"abc__mypyc{SUFFIX}"]
+
+
 def test_a_deleted_source_makes_its_module_stale(tree: Path) -> None:
     (tree / "msc4191_shim" / "proxy" / "listener.py").unlink()
     assert [p.name for p in native.stale(tree)] == [f"listener{SUFFIX}"]
