@@ -7,7 +7,7 @@ with the ratio recorded in bench/guard.json: below 0.7x the recorded one, it exi
 Why the CPU ratio and not requests/s: on a shared CI machine requests/s moves with whatever else
 runs, for both proxies differently; CPU per request of each, measured in the same run, moves far
 less. Both ratios are printed. `--record` writes the measured ratio as the new reference (do it
-on a quiet machine, after a deliberate change).
+on a quiet machine, after a deliberate change; the recorded ones are the lowest of a few runs).
 
 The reference is kept per build of the request path (`compiled` by scripts/native.py, as `make
 test` and the image run it, or plain `python`), and the run is compared with its own build's.
@@ -67,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         REFERENCE.write_text(json.dumps(references, indent=2) + "\n", encoding="utf-8")
         print(f"recorded in {REFERENCE} for the {build} hot path")
         return 0
+    if build not in references:
+        print(
+            f"bench/guard.py: no reference for the {build} hot path in {REFERENCE}; "
+            "record one with --record on a quiet machine",
+            file=sys.stderr,
+        )
+        return 1
     recorded = references[build]
     floor = FLOOR * float(recorded["cpu_ratio"])
     if got["cpu_ratio"] < floor:
