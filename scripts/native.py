@@ -30,9 +30,9 @@ def stale(root: Path = ROOT) -> list[Path]:
     or than setup.py (which lists what is compiled)."""
     modules = [so for so in compiled(root) if so.parent != root]
     sources = [so.with_name(so.name.split(".", 1)[0] + ".py") for so in modules]
-    sources += [root / "setup.py"]
-    newest = max((py.stat().st_mtime for py in sources if py.exists()), default=0.0)
-    found = [so for so, py in zip(modules, sources, strict=False) if _older(so, py)]
+    found = [so for so, py in zip(modules, sources, strict=True) if _older(so, py)]
+    inputs = [py for py in [*sources, root / "setup.py"] if py.exists()]
+    newest = max((py.stat().st_mtime for py in inputs), default=0.0)
     found += [so for so in compiled(root) if so.parent == root and so.stat().st_mtime < newest]
     return found
 

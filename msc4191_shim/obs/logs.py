@@ -148,12 +148,12 @@ def text_record_line(record: logging.LogRecord) -> str:
     return f"{line}\n{exception}" if exception else line
 
 
-def direct_to(handler: logging.Handler | None, format: Literal["json", "text"] = "json") -> None:
+def direct_to(handler: logging.Handler, format: Literal["json", "text"]) -> None:
     """Access lines go straight to `handler`'s stream (stderr) in `format` while it is the only
-    handler they would reach (`log_setup.configure_logging` installs it); None: through logging."""
+    handler they would reach (`log_setup.configure_logging` installs it)."""
     global _direct
     flush_access_lines()
-    _direct = None if handler is None else (handler, format)
+    _direct = (handler, format)
 
 
 # -- the access line: the hot path, written without a LogRecord
