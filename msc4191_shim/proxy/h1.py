@@ -79,34 +79,6 @@ def first_value(fields: Fields, name: bytes) -> bytes | None:
     return None
 
 
-def upstream_request_head(
-    method: bytes,
-    target: bytes,
-    fields: Fields,
-    *,
-    host: bytes | None,
-    forwarding: bytes,
-    framing: bytes = b"",
-    connection_tokens: frozenset[bytes] = frozenset(),
-    strip: Callable[[bytes], bool] = lambda _: False,
-) -> bytes:
-    """The request head for the upstream.
-
-    `host`: None keeps the client's Host where it stood; else it replaces it, first.
-    `forwarding`: the forwarding field lines; `framing`: field lines this hop needs
-    (`Transfer-Encoding: chunked`, or the Upgrade pair); `strip(lower_name)`: the client's
-    fields the forwarding policy replaces.
-    """
-    return request_line(method, target) + upstream_field_block(
-        fields,
-        host=host,
-        forwarding=forwarding,
-        framing=framing,
-        connection_tokens=connection_tokens,
-        strip=strip,
-    )
-
-
 def request_line(method: bytes, target: bytes) -> bytes:
     """The upstream request's first line (always HTTP/1.1: this hop's version)."""
     return b"%b %b HTTP/1.1\r\n" % (method, target)
@@ -121,7 +93,14 @@ def upstream_field_block(
     connection_tokens: frozenset[bytes] = frozenset(),
     strip: Callable[[bytes], bool] = lambda _: False,
 ) -> bytes:
-    """The upstream request head after its request line (see `upstream_request_head`)."""
+    """The upstream request head after its request line (`request_line`): the client's fields
+    with names, case, order and repeats as received, less hop-by-hop ones, then this hop's.
+
+    `host`: None keeps the client's Host where it stood; else it replaces it, first.
+    `forwarding`: the forwarding field lines; `framing`: field lines this hop needs
+    (`Transfer-Encoding: chunked`, or the Upgrade pair); `strip(lower_name)`: the client's
+    fields the forwarding policy replaces.
+    """
     dropped = REQUEST_DROPPED if host is None else _REQUEST_DROPPED_NO_HOST
     if connection_tokens:
         dropped = dropped | connection_tokens

@@ -13,9 +13,10 @@ from msc4191_shim.proxy.h1 import (
     interim_head,
     listed_tokens,
     origin_form,
+    request_line,
     simple_response,
     switching_head,
-    upstream_request_head,
+    upstream_field_block,
     valid_target,
 )
 
@@ -32,9 +33,7 @@ FIELDS = [
 
 def test_the_upstream_head_keeps_case_order_and_repeats_and_drops_hop_by_hop() -> None:
     tokens = listed_tokens(FIELDS, b"connection")
-    head = upstream_request_head(
-        b"GET",
-        b"/a%2Fb?x",
+    head = request_line(b"GET", b"/a%2Fb?x") + upstream_field_block(
         FIELDS,
         host=None,
         forwarding=b"X-Forwarded-For: 1.2.3.4\r\n",
@@ -47,9 +46,7 @@ def test_the_upstream_head_keeps_case_order_and_repeats_and_drops_hop_by_hop() -
 
 
 def test_a_replaced_host_comes_first_and_framing_last() -> None:
-    head = upstream_request_head(
-        b"POST",
-        b"/p",
+    head = request_line(b"POST", b"/p") + upstream_field_block(
         [(b"Host", b"client"), (b"X-Forwarded-Host", b"spoof"), (b"Content-Type", b"t")],
         host=b"127.0.0.1:81",
         forwarding=b"",
