@@ -15,7 +15,12 @@ from setuptools import setup
 #: obs/log_setup.py: its logging.Handler subclass, compiled, crashed the process after many
 #: reloads (a weak reference to a freed handler; tests/process/test_edge_process.py's SIGHUP
 #: storm), so the logging subclasses live there, uncompiled.
-COMPILED = ["msc4191_shim/proxy", "msc4191_shim/http", "msc4191_shim/obs/logs.py"]
+COMPILED = [
+    "msc4191_shim/proxy",
+    "msc4191_shim/http",
+    "msc4191_shim/obs/logs.py",
+    "msc4191_shim/obs/tally.py",
+]
 
 ext_modules = []
 if os.environ.get("MSC4191_SHIM_COMPILE") == "1":

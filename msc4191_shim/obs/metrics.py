@@ -21,11 +21,10 @@ sum, use prometheus-client's multiprocess mode:
 from __future__ import annotations
 
 import atexit
-import bisect
 import os
 import weakref
 from collections.abc import Iterable
-from typing import Final, Literal, NoReturn, get_args
+from typing import Final, Literal, cast, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -45,6 +44,7 @@ from msc4191_shim import __version__
 from msc4191_shim.core.actions import ActionTable
 from msc4191_shim.core.deeplink import DeeplinkOutcome as DeeplinkOutcome
 from msc4191_shim.obs import MULTIPROC_ENV
+from msc4191_shim.obs.tally import Tally, refuse
 
 RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
 DiscoveryOutcome = Literal[
@@ -87,10 +87,6 @@ UPSTREAM_BUCKETS_LONG: Final = (10.0, 30.0)
 _UPSTREAM_BOUNDS: Final = UPSTREAM_BUCKETS + UPSTREAM_BUCKETS_LONG
 
 
-#: how many (incoming, sent, outcome) triples `observe_deeplink` remembers the child of
-_SEEN_DEEPLINKS: Final = 256
-
-
 def status_class(status: int | None) -> str:
     """`2xx` for 204; `aborted` when no status was sent; `other` outside 100..599."""
     if status is None:
@@ -108,11 +104,7 @@ def action_label(name: str | None, table: ActionTable) -> str:
 def _check(value: str, allowed: frozenset[str], what: str) -> None:
     # mypy checks the Literal types; this catches a caller that passes a plain `str`
     if value not in allowed:
-        _refuse(value, allowed, what)
-
-
-def _refuse(value: str, allowed: frozenset[str], what: str) -> NoReturn:
-    raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
+        refuse(value, allowed, what)
 
 
 class _FlushFirst:
@@ -139,7 +131,7 @@ class Metrics:
     """The shim's metrics, in a registry of their own.
 
     The per-request counts (requests, upstream times, deep links, discovery outcomes) are
-    added up in plain integers and handed to prometheus-client in batches by `flush`: every
+    added up by its `tally` and handed to prometheus-client in batches by `flush`: every
     collection of the registry flushes first, and the proxy flushes once a second (so that,
     with several workers, each worker's files are at most a second behind).
     """
@@ -155,12 +147,6 @@ class Metrics:
             )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_FlushFirst(self))
-        #: requests by (kind, status) and upstream times by kind as [sum, count per bucket...],
-        #: not yet handed to prometheus-client
-        self._pending_requests: dict[tuple[str, int | None], int] = {}
-        self._pending_upstream: dict[str, list[float]] = {}
-        #: other per-request counters (deep links, discovery outcomes), by child
-        self._pending_children: dict[Counter, int] = {}
         if self.multiprocess_dir:
             # other workers read this one's files: what it counted last must reach them
             atexit.register(_flush_if_alive, weakref.ref(self))
@@ -246,76 +232,42 @@ class Metrics:
         self._limit_hits_by = {n: self.limit_hits.labels(limit=n) for n in sorted(LIMIT_NAMES)}
         # deep links: label sets appear as they are seen (bounded by the action tables' names)
         self._deeplinks_by: dict[tuple[str, str, str], Counter] = {}
-        self._deeplinks_seen: dict[tuple[str | None, str | None, str], Counter] = {}
-        self._deeplink_table: ActionTable | None = None
-
-    def observe_request(self, kind: RequestKind, status: int | None) -> None:
-        """One finished request; `status=None` when the response was aborted."""
-        if kind not in REQUEST_KINDS:
-            _refuse(kind, REQUEST_KINDS, "request kind")
-        key = (kind, status)
-        pending = self._pending_requests
-        pending[key] = pending.get(key, 0) + 1
-
-    def observe_upstream(self, kind: RequestKind, seconds: float) -> None:
-        """Time to the upstream's response headers."""
-        counts = self._pending_upstream.get(kind)
-        if counts is None:
-            if kind not in REQUEST_KINDS:
-                _refuse(kind, REQUEST_KINDS, "request kind")
-            counts = self._pending_upstream[kind] = [0.0] * (len(_UPSTREAM_BOUNDS) + 2)
-        seconds = max(seconds, 0.0)
-        counts[0] += seconds  # the sum; then the buckets' counts
-        # the first bucket whose bound is >= seconds (the last one is +Inf)
-        counts[bisect.bisect_left(_UPSTREAM_BOUNDS, seconds) + 1] += 1
+        self.tally = Tally(
+            REQUEST_KINDS, _UPSTREAM_BOUNDS, self._discovery_by, self._deeplink_child
+        )
+        # the per-request counts are the tally's own methods: compiled with the request path,
+        # they cost it a C call each (see obs/tally.py)
+        self.observe_request = self.tally.request
+        self.observe_upstream = self.tally.upstream
+        self.observe_deeplink = self.tally.deeplink
+        self.observe_discovery = self.tally.discovery
 
     def flush(self) -> None:
         """Hand the counts added up since the last flush to prometheus-client."""
-        pending, self._pending_requests = self._pending_requests, {}
-        for (kind, status), count in pending.items():
+        requests, upstream, children = self.tally.take()
+        for (kind, status), count in requests.items():
             self._requests_by[kind, status_class(status)].inc(count)
-        children, self._pending_children = self._pending_children, {}
-        for counter, count in children.items():
-            counter.inc(count)
-        upstream, self._pending_upstream = self._pending_upstream, {}
+        for child, count in children.items():
+            cast(Counter, child).inc(count)
         for kind, counts in upstream.items():
             # prometheus-client's own per-child values (what `observe` adds to), one addition
             # per bucket for a batch of observations
-            child = self._upstream_duration_by[kind]
-            child._sum.inc(counts[0])
-            for bucket, hits in zip(child._buckets, counts[1:], strict=True):
+            histogram = self._upstream_duration_by[kind]
+            histogram._sum.inc(counts[0])
+            for bucket, hits in zip(histogram._buckets, counts[1:], strict=True):
                 if hits:
                     bucket.inc(hits)
 
-    def observe_deeplink(
-        self, incoming: str | None, sent: str | None, outcome: DeeplinkOutcome, table: ActionTable
-    ) -> None:
-        """One deep link; names the table does not know are counted as `other`."""
-        # the child per (incoming, sent, outcome) as received, for this table: no label work
-        # on a repeat; bounded, since `incoming` is the client's
-        if self._deeplink_table is not table:
-            self._deeplink_table = table
-            self._deeplinks_seen.clear()
-        key = (incoming, sent, outcome)
-        child = self._deeplinks_seen.get(key)
+    def _deeplink_child(
+        self, incoming: str | None, sent: str | None, outcome: str, table: ActionTable
+    ) -> Counter:
+        """The series of a deep link: names the table does not know are counted as `other`."""
+        _check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
+        labels = (action_label(incoming, table), action_label(sent, table), outcome)
+        child = self._deeplinks_by.get(labels)
         if child is None:
-            _check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
-            labels = (action_label(incoming, table), action_label(sent, table), outcome)
-            child = self._deeplinks_by.get(labels)
-            if child is None:
-                child = self._deeplinks_by[labels] = self.deeplinks.labels(*labels)
-            if len(self._deeplinks_seen) >= _SEEN_DEEPLINKS:
-                self._deeplinks_seen.clear()
-            self._deeplinks_seen[key] = child
-        pending = self._pending_children
-        pending[child] = pending.get(child, 0) + 1
-
-    def observe_discovery(self, outcome: DiscoveryOutcome) -> None:
-        child = self._discovery_by.get(outcome)
-        if child is None:
-            _refuse(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
-        pending = self._pending_children
-        pending[child] = pending.get(child, 0) + 1
+            child = self._deeplinks_by[labels] = self.deeplinks.labels(*labels)
+        return child
 
     def observe_upstream_error(self, reason: UpstreamErrorReason) -> None:
         _check(reason, UPSTREAM_ERROR_REASONS, "upstream error reason")
