@@ -32,8 +32,10 @@ LOGGER_NAME = "msc4191_shim"
 ACCESS_LOGGER_NAME = "msc4191_shim.access"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-_logger = logging.getLogger(LOGGER_NAME)
-_access_logger = logging.getLogger(ACCESS_LOGGER_NAME)
+# Module state is Final (or inside a Final object) where it can be: compiled, a Final name is
+# a C static, any other module name a lookup in the module's dict.
+_logger: Final = logging.getLogger(LOGGER_NAME)
+_access_logger: Final = logging.getLogger(ACCESS_LOGGER_NAME)
 _SECRET_FIELDS = frozenset(
     name.casefold().replace("-", "_") for name in (*SECRET_HEADERS, *SECRET_QUERY_PARAMS)
 )
@@ -41,25 +43,32 @@ _FIELDS_ATTR = "shim_fields"
 _RESERVED = frozenset({"time", "level", "event", "logger", "exception", "stack"})
 
 
-# the last second formatted: a busy shim writes many lines a second, and strftime is the slow part
-_last_second: tuple[int, str] = (-1, "")
+class _LastSecond:
+    """The last second formatted: a busy shim writes many lines a second, and strftime is the
+    slow part."""
+
+    def __init__(self) -> None:
+        self.seconds = -1
+        self.prefix = ""
+
+
+_last_second: Final = _LastSecond()
 # field names are few (they come from the code), so whether one names a secret is worked out once
-_secret_field_cache: dict[str, bool] = {}
-_SECRET_FIELD_CACHE_SIZE = 512
+_secret_field_cache: Final[dict[str, bool]] = {}
+_SECRET_FIELD_CACHE_SIZE: Final = 512
 # one encoder for every line: json.dumps would build a new one per call for these options;
 # ensure_ascii: a control character or a lone surrogate in a path stays one line
-_encode_json = json.JSONEncoder(ensure_ascii=True, default=str).encode
+_encode_json: Final = json.JSONEncoder(ensure_ascii=True, default=str).encode
 
 
 def rfc3339_utc(created: float) -> str:
     """`2026-11-26T19:00:00.123Z` for a `time.time()` value."""
-    global _last_second
     seconds = int(created)
-    cached_seconds, prefix = _last_second
-    if cached_seconds != seconds:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        _last_second = (seconds, prefix)
-    return prefix + _MILLIS[min(999, int((created - seconds) * 1000))]
+    last = _last_second
+    if last.seconds != seconds:
+        last.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        last.seconds = seconds
+    return last.prefix + _MILLIS[min(999, int((created - seconds) * 1000))]
 
 
 #: `.000Z` to `.999Z`, formatted once
@@ -151,9 +160,8 @@ def text_record_line(record: logging.LogRecord) -> str:
 def direct_to(handler: logging.Handler, format: Literal["json", "text"]) -> None:
     """Access lines go straight to `handler`'s stream (stderr) in `format` while it is the only
     handler they would reach (`log_setup.configure_logging` installs it)."""
-    global _direct
     flush_access_lines()
-    _direct = (handler, format)
+    _out.direct = (handler, format)
 
 
 # -- the access line: the hot path, written without a LogRecord
@@ -165,22 +173,30 @@ def direct_to(handler: logging.Handler, format: Literal["json", "text"]) -> None
 # other record, at `configure_logging`, past `_FLUSH_AT` characters and at exit); otherwise each
 # line is written at once. Without a handler of ours the line takes the ordinary logging path.
 
-#: (the handler `log_setup.configure_logging` installed, its format)
-_direct: tuple[logging.Handler, Literal["json", "text"]] | None = None
-_root = logging.getLogger()
-_pending: list[str] = []
-_pending_size = 0
-#: how a flush is run at the end of this loop pass (the listener's `loop.call_soon`)
-_schedule: Callable[[Callable[[], None]], object] | None = None
-_flush_scheduled = False
+
+class _AccessOutput:
+    """Where access lines go, and what is buffered for it (one per process: `_out`)."""
+
+    def __init__(self) -> None:
+        #: (the handler `log_setup.configure_logging` installed, its format)
+        self.direct: tuple[logging.Handler, Literal["json", "text"]] | None = None
+        self.pending: list[str] = []
+        self.pending_size = 0
+        #: how a flush is run at the end of this loop pass (the listener's `loop.call_soon`)
+        self.schedule: Callable[[Callable[[], None]], object] | None = None
+        self.flush_scheduled = False
+
+
+_out: Final = _AccessOutput()
+_root: Final = logging.getLogger()
 #: written at once past this many characters, so the buffer stays bounded
-_FLUSH_AT = 64 * 1024
+_FLUSH_AT: Final = 64 * 1024
 # the scrubbed path of recent targets: clients repeat them, and the scrub is a regex or two
-_path_cache: dict[str, str] = {}
-_text_cache: dict[str, str] = {}
-_PATH_CACHE_SIZE = 1024
-_PATH_CACHE_MAX_LEN = 512
-_quote = encode_basestring_ascii  # the C encoder json uses with ensure_ascii
+_path_cache: Final[dict[str, str]] = {}
+_text_cache: Final[dict[str, str]] = {}
+_PATH_CACHE_SIZE: Final = 1024
+_PATH_CACHE_MAX_LEN: Final = 512
+_quote: Final = encode_basestring_ascii  # the C encoder json uses with ensure_ascii
 _ACCESS_KEYS = (
     "method",
     "path",
@@ -198,9 +214,8 @@ _ACCESS_KEYS = (
 def batch_access_lines(schedule: Callable[[Callable[[], None]], object] | None) -> None:
     """Buffer access lines and flush them with `schedule(flush)` (say `loop.call_soon`): one
     `write` per loop pass. None: write each line at once. Flushes what is buffered first."""
-    global _schedule
     flush_access_lines()
-    _schedule = schedule
+    _out.schedule = schedule
 
 
 def _reaches_only(handler: logging.Handler) -> bool:
@@ -219,13 +234,13 @@ def _reaches_only(handler: logging.Handler) -> bool:
 
 def flush_access_lines() -> None:
     """Write the buffered access lines now (one `write`)."""
-    global _pending_size, _flush_scheduled
-    _flush_scheduled = False
-    if not _pending:
+    out = _out
+    out.flush_scheduled = False
+    if not out.pending:
         return
-    text = "".join(_pending)
-    _pending.clear()
-    _pending_size = 0
+    text = "".join(out.pending)
+    out.pending.clear()
+    out.pending_size = 0
     stream = sys.stderr
     try:
         stream.write(text)
@@ -277,7 +292,11 @@ def _json_int(value: int | None) -> str:
     return str(value) if type(value) is int else _encode_json(value)
 
 
-_texts_cache: dict[tuple[str | None, ...], tuple[str, ...]] = {}
+_texts_cache: Final[dict[tuple[str | None, ...], tuple[str, ...]]] = {}
+#: a duration's microseconds past the millisecond as JSON writes `us / 1000`: `.0`, `.001`, `.5`
+_MICROS: Final = tuple(f".{micros:03d}".rstrip("0").ljust(2, "0") for micros in range(1000))
+#: below this many microseconds, `ms + _MICROS[us]` is the float's repr (no exponent)
+_MICROS_PLAIN: Final = 10**15
 
 
 def access_line(
@@ -286,7 +305,7 @@ def access_line(
     method: str,
     path: str,
     status: int | None,
-    duration_ms: float,
+    duration_us: int,
     bytes_sent: int,
     upstream_status: int | None,
     kind: str,
@@ -295,7 +314,8 @@ def access_line(
     request_id: str | None,
 ) -> str:
     """The access line (no newline) the handler's formatter writes for a request record with
-    these fields; `path` is scrubbed already (`_scrubbed_path`), the other strings are not.
+    these fields and `duration_ms` `duration_us / 1000`; `path` is scrubbed already
+    (`_scrubbed_path`), the other strings are not.
 
     The shim calls it once a request, with positional arguments (keywords cost more than the
     JSON line's own assembly); the names are there for readers and tests."""
@@ -310,11 +330,15 @@ def access_line(
             _texts_cache[key] = texts
         status_text = str(status) if type(status) is int else _json_int(status)
         bytes_text = str(bytes_sent) if type(bytes_sent) is int else _json_int(bytes_sent)
+        if 0 <= duration_us < _MICROS_PLAIN:  # no float formatting: a table
+            duration_text = f"{duration_us // 1000}{_MICROS[duration_us % 1000]}"
+        else:
+            duration_text = _json_float(duration_us / 1000)
         # one f-string: compiled (setup.py), it is built in one step
         return (
             f'{{"time": "{rfc3339_utc(created)}", "level": "INFO", "event": "request", '
             f'"method": {texts[0]}, "path": {_quote(path)}, "status": {status_text}, '
-            f'"duration_ms": {_json_float(duration_ms)}, "bytes": {bytes_text}, '
+            f'"duration_ms": {duration_text}, "bytes": {bytes_text}, '
             f'"upstream_status": {_json_int(upstream_status)}, "kind": {texts[1]}, '
             f'"outcome": {texts[2]}, "client": {texts[3]}, "request_id": {texts[4]}}}'
         )
@@ -322,7 +346,7 @@ def access_line(
         method,
         path,
         status,
-        duration_ms,
+        duration_us / 1000,
         bytes_sent,
         upstream_status,
         kind,
@@ -358,17 +382,19 @@ def log_request(
     request_id: str | None = None,
 ) -> None:
     """One line for a finished request; `status=None` when the response was aborted."""
-    global _pending_size, _flush_scheduled, _schedule
     if not _access_logger.isEnabledFor(logging.INFO):
         return
-    direct = _direct
+    out = _out
+    direct = out.direct
+    # to the microsecond, as an integer: formatting a float costs more than the rest of the line
+    duration_us = int(duration_s * 1_000_000 + 0.5)
     if direct is None or not _reaches_only(direct[0]):
         _log_request_record(
             {
                 "method": method,
                 "path": redact_path_qs(raw_path_qs),
                 "status": status,
-                "duration_ms": round(duration_s * 1000, 3),
+                "duration_ms": duration_us / 1000,
                 "bytes": bytes_sent,
                 "upstream_status": upstream_status,
                 "kind": kind,
@@ -384,7 +410,7 @@ def log_request(
         method,
         _scrubbed_path(raw_path_qs),
         status,
-        round(duration_s * 1000, 3),
+        duration_us,
         bytes_sent,
         upstream_status,
         kind,
@@ -392,18 +418,19 @@ def log_request(
         client,
         request_id,
     )
-    _pending.append(line + "\n")
-    _pending_size += len(line) + 1
-    if _schedule is None or _pending_size > _FLUSH_AT:
+    out.pending.append(line + "\n")
+    out.pending_size += len(line) + 1
+    schedule = out.schedule
+    if schedule is None or out.pending_size > _FLUSH_AT:
         flush_access_lines()
-    elif not _flush_scheduled:
+    elif not out.flush_scheduled:
         try:
-            _schedule(flush_access_lines)
+            schedule(flush_access_lines)
         except RuntimeError:  # the loop is closed: no more batching
-            _schedule = None
+            out.schedule = None
             flush_access_lines()
         else:
-            _flush_scheduled = True
+            out.flush_scheduled = True
 
 
 def _log_request_record(fields: dict[str, object]) -> None:
