@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import NamedTuple
+from typing import final
 
 from aiohttp import hdrs
 
@@ -181,22 +181,39 @@ def variant(names: tuple[str, ...], request_fields: Iterable[tuple[str, str]]) -
     return tuple((name, ", ".join(found[name]) if name in found else None) for name in names)
 
 
-class CacheKey(NamedTuple):
+@final
+class CacheKey:
     """What a discovery answer depends on besides the `Vary` fields.
 
     `origin` is the public origin *as finally computed* (after the trust decision on forwarding
     fields): the rewritten document embeds it, so two requests that would get different
-    `account_management_uri`s never share an entry. (A named tuple: looked up on every
-    discovery request, its hash is the tuple's own, computed in C.)
+    `account_management_uri`s never share an entry. `plain`: a target without a query, the
+    document Synapse and clients actually fetch.
+
+    Built and looked up on every discovery request, so a plain class (compiled, a C struct)
+    whose hash is computed once, rather than a named tuple, whose constructor is Python.
     """
 
-    origin: str
-    target: str
+    __slots__ = ("_hash", "origin", "plain", "target")
 
-    @property
-    def plain(self) -> bool:
-        """A target without a query: the document Synapse and clients actually fetch."""
-        return "?" not in self.target
+    def __init__(self, origin: str, target: str) -> None:
+        self.origin = origin
+        self.target = target
+        self.plain = "?" not in target
+        self._hash = hash((origin, target))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, CacheKey)
+            and self.origin == other.origin
+            and self.target == other.target
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"CacheKey({self.origin!r}, {self.target!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,14 +266,14 @@ class DiscoveryCache:
             self._generation = generation
 
     def _pool(self, key: Hashable) -> OrderedDict[tuple[Hashable, Variant], CachedDocument]:
-        return self._plain if getattr(key, "plain", False) else self._other
+        return self._plain if isinstance(key, CacheKey) and key.plain else self._other
 
     def _get(
         self, key: Hashable, request_fields: Iterable[tuple[str, str]]
     ) -> CachedDocument | None:
         names = self._vary.get(key)
         full = (key, variant(names, request_fields) if names else ())
-        pool = self._plain if getattr(key, "plain", False) else self._other  # `_pool`, inline
+        pool = self._plain if isinstance(key, CacheKey) and key.plain else self._other  # `_pool`
         doc = pool.get(full)
         if doc is not None:
             pool.move_to_end(full)

@@ -306,3 +306,13 @@ def test_adopting_a_new_generation_drops_every_entry() -> None:
     cache.adopt(new)
     assert len(cache) == 0
     assert cache.last_good("k") is None
+
+
+def test_cache_keys_are_values() -> None:
+    key = CacheKey("https://account.example.com", "/.well-known/openid-configuration")
+    same = CacheKey("https://account.example.com", "/.well-known/openid-configuration")
+    assert key == same and hash(key) == hash(same) and {key: 1}[same] == 1
+    assert key != CacheKey("https://other.example.com", key.target)
+    assert key != CacheKey(key.origin, key.target + "?x=1")
+    assert key != (key.origin, key.target)
+    assert key.plain and not CacheKey(key.origin, key.target + "?x=1").plain
