@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Final
 
 from msc4191_shim.obs.logs import log_request
 from msc4191_shim.proxy.errors import UpstreamFailure, classify_failure
 from msc4191_shim.proxy.exchange import Exchange
 from msc4191_shim.proxy.state import ShimState
 
-logger = logging.getLogger("msc4191_shim.proxy")
+logger: Final = logging.getLogger("msc4191_shim.proxy")
 
 
 def finish_exchange(state: ShimState, exchange: Exchange) -> None:

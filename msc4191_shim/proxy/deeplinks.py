@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 #: function's answer, bounded in number and in the size of what is remembered
 _MEMO_SIZE: Final = 1024
 _MEMO_MAX_TARGET: Final = 512
-_plans: dict[tuple[str, str], DeepLinkPlan] = {}
-_plans_account: list[AccountManagementConfig] = []
+_plans: Final[dict[tuple[str, str], DeepLinkPlan]] = {}
+_plans_account: Final[list[AccountManagementConfig]] = []
 
 
 def planned(path: str, query: str, account: AccountManagementConfig) -> DeepLinkPlan:

@@ -138,8 +138,8 @@ def serve(
 #: the last renderings of documents: within a second (one Date, one Age) a document is served
 #: byte for byte the same, so it is rendered once (by identity; bounded in number and size, so
 #: at most 16 answers of 64 KiB are held besides the cache's own copies)
-_renderings: dict[
-    tuple[int, int, bytes | None, bytes, bool, bool], tuple[CachedDocument, bytes]
+_renderings: Final[
+    dict[tuple[int, int, bytes | None, bytes, bool, bool], tuple[CachedDocument, bytes]]
 ] = {}
 _RENDERINGS: Final = 16
 _RENDERING_MAX_BYTES: Final = 64 * 1024
@@ -171,7 +171,7 @@ def _rendered(
 
 
 # a cached document is served many times: its fields are encoded once (bounded; by identity)
-_encoded: dict[int, tuple[CachedDocument, tuple[tuple[bytes, bytes], ...]]] = {}
+_encoded: Final[dict[int, tuple[CachedDocument, tuple[tuple[bytes, bytes], ...]]]] = {}
 _ENCODED_DOCUMENTS: Final = 64
 
 

@@ -9,6 +9,7 @@ filled in along the way and written out once at the end.
 from __future__ import annotations
 
 import time
+from typing import Final
 
 from msc4191_shim.config.runtime import Runtime
 from msc4191_shim.http.forwarding import Forwarding, public_origin
@@ -132,8 +133,8 @@ class Exchange:
 #: the public origins worked out lately, by the identity of (runtime, forwarding decision) and
 #: the scheme: a connection reuses its decision while its Host stays the same, so this is mostly
 #: a lookup; the entry holds both objects, so their ids cannot be reused while it is there
-_origins: dict[tuple[int, int, str], tuple[Runtime, Forwarding | None, str]] = {}
-_ORIGINS_SIZE = 256
+_origins: Final[dict[tuple[int, int, str], tuple[Runtime, Forwarding | None, str]]] = {}
+_ORIGINS_SIZE: Final = 256
 
 
 def _origin_of(runtime: Runtime, forwarding: Forwarding | None, scheme: str) -> str:

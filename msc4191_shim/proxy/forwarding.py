@@ -24,9 +24,11 @@ from msc4191_shim.http.headers import decode_raw
 from msc4191_shim.proxy.h1 import Fields, field_lines
 
 _MAX_NAMES: Final = 1024
-_trusted_names: dict[bytes, bool] = {}
-_untrusted_names: dict[bytes, bool] = {}
-_last_lines: tuple[tuple[str | None, str, str | None], bytes] | None = None
+_trusted_names: Final[dict[bytes, bool]] = {}
+_untrusted_names: Final[dict[bytes, bool]] = {}
+#: the lines for the last untrusted peer (one entry: clients repeat, and on a keep-alive
+#: connection the peer is the same for every request)
+_last_lines: Final[dict[tuple[str | None, str, str | None], bytes]] = {}
 
 
 def read_exchange_forwarding(
@@ -51,13 +53,13 @@ def stripped(name: bytes, *, trusted: bool) -> bool:
 
 def forwarding_lines(forwarding: Forwarding) -> bytes:
     """The forwarding fields this hop appends, as header lines."""
-    global _last_lines
     if not forwarding.trusted:
         key = (forwarding.peer, forwarding.scheme, forwarding.host)
-        if _last_lines is not None and _last_lines[0] == key:
-            return _last_lines[1]
-        lines = field_lines(forwarding_fields(forwarding))
-        _last_lines = (key, lines)
+        lines = _last_lines.get(key)
+        if lines is None:
+            lines = field_lines(forwarding_fields(forwarding))
+            _last_lines.clear()
+            _last_lines[key] = lines
         return lines
     return field_lines(forwarding_fields(forwarding))
 

@@ -225,7 +225,7 @@ class _Repeat:
         return head
 
 
-_repeats: dict[bytes, _Repeat] = {}
+_repeats: Final[dict[bytes, _Repeat]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +243,7 @@ class _Framing:
 
 #: the framing of the (version, framing fields) combinations seen lately: an upstream answers
 #: with a handful of them, and working one out costs more than looking it up
-_framings: dict[tuple[bytes, tuple[tuple[bytes, bytes], ...]], _Framing | None] = {}
+_framings: Final[dict[tuple[bytes, tuple[tuple[bytes, bytes], ...]], _Framing | None]] = {}
 _FRAMINGS_SIZE: Final = 256
 
 

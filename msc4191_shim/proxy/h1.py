@@ -79,6 +79,23 @@ def first_value(fields: Fields, name: bytes) -> bytes | None:
     return None
 
 
+def request_line_version(chunk: bytes) -> bool | None:
+    """True if the request line at the start of `chunk` says HTTP/1.1, False for HTTP/1.0;
+    None when it cannot tell (no whole line yet, a blank line first, any other form).
+
+    The parser would say the same (`get_http_version`), at the cost of building a string for
+    every request; this reads the bytes it has just parsed: its request line ends at the first
+    LF and, once it has been accepted, ends with the version.
+    """
+    end = chunk.find(b"\n")
+    if end < 10:
+        return None
+    version = chunk[end - 10 : end]
+    if version == b" HTTP/1.1\r":
+        return True
+    return False if version == b" HTTP/1.0\r" else None
+
+
 def request_line(method: bytes, target: bytes) -> bytes:
     """The upstream request's first line (always HTTP/1.1: this hop's version)."""
     return b"%b %b HTTP/1.1\r\n" % (method, target)
@@ -122,16 +139,20 @@ def field_lines(fields: Iterable[tuple[str, str]]) -> bytes:
     return b"".join(f"{name}: {value}\r\n".encode("latin-1", "replace") for name, value in fields)
 
 
-_date_cache: tuple[int, bytes] = (0, b"")
+#: the current second's HTTP date (one entry: a Final dict, compiled a C static, not a global
+#: rebound every second)
+_dates: Final[dict[int, bytes]] = {}
 
 
 def http_date() -> bytes:
     """The current time as an HTTP date, formatted once a second."""
-    global _date_cache
     now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
-    return _date_cache[1]
+    date = _dates.get(now)
+    if date is None:
+        date = formatdate(now, usegmt=True).encode("ascii")
+        _dates.clear()
+        _dates[now] = date
+    return date
 
 
 def response_start(version_11: bool, status: int, reason: bytes) -> bytes:

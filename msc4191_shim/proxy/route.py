@@ -28,8 +28,8 @@ def classify(method: str, raw_path: str, config: Config, upgrade: bool) -> Route
 
 
 _MEMO_SIZE: Final = 512
-_memo: dict[tuple[str, str], Route] = {}
-_memo_config: list[Config] = []
+_memo: Final[dict[tuple[str, str], Route]] = {}
+_memo_config: Final[list[Config]] = []
 
 
 def classify_memoized(method: str, raw_path: str, config: Config, upgrade: bool) -> Route:
