@@ -43,6 +43,7 @@ from msc4191_shim.proxy.h1 import (
     UPGRADE,
     Fields,
     origin_form,
+    request_line_version,
     text_response,
     valid_target,
 )
@@ -51,7 +52,7 @@ from msc4191_shim.proxy.route import classify_memoized, is_upgrade
 if TYPE_CHECKING:
     from msc4191_shim.proxy.server import ProxyServer
 
-logger = logging.getLogger("msc4191_shim.proxy")
+logger: Final = logging.getLogger("msc4191_shim.proxy")
 
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INTERESTING: Final = frozenset(
@@ -103,6 +104,13 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._fields: Fields = []
         self._head_size = 0
+        #: between on_message_begin and on_message_complete
+        self._in_message = False
+        #: the chunk received while no request was in progress: it starts with the next one's
+        #: request line (read by that request's on_message_begin, then dropped)
+        self._chunk: bytes | None = None
+        #: the request's version if its request line said it plainly (`request_line_version`)
+        self._http11: bool | None = None
         self._refused: tuple[int, str] | None = None
         self._blocks = 0
         self.writable = True
@@ -183,6 +191,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._timer_kind == "body":
             self._deadline = self.loop.time() + self.limits.body_idle_timeout
+        self._chunk = None if self._in_message else data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -193,6 +202,9 @@ class ClientConnection(asyncio.Protocol):
     # -- parser callbacks
 
     def on_message_begin(self) -> None:
+        self._in_message = True
+        chunk, self._chunk = self._chunk, None
+        self._http11 = None if chunk is None else request_line_version(chunk)
         self._url = b""
         self._fields = []
         self._head_size = 0
@@ -239,6 +251,7 @@ class ClientConnection(asyncio.Protocol):
             self.handler.request_body(body)
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         queued, self._parsing_queued = self._parsing_queued, None
         exchange, self._parsing_exchange = self._parsing_exchange, None
         if exchange is None or exchange.request_complete:
@@ -284,13 +297,16 @@ class ClientConnection(asyncio.Protocol):
             target: str | None = raw_target.decode("ascii")  # origin form, the common case
         else:
             target = origin_form(raw_target.decode("ascii")) if valid_target(raw_target) else None
+        http11 = self._http11
+        if http11 is None:
+            http11 = parser.get_http_version() == "1.1"
         # positional, in Exchange's field order: keyword arguments cost more than the rest of
         # the construction, once per request
         exchange = Exchange(
             method,
             raw_target,
             target or raw_target.decode("latin-1"),
-            parser.get_http_version() == "1.1",  # http11
+            http11,
             fields,
             parser.should_keep_alive() and not self.closing,  # keep_alive
             "passthrough",  # route, until classified below

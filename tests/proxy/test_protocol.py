@@ -216,6 +216,55 @@ async def test_any_upgrade_is_spliced_byte_for_byte(
     assert rest == b"helloecho:\x00\x01\x02\xff\xfe"
 
 
+async def _chunked_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An upstream that answers every request on its connection with a chunked `abc`."""
+    while True:
+        try:
+            await read_head(reader)
+        except asyncio.IncompleteReadError:
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        await writer.drain()
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        # one read: the second request line is not at the start of what arrived
+        [b"GET /a HTTP/1.1\r\nHost: p\r\n\r\nGET /b HTTP/1.0\r\nHost: p\r\n\r\n"],
+        # the HTTP/1.0 request line split across reads
+        [b"GET /a HTTP/1.1\r\nHost: p\r\n\r\n", b"GET /b HTT", b"P/1.0\r\nHost: p\r\n\r\n"],
+        # a blank line before it
+        [b"GET /a HTTP/1.1\r\nHost: p\r\n\r\n", b"\r\nGET /b HTTP/1.0\r\nHost: p\r\n\r\n"],
+        # a read that goes on with the first request's head, whose first line ends like a
+        # request line, then starts the next request
+        [
+            b"GET /a HTTP/1.1\r\nHost: p\r\n",
+            b"X-V: a HTTP/1.1\r\n\r\nGET /b HTTP/1.0\r\nHost: p\r\n\r\n",
+        ],
+    ],
+    ids=["pipelined", "split", "blank-line-first", "mid-head"],
+)
+async def test_each_request_is_answered_in_its_own_version(
+    raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory, chunks: list[bytes]
+) -> None:
+    upstream = await raw_upstream_factory(_chunked_answers)
+    shim = await shim_factory(shim_settings(upstream.url))
+    async with connect(shim.port) as (reader, writer):
+        for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        first = await asyncio.wait_for(read_head(reader), WAIT)
+        assert first.start_line == "HTTP/1.1 200 OK"
+        assert await asyncio.wait_for(read_body(reader, first), WAIT) == b"abc"
+        rest = await asyncio.wait_for(reader.read(), WAIT)
+    head, _, body = rest.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"Transfer-Encoding" not in head
+    assert body == b"abc"
+
+
 async def test_an_http10_client_gets_a_body_of_unknown_length_until_close(
     raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory
 ) -> None:

@@ -14,6 +14,7 @@ from msc4191_shim.proxy.h1 import (
     listed_tokens,
     origin_form,
     request_line,
+    request_line_version,
     simple_response,
     switching_head,
     upstream_field_block,
@@ -149,3 +150,20 @@ def test_the_deep_link_redirect_is_what_simple_response_writes(close: bool) -> N
         if http_date() == date:
             break
     assert _REDIRECT % (location.encode(), date, connection) == expected
+
+
+@pytest.mark.parametrize(
+    ("chunk", "version"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", True),
+        (b"GET /x?y=1 HTTP/1.0\r\n", False),
+        (b"GET / HTTP/1.1", None),  # no whole line yet
+        (b"\r\nGET / HTTP/1.1\r\n", None),  # a blank line first
+        (b"GET / HTTP/1.1\nHost: a\n\n", None),  # a bare LF: the parser says
+        (b"GET / HTTP/2.0\r\n", None),
+        (b"GET /HTTP/1.1\r\n", None),
+        (b"", None),
+    ],
+)
+def test_request_line_version(chunk: bytes, version: bool | None) -> None:
+    assert request_line_version(chunk) is version
