@@ -311,8 +311,11 @@ def test_adopting_a_new_generation_drops_every_entry() -> None:
 def test_cache_keys_are_values() -> None:
     key = CacheKey("https://account.example.com", "/.well-known/openid-configuration")
     same = CacheKey("https://account.example.com", "/.well-known/openid-configuration")
-    assert key == same and hash(key) == hash(same) and {key: 1}[same] == 1
+    assert key == same
+    assert hash(key) == hash(same)
+    assert {key: 1}[same] == 1
     assert key != CacheKey("https://other.example.com", key.target)
     assert key != CacheKey(key.origin, key.target + "?x=1")
     assert key != (key.origin, key.target)
-    assert key.plain and not CacheKey(key.origin, key.target + "?x=1").plain
+    assert key.plain
+    assert not CacheKey(key.origin, key.target + "?x=1").plain
