@@ -1,8 +1,10 @@
-"""The targets wrk does not measure: latency added at a fixed rate, memory while 1 GiB streams
-each way, and memory held by 1,000 idle keep-alive connections. `bench/edges.py [--quick]`.
+"""The targets run.py does not measure: latency added at a fixed rate (wrk, paced), memory while
+1 GiB streams each way, and memory held by 1,000 idle keep-alive connections.
+`bench/edges.py [--quick] [--cases latency,streaming,idle] [--rounds N] [--one-cpu]`.
 
 The shim runs as in bench/run.py (1 worker, uvloop, access log on), pinned to its own CPU; this
-script (the load and the Python upstream for the streaming case) runs on the other one.
+script (the load and the Python upstream for the streaming case) runs on the other one, or with
+`--one-cpu` everything runs on the first CPU.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from pathlib import Path
 import procs
 import upstream
 from aiohttp import ClientSession, ClientTimeout, web
-from loadgen import timed
 from plan import ROOT, TARGETS, Settings, plan_layout
 from procs import Server
 from targets import start_nginx_proxy, start_shim
 from usage import memory_mib, process_tree
+from wrk import run_wrk
 
 MiB = 1024 * 1024
 RESULTS = ROOT / "bench" / "results"
+CASES = ("latency", "streaming", "idle")
+#: connections the fixed-rate load is spread over
+LATENCY_CONNECTIONS = 16
 
 
 def _worker_pids(server: Server) -> list[int]:
@@ -36,44 +41,68 @@ def _worker_pids(server: Server) -> list[int]:
     return tree[1:] or tree  # the serving worker(s), not a supervisor
 
 
-def latency_case(
-    origin: Server, settings: Settings, rate: float, seconds: float, rounds: int = 3
-) -> dict[str, object]:
-    """Direct, through nginx and through the shim, in turn, `rounds` times.
+def _paced(address: str, settings: Settings, rate: float, seconds: int) -> dict[str, float]:
+    summary = run_wrk(
+        f"http://{address}{upstream.SMALL_PATH}",
+        seconds,
+        LATENCY_CONNECTIONS,
+        settings.layout.wrk,
+        settings.workdir,
+        rate=rate,
+    )
+    latency = summary.latency_ms()
+    return {
+        "requests": summary.requests,
+        "achieved_rate": round(summary.requests / summary.seconds, 1),
+        "p50_ms": latency.p50,
+        "p90_ms": latency.p90,
+        "p99_ms": latency.p99,
+        "max_ms": latency.max,
+        "errors": sum(summary.errors().values()),
+    }
 
-    p99 at a fixed rate is noisy on a shared 2-core VM: every round is kept, the median
-    reported, and nginx as a reverse proxy on the same CPU shows what the machine itself adds
-    (a proxy on another vCPU wakes it from idle on every hop).
+
+def latency_case(
+    origin: Server, settings: Settings, rate: float, seconds: int, rounds: int = 5
+) -> dict[str, object]:
+    """Direct, through nginx and through the shim, in turn, `rounds` times, at `rate` a second.
+
+    wrk paces the requests (`wrk.PACED_LUA`) and times each from its write to its response, in
+    C. p99 at a fixed rate is noisy on a shared 2-core VM (an idle vCPU is woken for every hop),
+    so the targets take turns in short runs, every round is kept and the median reported; nginx
+    as a reverse proxy on the same CPU shows what the machine itself adds.
     """
     proxies = {
         "nginx": start_nginx_proxy(TARGETS["nginx"], origin.address, settings),
         "shim": start_shim(TARGETS["shim"], origin.address, settings),
     }
-    runs: list[dict[str, object]] = []
+    addresses = {"direct": origin.address} | {n: p.address for n, p in proxies.items()}
+    runs: list[dict[str, dict[str, float]]] = []
     try:
-        for proxy in proxies.values():
-            timed(proxy.address, upstream.SMALL_PATH, rate, 1.0)  # warm the pools
+        for address in addresses.values():
+            _paced(address, settings, rate, 1)  # warm the pools
         for _ in range(rounds):
-            direct = timed(origin.address, upstream.SMALL_PATH, rate, seconds)
-            run: dict[str, object] = {"direct": direct}
-            for name, proxy in proxies.items():
-                through = timed(proxy.address, upstream.SMALL_PATH, rate, seconds)
-                run[name] = through | {
-                    "p99_added_ms": round(through["p99_ms"] - direct["p99_ms"], 3)
-                }
+            run = {
+                name: _paced(address, settings, rate, seconds)
+                for name, address in addresses.items()
+            }
+            for name in proxies:
+                added = run[name]["p99_ms"] - run["direct"]["p99_ms"]
+                run[name]["p99_added_ms"] = round(added, 3)
             runs.append(run)
     finally:
         for proxy in proxies.values():
             procs.stop(proxy.process)
     return {
         "rate": rate,
+        "connections": LATENCY_CONNECTIONS,
         "rounds": runs,
         **{f"{name}_p99_added_ms_median": _median_added(runs, name) for name in proxies},
     }
 
 
-def _median_added(runs: list[dict[str, object]], name: str) -> float:
-    values = sorted(float(run[name]["p99_added_ms"]) for run in runs)  # type: ignore[index]
+def _median_added(runs: list[dict[str, dict[str, float]]], name: str) -> float:
+    values = sorted(run[name]["p99_added_ms"] for run in runs)
     return values[len(values) // 2]
 
 
@@ -191,22 +220,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="results JSON (default: a new dated file in bench/results/)",
     )
+    p.add_argument(
+        "--cases",
+        type=lambda text: text.split(","),
+        default=CASES,
+        help=f"which cases, comma-separated (default: {','.join(CASES)})",
+    )
+    p.add_argument("--rounds", type=int, default=5, help="latency rounds (default: 5)")
+    p.add_argument(
+        "--one-cpu",
+        action="store_true",
+        help="every party on the first CPU: no request waits for another CPU to wake",
+    )
     args = p.parse_args(argv)
+    if unknown := set(args.cases) - set(CASES):
+        p.error(f"unknown cases {sorted(unknown)}; expected some of {list(CASES)}")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    layout = plan_layout(sorted(os.sched_getaffinity(0)))
+    cpus = sorted(os.sched_getaffinity(0))
+    layout = plan_layout(cpus[:1] if args.one_cpu else cpus)
     os.sched_setaffinity(0, {int(c) for c in layout.wrk.split(",")})
     size = (64 if args.quick else 1024) * MiB
     with tempfile.TemporaryDirectory(prefix="shim-edges-") as tmp:
         settings = Settings(5, 1, 32, True, layout, Path(tmp), retries=0)
         origin = upstream.start_origin(Path(tmp), procs.free_port(), layout.origin)
         try:
-            results = {
+            results: dict[str, object] = {
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "latency": latency_case(origin, settings, 1000.0, 3.0 if args.quick else 10.0),
-                "streaming": asyncio.run(streaming_case(settings, size)),
-                "idle": asyncio.run(idle_case(origin, settings, 200 if args.quick else 1000)),
+                "cpus": {"proxy": layout.proxy_1, "origin": layout.origin, "load": layout.wrk},
             }
+            if "latency" in args.cases:
+                seconds = 2 if args.quick else 5
+                results["latency"] = latency_case(origin, settings, 1000.0, seconds, args.rounds)
+            if "streaming" in args.cases:
+                results["streaming"] = asyncio.run(streaming_case(settings, size))
+            if "idle" in args.cases:
+                count = 200 if args.quick else 1000
+                results["idle"] = asyncio.run(idle_case(origin, settings, count))
         finally:
             procs.stop(origin.process)
     output: Path = args.output or RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}-edges.json"

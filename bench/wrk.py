@@ -23,6 +23,13 @@ done = function(summary, latency, requests)
 end
 """
 _MARKER = "BENCHJSON "
+#: a mean fixed rate (wrk's `delay` hook): before each request a connection waits a random
+#: 1 .. 2*gap-1 ms, mean `gap`, so the connections' requests do not line up. wrk times a request
+#: from its write to its response, in C, to the microsecond.
+PACED_LUA = """\
+local gap = {gap}
+delay = function() return math.random(1, 2 * gap - 1) end
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +88,18 @@ def parse_summary(stdout: str) -> Summary | None:
     return None
 
 
-def run_wrk(url: str, seconds: int, connections: int, cpus: str, workdir: Path) -> Summary:
-    """`seconds` of wrk with `connections` against `url`, on `cpus`."""
-    script = workdir / "report.lua"
-    if not script.exists():
+def run_wrk(
+    url: str, seconds: int, connections: int, cpus: str, workdir: Path, rate: float | None = None
+) -> Summary:
+    """`seconds` of wrk with `connections` against `url`, on `cpus`: as fast as it answers, or
+    `rate` requests a second (the mean: each connection is paced to the millisecond)."""
+    if rate is None:
+        script = workdir / "report.lua"
         script.write_text(REPORT_LUA)
+    else:
+        gap = max(1, round(1000 * connections / rate))
+        script = workdir / f"paced-{gap}.lua"
+        script.write_text(PACED_LUA.format(gap=gap) + REPORT_LUA)
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
     command += ["-s", str(script), url]
     done = subprocess.run(
