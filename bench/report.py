@@ -56,16 +56,39 @@ def machine() -> dict[str, object]:
     }
 
 
+def median_rows(rounds: Sequence[Sequence[CaseResult]]) -> list[CaseResult]:
+    """Each case's median round, by CPU a request (requests per CPU-second), in the first
+    round's order: one noisy moment on a shared machine moves one round, not the result."""
+    chosen: list[CaseResult] = []
+    for first in rounds[0]:
+        same = [
+            r
+            for rows in rounds
+            for r in rows
+            if (r.scenario, r.target) == (first.scenario, first.target)
+        ]
+        same.sort(key=lambda r: r.requests_per_cpu_s or 0.0)
+        chosen.append(same[(len(same) - 1) // 2])
+    return chosen
+
+
 def write_results(
-    output: Path, date: str, settings: dict[str, object], rows: Sequence[CaseResult]
+    output: Path,
+    date: str,
+    settings: dict[str, object],
+    rows: Sequence[CaseResult],
+    rounds: Sequence[Sequence[CaseResult]] = (),
 ) -> None:
-    """the results file: when, on what machine, with which settings, and every number."""
-    report = {
+    """the results file: when, on what machine, with which settings, and every number
+    (`results`: each case's median round, `rounds`: every round, when there were several)."""
+    report: dict[str, object] = {
         "date": date,
         "machine": machine(),
         "settings": settings,
         "results": [asdict(row) for row in rows],
     }
+    if len(rounds) > 1:
+        report["rounds"] = [[asdict(row) for row in rows] for rows in rounds]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

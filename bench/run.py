@@ -36,7 +36,7 @@ from plan import (
     plan_layout,
 )
 from procs import BenchError
-from report import markdown_table, write_results
+from report import markdown_table, median_rows, write_results
 from targets import start_target
 from usage import background_percent
 
@@ -97,6 +97,13 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="measure a case again, up to this many times, while other processes use more "
         "than 20%% CPU during it (default 2; 0 with --quick)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every case this many times, the targets taking turns, and report each "
+        "case's median round by CPU a request (default 1)",
     )
     p.add_argument("--no-access-log", dest="access_log", action="store_false")
     p.add_argument(
@@ -161,13 +168,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Path(tmp),
                 retries=args.retries if args.retries is not None else (0 if args.quick else 2),
             )
-            rows = run_cases(targets, scenarios, settings)
+            rounds = []
+            for number in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    progress(f"round {number} of {args.rounds}")
+                rounds.append(run_cases(targets, scenarios, settings))
+            rows = median_rows(rounds)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     output: Path = args.output or dated_output()
-    described = describe(settings, scenarios) | {"background_cpu_percent": background}
-    write_results(output, started, described, rows)
+    described = describe(settings, scenarios) | {
+        "background_cpu_percent": background,
+        "rounds": args.rounds,
+    }
+    write_results(output, started, described, rows, rounds)
     print(f"{started}, results in {output}\n")
     print(markdown_table(rows))
     return 0
