@@ -11,7 +11,8 @@ import os
 
 from setuptools import setup
 
-#: the request path: the protocol layer, the HTTP helpers it calls, and the access line. Not
+#: the request path: the protocol layer, the HTTP helpers it calls, the access line and the
+#: request counts (obs/tally.py; obs/metrics.py, prometheus-client's side, stays Python). Not
 #: obs/log_setup.py: its logging.Handler subclass, compiled, crashed the process after many
 #: reloads (a weak reference to a freed handler; tests/process/test_edge_process.py's SIGHUP
 #: storm), so the logging subclasses live there, uncompiled.
