@@ -19,15 +19,17 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import final
+from typing import Final, final
 
 from aiohttp import hdrs
 
 #: How long a document counts as fresh when the upstream says nothing about it.
-DEFAULT_LIFETIME = 300.0
-DEFAULT_MAX_ENTRIES = 64
+DEFAULT_LIFETIME: Final = 300.0
+DEFAULT_MAX_ENTRIES: Final = 64
 
-_DIRECTIVE = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*(?:=\s*("[^"]*"|[^\s,]*))?\s*(?:,|$)')
+_DIRECTIVE: Final = re.compile(
+    r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*(?:=\s*("[^"]*"|[^\s,]*))?\s*(?:,|$)'
+)
 
 
 def _field_values(headers: Mapping[str, str], name: str) -> list[str]:
@@ -77,7 +79,7 @@ def upstream_age(headers: Mapping[str, str]) -> float:
 
 #: RFC 9111 5.2.2: directives after which a stale copy must not be served without revalidation
 #: (the shim does not revalidate, so such a copy is never served once stale)
-_NO_STALE = ("must-revalidate", "proxy-revalidate", "s-maxage")
+_NO_STALE: Final = ("must-revalidate", "proxy-revalidate", "s-maxage")
 
 
 def refusal(headers: Mapping[str, str]) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import Literal
+from typing import Final, Literal
 
 import brotli
 import zstandard
@@ -20,11 +20,11 @@ import zstandard
 DecodeFailure = Literal["unknown-encoding", "too-large", "corrupt"]
 
 #: Largest piece of output asked of a decoder at once.
-_STEP = 32 * 1024
+_STEP: Final = 32 * 1024
 #: RFC 9659 limits the `zstd` content coding to an 8 MiB window; larger frames are refused
 #: rather than letting the decoder allocate up to its 128 MiB default.
-_ZSTD_MAX_WINDOW = 8 * 1024 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAX_WINDOW: Final = 8 * 1024 * 1024
+_GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
 class DecodeRefused(Exception):  # noqa: N818  # a refusal to decode, not a fault
@@ -165,8 +165,8 @@ def _zstd(body: bytes, sink: _Sink) -> bytes:
     return bytes(sink.data)
 
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_ZSTD_SKIPPABLE = b"\x2a\x4d\x18"  # after a first byte 0x50-0x5f (little-endian 0x184D2A5?)
+_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+_ZSTD_SKIPPABLE: Final = b"\x2a\x4d\x18"  # after a first byte 0x50-0x5f (little-endian 0x184D2A5?)
 
 
 def _check_zstd_frames(body: bytes, coding: str) -> None:
@@ -205,7 +205,7 @@ def _zstd_frame_end(body: bytes, offset: int, coding: str) -> int:
     return offset + (4 if descriptor & 4 else 0)  # the optional content checksum
 
 
-_DECODERS: dict[str, Callable[[bytes, _Sink], bytes]] = {
+_DECODERS: Final[dict[str, Callable[[bytes, _Sink], bytes]]] = {
     "gzip": _gzip,
     "x-gzip": _gzip,
     "deflate": _deflate,

@@ -22,20 +22,21 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from multidict import istr
 
 #: a trusted-proxy range, as the configuration parses it
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-FORWARDED = istr("Forwarded")
-X_FORWARDED_FOR = istr("X-Forwarded-For")
-X_FORWARDED_PROTO = istr("X-Forwarded-Proto")
-X_FORWARDED_HOST = istr("X-Forwarded-Host")
+FORWARDED: Final = istr("Forwarded")
+X_FORWARDED_FOR: Final = istr("X-Forwarded-For")
+X_FORWARDED_PROTO: Final = istr("X-Forwarded-Proto")
+X_FORWARDED_HOST: Final = istr("X-Forwarded-Host")
 
 #: fields that claim something about the client or the original request, beside `X-Forwarded-*`
 #: (the set nginx, HAProxy, Envoy, Cloudflare, Fastly, Akamai and IIS-era stacks write or read)
-_FORWARDING_NAMES = frozenset(
+_FORWARDING_NAMES: Final = frozenset(
     {
         "forwarded",
         "x-real-ip",
@@ -54,15 +55,17 @@ _FORWARDING_NAMES = frozenset(
         "x-envoy-external-address",
     }
 )
-_X_FORWARDED_PREFIX = "x-forwarded-"
+_X_FORWARDED_PREFIX: Final = "x-forwarded-"
 #: what the shim itself writes for a trusted peer; the peer's other forwarding fields pass
-_REWRITTEN = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
-SCHEMES = ("http", "https")
+_REWRITTEN: Final = frozenset(
+    {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+)
+SCHEMES: Final = ("http", "https")
 
 # host[:port]: a DNS-style name, an IPv4 address or a bracketed IPv6 address (RFC 3986 3.2.2
 # without percent-encoding and sub-delims, which no real host name needs and which would let a
 # value smuggle `/`, `%0A` or `@` into a URL), then an optional port of at most 5 digits.
-_HOST = re.compile(
+_HOST: Final = re.compile(
     r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|\[(?P<ipv6>[0-9A-Fa-f:.]{2,45})\])(?::(?P<port>\d{1,5}))?"
 )
 
@@ -195,8 +198,8 @@ def _checked_host(named: tuple[str, str]) -> str:
 
 # -- RFC 7239 ----------------------------------------------------------------------------------
 
-_PAIR = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)=("(?:[^"\\]|\\.)*"|[^;,"\s]*)\s*')
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_PAIR: Final = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)=("(?:[^"\\]|\\.)*"|[^;,"\s]*)\s*')
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _split_elements(fields: Sequence[tuple[str, str]]) -> Iterable[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from aiohttp import hdrs
 from multidict import CIMultiDict, istr
@@ -48,7 +49,7 @@ __all__ = [
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
 #: RFC 9110 §7.6.1 hop-by-hop fields, plus the legacy ones proxies have always dropped.
-HOP_BY_HOP: frozenset[istr] = frozenset(
+HOP_BY_HOP: Final[frozenset[istr]] = frozenset(
     {
         hdrs.CONNECTION,
         hdrs.KEEP_ALIVE,
@@ -63,7 +64,7 @@ HOP_BY_HOP: frozenset[istr] = frozenset(
 )
 
 #: Fields the WebSocket client handshake generates itself; the client's own must not be copied.
-WEBSOCKET_HANDSHAKE: frozenset[istr] = frozenset(
+WEBSOCKET_HANDSHAKE: Final[frozenset[istr]] = frozenset(
     {
         hdrs.SEC_WEBSOCKET_KEY,
         hdrs.SEC_WEBSOCKET_VERSION,
@@ -220,8 +221,8 @@ def client_response_headers(
 # obs-text (0x80-0xFF) and HTAB are allowed in a value (RFC 9110 5.5); any other control byte
 # (NUL, CR, LF, ESC, DEL, ...) is not, and a proxy that relayed it would let the upstream
 # inject a line into the client's view of the response.
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def invalid_response_head(reason: bytes, raw: RawHeaders) -> str | None:

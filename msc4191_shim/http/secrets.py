@@ -14,12 +14,13 @@ framework's `Code=` or a portal's own `mas_session_token=` would write a secret.
 
 from __future__ import annotations
 
+from typing import Final
 from urllib.parse import unquote
 
-REDACTED = "[redacted]"
+REDACTED: Final = "[redacted]"
 
 #: Query parameters whose values are credentials, one-time tokens or identify a login.
-SECRET_QUERY_PARAMS = frozenset(
+SECRET_QUERY_PARAMS: Final = frozenset(
     {
         "id_token_hint",
         "code",
@@ -40,8 +41,8 @@ SECRET_QUERY_PARAMS = frozenset(
     }
 )
 #: A parameter whose name contains one of these (case-insensitively) is a secret too.
-SECRET_WORDS = ("token", "secret", "password", "code", "ticket")
-_SECRET_QUERY_FOLDED = frozenset(name.casefold() for name in SECRET_QUERY_PARAMS)
+SECRET_WORDS: Final = ("token", "secret", "password", "code", "ticket")
+_SECRET_QUERY_FOLDED: Final = frozenset(name.casefold() for name in SECRET_QUERY_PARAMS)
 
 
 def _is_secret_name(name: str) -> bool:

@@ -12,19 +12,19 @@ sent byte for byte.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 #: what an HTTP/2 client with prior knowledge sends first (RFC 9113 3.4)
-HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HTTP2_PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #: the one-line reason the shim gives such a client, and the README explains
-HTTP2_REFUSAL = (
+HTTP2_REFUSAL: Final = (
     "this endpoint speaks HTTP/1.1 only: send HTTP/1.1 (for Synapse, turn force_http2 off for "
     "this endpoint)"
 )
 
 #: [scheme ":"] ["//" authority] rest (RFC 3986 appendix B); `\\` ends an authority as browsers
 #: read it, and a scheme-relative `//host/...` has an authority too
-_REFERENCE = re.compile(
+_REFERENCE: Final = re.compile(
     r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):)?(?://(?P<authority>[^/?#\\]*))?(?P<rest>.*)$",
     re.DOTALL,
 )
@@ -51,8 +51,8 @@ def split_reference(text: str) -> Reference:
     return Reference(scheme, authority, rest)
 
 
-_STRUCTURAL = re.compile(r"%(2[eEfF]|5[cC])")
-_DECODED = {"2e": ".", "2f": "/", "5c": "/"}
+_STRUCTURAL: Final = re.compile(r"%(2[eEfF]|5[cC])")
+_DECODED: Final = {"2e": ".", "2f": "/", "5c": "/"}
 
 
 def is_http2_preface(start: bytes) -> bool:

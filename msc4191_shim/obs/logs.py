@@ -28,19 +28,19 @@ from msc4191_shim.obs.redact import (
     redact_text,
 )
 
-LOGGER_NAME = "msc4191_shim"
-ACCESS_LOGGER_NAME = "msc4191_shim.access"
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOGGER_NAME: Final = "msc4191_shim"
+ACCESS_LOGGER_NAME: Final = "msc4191_shim.access"
+LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # Module state is Final (or inside a Final object) where it can be: compiled, a Final name is
 # a C static, any other module name a lookup in the module's dict.
 _logger: Final = logging.getLogger(LOGGER_NAME)
 _access_logger: Final = logging.getLogger(ACCESS_LOGGER_NAME)
-_SECRET_FIELDS = frozenset(
+_SECRET_FIELDS: Final = frozenset(
     name.casefold().replace("-", "_") for name in (*SECRET_HEADERS, *SECRET_QUERY_PARAMS)
 )
-_FIELDS_ATTR = "shim_fields"
-_RESERVED = frozenset({"time", "level", "event", "logger", "exception", "stack"})
+_FIELDS_ATTR: Final = "shim_fields"
+_RESERVED: Final = frozenset({"time", "level", "event", "logger", "exception", "stack"})
 
 
 class _LastSecond:
@@ -197,7 +197,7 @@ _text_cache: Final[dict[str, str]] = {}
 _PATH_CACHE_SIZE: Final = 1024
 _PATH_CACHE_MAX_LEN: Final = 512
 _quote: Final = encode_basestring_ascii  # the C encoder json uses with ensure_ascii
-_ACCESS_KEYS = (
+_ACCESS_KEYS: Final = (
     "method",
     "path",
     "status",

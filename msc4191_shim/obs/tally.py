@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 if TYPE_CHECKING:
     from msc4191_shim.core.actions import ActionTable
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from msc4191_shim.obs.metrics import DiscoveryOutcome, RequestKind
 
 #: how many (incoming, sent, outcome) triples `deeplink` remembers the key of
-SEEN_DEEPLINKS = 256
+SEEN_DEEPLINKS: Final = 256
 
 #: what `Tally.take` hands over: requests by (kind, status); upstream times by kind as
 #: [sum, then the count per bucket, +Inf last]; other counts by their key

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from msc4191_shim.config.model import LimitsConfig
 from msc4191_shim.obs.logs import batch_access_lines, flush_access_lines
@@ -14,7 +14,7 @@ from msc4191_shim.proxy.listener import ClientConnection
 from msc4191_shim.proxy.state import ShimState
 
 #: how often the request counters are handed to prometheus-client (see `Metrics.flush`)
-METRICS_FLUSH_SECONDS = 1.0
+METRICS_FLUSH_SECONDS: Final = 1.0
 
 
 class ProxyServer:
