@@ -10,9 +10,7 @@ demo: setup
 
 test:
 	scripts/setup.sh --test
-	$(PY) -m ruff check msc4191_shim demo tests bench scripts setup.py
-	$(PY) -m ruff format --check msc4191_shim demo tests bench scripts setup.py
-	$(PY) -m mypy
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # after `make test`: the request path's tests again on plain Python (what `pip install` runs

@@ -28,12 +28,13 @@ def compiled(root: Path = ROOT) -> list[Path]:
 def stale(root: Path = ROOT) -> list[Path]:
     """Compiled modules older than their source; mypyc's shared library older than any of them
     or than setup.py (which lists what is compiled)."""
-    modules = [so for so in compiled(root) if so.parent != root]
+    every = compiled(root)
+    modules = [so for so in every if so.parent != root]
     sources = [so.with_name(so.name.split(".", 1)[0] + ".py") for so in modules]
     found = [so for so, py in zip(modules, sources, strict=True) if _older(so, py)]
     inputs = [py for py in [*sources, root / "setup.py"] if py.exists()]
     newest = max((py.stat().st_mtime for py in inputs), default=0.0)
-    found += [so for so in compiled(root) if so.parent == root and so.stat().st_mtime < newest]
+    found += [so for so in every if so.parent == root and so.stat().st_mtime < newest]
     return found
 
 
