@@ -16,7 +16,7 @@ import os
 import resource
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 from plan import ROOT, TARGETS, Settings, plan_layout
 from procs import Server
 from targets import start_nginx_proxy, start_shim
-from usage import memory_mib, process_tree
+from usage import cpu_seconds, memory_mib, process_tree
 from wrk import run_wrk
 
 MiB = 1024 * 1024
@@ -41,7 +41,17 @@ def _worker_pids(server: Server) -> list[int]:
     return tree[1:] or tree  # the serving worker(s), not a supervisor
 
 
-def _paced(address: str, settings: Settings, rate: float, seconds: int) -> dict[str, float]:
+def _paced(
+    address: str,
+    settings: Settings,
+    rate: float,
+    seconds: int,
+    serving: Mapping[str, Server] | None = None,
+) -> dict[str, float]:
+    """One paced wrk run against `address`; with, for each of `serving` (the proxy, the
+    origin), the CPU time a request cost it: on a shared CPU, what a request queues behind."""
+    trees = {role: process_tree(server.process.pid) for role, server in (serving or {}).items()}
+    before = {role: cpu_seconds(tree) for role, tree in trees.items()}
     summary = run_wrk(
         f"http://{address}{upstream.SMALL_PATH}",
         seconds,
@@ -51,7 +61,7 @@ def _paced(address: str, settings: Settings, rate: float, seconds: int) -> dict[
         rate=rate,
     )
     latency = summary.latency_ms()
-    return {
+    result = {
         "requests": summary.requests,
         "achieved_rate": round(summary.requests / summary.seconds, 1),
         "p50_ms": latency.p50,
@@ -60,6 +70,10 @@ def _paced(address: str, settings: Settings, rate: float, seconds: int) -> dict[
         "max_ms": latency.max,
         "errors": sum(summary.errors().values()),
     }
+    for role, tree in trees.items():
+        used = cpu_seconds(tree) - before[role]
+        result[f"{role}_cpu_us_per_request"] = round(1e6 * used / max(1, summary.requests), 1)
+    return result
 
 
 def latency_case(
@@ -82,10 +96,10 @@ def latency_case(
         for address in addresses.values():
             _paced(address, settings, rate, 1)  # warm the pools
         for _ in range(rounds):
-            run = {
-                name: _paced(address, settings, rate, seconds)
-                for name, address in addresses.items()
-            }
+            run = {"direct": _paced(origin.address, settings, rate, seconds, {"origin": origin})}
+            for name, proxy in proxies.items():
+                serving = {"proxy": proxy, "origin": origin}
+                run[name] = _paced(proxy.address, settings, rate, seconds, serving)
             for name in proxies:
                 added = run[name]["p99_ms"] - run["direct"]["p99_ms"]
                 run[name]["p99_added_ms"] = round(added, 3)
@@ -97,12 +111,16 @@ def latency_case(
         "rate": rate,
         "connections": LATENCY_CONNECTIONS,
         "rounds": runs,
-        **{f"{name}_p99_added_ms_median": _median_added(runs, name) for name in proxies},
+        **{f"{name}_p99_added_ms_median": _median(runs, name, "p99_added_ms") for name in proxies},
+        **{
+            f"{name}_cpu_us_per_request_median": _median(runs, name, "proxy_cpu_us_per_request")
+            for name in proxies
+        },
     }
 
 
-def _median_added(runs: list[dict[str, dict[str, float]]], name: str) -> float:
-    values = sorted(run[name]["p99_added_ms"] for run in runs)
+def _median(runs: list[dict[str, dict[str, float]]], name: str, field: str) -> float:
+    values = sorted(run[name][field] for run in runs)
     return values[len(values) // 2]
 
 
