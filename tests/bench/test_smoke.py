@@ -1,5 +1,6 @@
 """bench/run.py end to end, one second a case: it starts the origin, nginx and the shim, checks
-each answers what the scenario is about, and writes a results JSON with numbers for both proxies.
+each answers what the scenario is about, and writes a results JSON with numbers for both proxies;
+and bench/edges.py's paced latency case, one short round.
 
 The numbers themselves are not asserted (performance is measured, not asserted: see
 bench/README.md); only that every case produced some, without errors.
@@ -54,6 +55,29 @@ def test_quick_run_reports_numbers_for_nginx_and_the_shim(tmp_path: Path) -> Non
     for key, row in rows.items():
         measured = [r for each in rounds for r in each if (r["target"], r["scenario"]) == key]
         assert row == min(measured, key=lambda r: r["requests_per_cpu_s"])
+
+
+def test_paced_latency_reports_p99_and_cpu_a_request_for_both_proxies(tmp_path: Path) -> None:
+    output = tmp_path / "edges.json"
+    command = [sys.executable, str(ROOT / "bench" / "edges.py"), "--quick", "--cases", "latency"]
+    command += ["--rounds", "1", "--output", str(output)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=80)
+
+    assert done.returncode == 0, done.stderr
+    latency = json.loads(output.read_text(encoding="utf-8"))["latency"]
+    (run,) = latency["rounds"]
+    assert set(run) == {"direct", "nginx", "shim"}
+    for name, row in run.items():
+        assert row["requests"] > 0
+        assert row["errors"] == 0
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["origin_cpu_us_per_request"] > 0
+        if name != "direct":
+            # what each proxy's own processes spent, beside the origin's: not zero, not absurd
+            assert 0 < row["proxy_cpu_us_per_request"] < 100_000
+            assert latency[f"{name}_cpu_us_per_request_median"] == row["proxy_cpu_us_per_request"]
+            assert latency[f"{name}_p99_added_ms_median"] == row["p99_added_ms"]
+    assert "proxy_cpu_us_per_request" not in run["direct"]
 
 
 @pytest.mark.parametrize("scenario", ["passthrough", "deeplink", "discovery"])
