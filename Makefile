@@ -36,6 +36,7 @@ bench:
 	scripts/setup.sh --test
 	$(PY) bench/run.py
 	$(PY) bench/edges.py
+	$(PY) bench/edges.py --cases latency --one-cpu
 
 # CI's performance regression guard: fails when passthrough CPU per request, relative to nginx's,
 # falls below 0.7x the ratio in bench/guard.json (about 30 s)
