@@ -39,7 +39,7 @@ bench:
 	$(PY) bench/edges.py --cases latency --one-cpu
 
 # CI's performance regression guard: fails when passthrough CPU per request, relative to nginx's,
-# falls below 0.7x the ratio in bench/guard.json (about 30 s)
+# falls below 0.7x the ratio in bench/guard.json (about 20 s)
 bench-guard:
 	scripts/setup.sh --test
 	$(PY) bench/guard.py
