@@ -43,16 +43,9 @@ _FIELDS_ATTR: Final = "shim_fields"
 _RESERVED: Final = frozenset({"time", "level", "event", "logger", "exception", "stack"})
 
 
-class _LastSecond:
-    """The last second formatted: a busy shim writes many lines a second, and strftime is the
-    slow part."""
-
-    def __init__(self) -> None:
-        self.seconds = -1
-        self.prefix = ""
-
-
-_last_second: Final = _LastSecond()
+#: the last second formatted (one entry, as `h1.http_date` keeps its date): a busy shim writes
+#: many lines a second, and strftime is the slow part
+_seconds: Final[dict[int, str]] = {}
 # field names are few (they come from the code), so whether one names a secret is worked out once
 _secret_field_cache: Final[dict[str, bool]] = {}
 _SECRET_FIELD_CACHE_SIZE: Final = 512
@@ -64,11 +57,12 @@ _encode_json: Final = json.JSONEncoder(ensure_ascii=True, default=str).encode
 def rfc3339_utc(created: float) -> str:
     """`2026-11-26T19:00:00.123Z` for a `time.time()` value."""
     seconds = int(created)
-    last = _last_second
-    if last.seconds != seconds:
-        last.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        last.seconds = seconds
-    return last.prefix + _MILLIS[min(999, int((created - seconds) * 1000))]
+    prefix = _seconds.get(seconds)
+    if prefix is None:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _seconds.clear()
+        _seconds[seconds] = prefix
+    return prefix + _MILLIS[min(999, int((created - seconds) * 1000))]
 
 
 #: `.000Z` to `.999Z`, formatted once
