@@ -61,6 +61,10 @@ class TlsConfig:
 class LogConfig:
     format: LogFormat = "json"
     level: str = "INFO"
+    #: access lines are written together at most this often (and at once past 64 KiB, before any
+    #: other line, and at shutdown); 0 writes them at the end of each event-loop pass. A line
+    #: waits no longer than this; a crash loses at most this much (Envoy flushes every 1s)
+    flush_interval: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)

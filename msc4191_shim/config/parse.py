@@ -50,6 +50,7 @@ from msc4191_shim.config.values import (
     parse_count,
     parse_duration,
     parse_file,
+    parse_flush_interval,
     parse_http_url,
     parse_listen,
     parse_log_level,
@@ -137,7 +138,11 @@ _LIMITS: Mapping[str, Parser] = {
     "max_connections": parse_count,
     "websocket_max_message": parse_size,
 }
-_LOG: Mapping[str, Parser] = {"format": choice("json", "text"), "level": parse_log_level}
+_LOG: Mapping[str, Parser] = {
+    "format": choice("json", "text"),
+    "level": parse_log_level,
+    "flush_interval": parse_flush_interval,
+}
 _ADMIN: Mapping[str, Parser] = {"listen": parse_listen}
 _TLS: Mapping[str, Parser] = {"cert_file": parse_file, "key_file": parse_file}
 _TOP: Mapping[str, Parser] = {

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from yarl import URL
 
@@ -180,6 +180,22 @@ def parse_positive_duration(value: object) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
         raise ValueError(f"expected a duration above zero such as 10s, got {value!r}")
+    return seconds
+
+
+#: the longest `log.flush_interval`: access lines held longer stop being of use to anybody
+#: watching, and a crash would lose them
+MAX_FLUSH_INTERVAL: Final = 10.0
+
+
+def parse_flush_interval(value: object) -> float:
+    """A duration from zero to `MAX_FLUSH_INTERVAL`."""
+    seconds = parse_duration(value)
+    if seconds > MAX_FLUSH_INTERVAL:
+        raise ValueError(
+            f"expected at most {MAX_FLUSH_INTERVAL:g}s (lines held longer would be lost in a "
+            f"crash and late for anybody watching), got {value!r}"
+        )
     return seconds
 
 

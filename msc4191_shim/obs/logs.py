@@ -162,10 +162,11 @@ def direct_to(handler: logging.Handler, format: Literal["json", "text"]) -> None
 #
 # When `log_setup.configure_logging` installed the stderr handler (and it is still the root's),
 # an access line is encoded here directly, to the same text its formatter would write. Once the
-# listener has called `batch_access_lines` with its loop's `call_soon`, lines are buffered and the
-# lines of one event-loop pass written with one `write` at the end of the pass (and before any
-# other record, at `configure_logging`, past `_FLUSH_AT` characters and at exit); otherwise each
-# line is written at once. Without a handler of ours the line takes the ordinary logging path.
+# listener has called `batch_access_lines` with a way to run the flush later (its loop's
+# `call_soon`, or `call_later` with `log.flush_interval`), lines are buffered and written with one
+# `write` when that runs (and before any other record, at `configure_logging`, past `_FLUSH_AT`
+# characters and at exit); otherwise each line is written at once. Without a handler of ours the
+# line takes the ordinary logging path.
 
 
 class _AccessOutput:
@@ -176,8 +177,10 @@ class _AccessOutput:
         self.direct: tuple[logging.Handler, Literal["json", "text"]] | None = None
         self.pending: list[str] = []
         self.pending_size = 0
-        #: how a flush is run at the end of this loop pass (the listener's `loop.call_soon`)
+        #: how a flush is run later: the listener's `loop.call_soon` (at the end of this loop
+        #: pass) or `loop.call_later` bound to `log.flush_interval`
         self.schedule: Callable[[Callable[[], None]], object] | None = None
+        #: a scheduled flush is pending: the lines buffered meanwhile go out with it
         self.flush_scheduled = False
 
 
@@ -206,10 +209,12 @@ _ACCESS_KEYS: Final = (
 
 
 def batch_access_lines(schedule: Callable[[Callable[[], None]], object] | None) -> None:
-    """Buffer access lines and flush them with `schedule(flush)` (say `loop.call_soon`): one
-    `write` per loop pass. None: write each line at once. Flushes what is buffered first."""
+    """Buffer access lines and flush them with `schedule(flush)`: `loop.call_soon` gives one
+    `write` per loop pass, `functools.partial(loop.call_later, interval)` one per `interval` at
+    most. None: write each line at once. Flushes what is buffered first."""
     flush_access_lines()
     _out.schedule = schedule
+    _out.flush_scheduled = False  # a flush pending on another loop (a test's) may never run
 
 
 def _reaches_only(handler: logging.Handler) -> bool:
@@ -226,10 +231,15 @@ def _reaches_only(handler: logging.Handler) -> bool:
     return logger is _root and handler in _root.handlers
 
 
+def _scheduled_flush() -> None:
+    _out.flush_scheduled = False
+    flush_access_lines()
+
+
 def flush_access_lines() -> None:
-    """Write the buffered access lines now (one `write`)."""
+    """Write the buffered access lines now (one `write`). A scheduled flush stays scheduled:
+    the lines buffered after this one wait for it, so no line waits longer than it would have."""
     out = _out
-    out.flush_scheduled = False
     if not out.pending:
         return
     text = "".join(out.pending)
@@ -419,7 +429,7 @@ def log_request(
         flush_access_lines()
     elif not out.flush_scheduled:
         try:
-            schedule(flush_access_lines)
+            schedule(_scheduled_flush)
         except RuntimeError:  # the loop is closed: no more batching
             out.schedule = None
             flush_access_lines()

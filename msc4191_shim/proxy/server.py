@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final, cast
 
 from msc4191_shim.config.model import LimitsConfig
@@ -44,8 +45,7 @@ class ProxyServer:
             reuse_address=True,
             backlog=1024,
         )
-        # access lines: one write per loop pass, not one per request
-        batch_access_lines(self.loop.call_soon)
+        self.batch_access_lines()
         self._flush_metrics()
         # uvloop's Server gives a list where typeshed says tuple
         sockets: Sequence[socket.socket] = cast(Any, self.server).sockets
@@ -54,6 +54,14 @@ class ProxyServer:
             for sock in sockets
             if sock.family in (socket.AF_INET, socket.AF_INET6)
         ]
+
+    def batch_access_lines(self) -> None:
+        """Access lines: one write per `log.flush_interval` (of the current runtime: a reload
+        applies a new one), or per loop pass when it is 0; not one write per request."""
+        interval = self.state.runtime.config.log.flush_interval
+        batch_access_lines(
+            partial(self.loop.call_later, interval) if interval > 0 else self.loop.call_soon
+        )
 
     def _flush_metrics(self) -> None:
         """The request counters reach prometheus-client at least once a second (a scrape of

@@ -95,6 +95,8 @@ class Shim:
             )
         configure_logging(config.log.format, config.log.level)
         self.state.runtime = runtime
+        if self.public is not None:
+            self.public.batch_access_lines()
         self.state.pool.max_connections = config.upstream.max_connections
         self.state.metrics.observe_reload(True)
         log_event("reloaded", config=self.config_path)

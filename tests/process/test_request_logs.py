@@ -6,6 +6,7 @@ import json
 import signal
 
 import aiohttp
+import pytest
 from yarl import URL
 
 from tests.conftest import ShimProcessFactory
@@ -63,3 +64,38 @@ def _json_lines(lines: list[str]) -> list[dict[str, object]]:
     parsed = [json.loads(line) for line in lines if line.strip()]
     assert all(isinstance(line, dict) and "event" in line for line in parsed), parsed
     return parsed
+
+
+async def test_access_lines_held_for_the_flush_interval_are_written_at_shutdown(
+    shim_process_factory: ShimProcessFactory,
+) -> None:
+    async with portal("mas-0.9") as upstream:
+        settings = shim_settings(upstream, log={"format": "json", "flush_interval": "10s"})
+        shim = await shim_process_factory(settings)
+        await _get(shim.url + "/healthz-of-the-portal")
+        with pytest.raises(TimeoutError):  # held for up to 10 s
+            await shim.wait_for_event("request", within=1.0)
+        shim.send_signal(signal.SIGTERM)
+        assert await shim.wait(30) == 0
+        await shim.wait_for_event("stopped")
+    events = [line["event"] for line in _json_lines(shim.lines)]
+    assert events.count("request") == 1
+    assert events.index("request") < events.index("stopped")
+
+
+async def test_a_reload_applies_a_new_flush_interval(
+    shim_process_factory: ShimProcessFactory,
+) -> None:
+    async with portal("mas-0.9") as upstream:
+        settings = shim_settings(upstream, log={"format": "json", "flush_interval": "10s"})
+        shim = await shim_process_factory(settings)
+        shim.rewrite_config(shim_settings(upstream, log={"format": "json", "flush_interval": 0}))
+        shim.send_signal(signal.SIGHUP)
+        await shim.wait_for_event("reloaded")
+        await _get(shim.url + "/healthz-of-the-portal")
+        await shim.wait_for_event("request", within=1.0)  # not held for 10 s
+
+
+async def _get(url: str) -> None:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        await response.read()

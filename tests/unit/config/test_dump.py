@@ -26,7 +26,7 @@ def test_defaults_and_environment_are_applied() -> None:
         {"MSC4191_SHIM_LOG_LEVEL": "debug", "MSC4191_SHIM_LISTEN": ":9999"},
     )
     data = config_as_yaml_data(parse_config(raw))
-    assert data["log"] == {"format": "json", "level": "DEBUG"}
+    assert data["log"] == {"format": "json", "level": "DEBUG", "flush_interval": "0.1s"}
     assert data["listen"] == "0.0.0.0:9999"
     assert data["upstream"]["connect_timeout"] == "5s"
     assert data["discovery"]["max_body_bytes"] == 1024 * 1024

@@ -11,7 +11,13 @@ import yaml
 
 from msc4191_shim.config.errors import ConfigError
 from msc4191_shim.config.parse import ENV_OVERRIDES, apply_env_overrides, load_config, parse_config
-from msc4191_shim.config.values import ListenAddress, parse_duration, parse_listen, parse_size
+from msc4191_shim.config.values import (
+    ListenAddress,
+    parse_duration,
+    parse_flush_interval,
+    parse_listen,
+    parse_size,
+)
 from tests.support.paths import REPO
 
 ROOT = REPO
@@ -79,6 +85,15 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="expected a duration"):
         parse_duration(text)
+
+
+def test_the_access_log_flush_interval_is_bounded() -> None:
+    assert parse_config({"upstream": {"url": "http://p"}}).log.flush_interval == 0.1
+    assert [parse_flush_interval(v) for v in (0, "250ms", "10s")] == [0.0, 0.25, 10.0]
+    with pytest.raises(ConfigError, match=r"log\.flush_interval: expected at most 10s"):
+        parse_config({"upstream": {"url": "http://p"}, "log": {"flush_interval": "1m"}})
+    with pytest.raises(ConfigError, match=r"log\.flush_interval: expected a duration of zero"):
+        parse_config({"upstream": {"url": "http://p"}, "log": {"flush_interval": -1}})
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -341,6 +342,38 @@ async def test_other_records_come_after_the_buffered_access_lines(
         "request",
         "draining",
     ]
+
+
+async def test_with_a_flush_interval_access_lines_wait_for_it_not_longer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "INFO")
+    loop = asyncio.get_running_loop()
+    logs.batch_access_lines(functools.partial(loop.call_later, 0.3))
+    _request()
+    await asyncio.sleep(0.1)
+    _request(status=200)  # buffered with the first, for the flush already scheduled
+    await asyncio.sleep(0.1)
+    assert capsys.readouterr().err == ""  # 0.2 s after the first line
+    await asyncio.sleep(0.3)
+    assert [line["status"] for line in _json_lines(capsys.readouterr().err)] == [302, 200]
+
+
+async def test_a_record_between_timed_flushes_comes_after_the_lines_before_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "INFO")
+    loop = asyncio.get_running_loop()
+    logs.batch_access_lines(functools.partial(loop.call_later, 0.1))
+    _request()
+    log_event("reloaded")  # writes the buffered line first
+    _request(status=200)  # waits for the flush scheduled by the first line
+    assert [line["event"] for line in _json_lines(capsys.readouterr().err)] == [
+        "request",
+        "reloaded",
+    ]
+    await asyncio.sleep(0.3)
+    assert [line["status"] for line in _json_lines(capsys.readouterr().err)] == [200]
 
 
 async def test_the_access_buffer_is_bounded(capsys: pytest.CaptureFixture[str]) -> None:
