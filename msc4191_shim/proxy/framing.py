@@ -154,7 +154,7 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
         return None
     if end > limit:
         raise FramingError(f"response head longer than {limit} bytes")
-    block = bytes(buf[:end])
+    block = buf[:end] if type(buf) is bytes else bytes(buf[:end])
     # an upstream answers the same resource with the same head but for its Date: such a head
     # is analysed once (static assets, the bulk of a portal's requests by count)
     date = block.find(_DATE_LINE)
@@ -165,15 +165,17 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
             date_end = len(block)
         key = block[: date + len(_DATE_LINE)] + block[date_end:]  # the Date value left out
         repeat = _repeats.get(key)
-        if repeat is not None and not block[date:date_end].translate(None, _NOT_CONTROL)[2:]:
-            return repeat.again(block, date, date_end), end + 4
+        if repeat is not None:
+            date_line = block[date + 2 : date_end]
+            if _plain_date_line(date_line):
+                return repeat.again(block, date_line), end + 4
     has_control_bytes = block.translate(None, _NOT_CONTROL) != CRLF * block.count(CRLF)
     head = None if has_control_bytes else _simple_head(block)
     if head is None:
         head = _general_head(block)
         head.has_control_bytes = has_control_bytes
     elif key and _SET_COOKIE not in key.lower():  # a per-user head repeats for nobody else
-        remembered = _Repeat.of(head, block[date + 2 : date_end])
+        remembered = _Repeat.of(head, block, block[date + 2 : date_end])
         if remembered is not None:
             if len(_repeats) >= _REPEATS:
                 _repeats.clear()
@@ -191,28 +193,33 @@ _REPEAT_MAX_BYTES: Final = 2048
 class _Repeat:
     """A head read by the fast path, less its Date value: what a repeat of it says."""
 
-    __slots__ = ("after", "before", "head")
+    __slots__ = ("after", "before", "head", "status_line_size")
 
-    def __init__(self, head: ResponseHead, before: bytes, after: bytes) -> None:
+    def __init__(
+        self, head: ResponseHead, before: bytes, after: bytes, status_line_size: int
+    ) -> None:
         self.head = head
         self.before = before
         self.after = after
+        self.status_line_size = status_line_size
 
     @classmethod
-    def of(cls, head: ResponseHead, date_line: bytes) -> _Repeat | None:
-        """`head`'s kept lines split around `date_line` (`Date: ...`), if it is among them."""
+    def of(cls, head: ResponseHead, block: bytes, date_line: bytes) -> _Repeat | None:
+        """`head` (read from `block`), its kept lines split around `date_line` (`Date: ...`),
+        if it is among them."""
         kept = head.kept
         if kept is None:
             return None
         at = (CRLF + kept).find(CRLF + date_line + CRLF)
         if at < 0:
             return None
-        return cls(head, kept[:at], kept[at + len(date_line) + 2 :])
+        return cls(head, kept[:at], kept[at + len(date_line) + 2 :], block.find(CRLF))
 
-    def again(self, block: bytes, date: int, date_end: int) -> ResponseHead:
-        """The head for `block`, which differs from the remembered one only in its Date."""
+    def again(self, block: bytes, date_line: bytes) -> ResponseHead:
+        """The head for `block`, which differs from the remembered one only in its Date line
+        (`date_line`, `Date: ...`): the status line is the same, so is where it ends."""
         template = self.head
-        eol = block.find(CRLF)
+        eol = self.status_line_size
         head = ResponseHead(template.version, template.status, template.reason, block[eol:])
         head.length = template.length
         head.chunked = template.chunked
@@ -221,11 +228,25 @@ class _Repeat:
         head.connection_tokens = template.connection_tokens
         head.has_date = True
         head.has_location = template.has_location
-        head.kept = self.before + block[date + 2 : date_end] + CRLF + self.after
+        head.kept = self.before + date_line + CRLF + self.after
         return head
 
 
 _repeats: Final[dict[bytes, _Repeat]] = {}
+#: the last Date line found free of control bytes: it changes once a second, so the check runs
+#: once a second, not once a response
+_plain_dates: Final[dict[bytes, bool]] = {}
+
+
+def _plain_date_line(date_line: bytes) -> bool:
+    """`date_line` has no control byte, so a repeat may take it as it is."""
+    if date_line in _plain_dates:
+        return True
+    if date_line.translate(None, _NOT_CONTROL):
+        return False
+    _plain_dates.clear()
+    _plain_dates[date_line] = True
+    return True
 
 
 @dataclass(frozen=True, slots=True)
