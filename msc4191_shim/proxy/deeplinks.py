@@ -46,9 +46,7 @@ def handle_deeplink(conn: ClientConnection, exchange: Exchange) -> Handler | Non
     exchange.kind = "deeplink"
     exchange.outcome = plan.outcome
     decision = plan.decision
-    conn.state.metrics.observe_deeplink(
-        decision.incoming, decision.sent, plan.outcome, account.table
-    )
+    conn.state.metrics.tally.deeplink(decision.incoming, decision.sent, plan.outcome, account.table)
     if plan.location is not None:
         redirect(conn, exchange, plan.location)
         return None

@@ -188,7 +188,7 @@ def _encoded_fields(document: CachedDocument) -> tuple[tuple[bytes, bytes], ...]
 
 
 def count(conn: ClientConnection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
-    conn.state.metrics.observe_discovery(outcome)
+    conn.state.metrics.tally.discovery(outcome)
     exchange.outcome = outcome
 
 
