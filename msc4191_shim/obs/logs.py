@@ -156,6 +156,7 @@ def direct_to(handler: logging.Handler, format: Literal["json", "text"]) -> None
     handler they would reach (`log_setup.configure_logging` installs it)."""
     flush_access_lines()
     _out.direct = (handler, format)
+    _out.direct_checked = False
 
 
 # -- the access line: the hot path, written without a LogRecord
@@ -182,6 +183,9 @@ class _AccessOutput:
         self.schedule: Callable[[Callable[[], None]], object] | None = None
         #: a scheduled flush is pending: the lines buffered meanwhile go out with it
         self.flush_scheduled = False
+        #: the access logger is enabled and reaches only `direct`'s handler, as found for a line
+        #: buffered since the last flush
+        self.direct_checked = False
 
 
 _out: Final = _AccessOutput()
@@ -240,6 +244,7 @@ def flush_access_lines() -> None:
     """Write the buffered access lines now (one `write`). A scheduled flush stays scheduled:
     the lines buffered after this one wait for it, so no line waits longer than it would have."""
     out = _out
+    out.direct_checked = False
     if not out.pending:
         return
     text = "".join(out.pending)
@@ -386,28 +391,33 @@ def log_request(
     request_id: str | None = None,
 ) -> None:
     """One line for a finished request; `status=None` when the response was aborted."""
-    if not _access_logger.isEnabledFor(logging.INFO):
-        return
     out = _out
     direct = out.direct
     # to the microsecond, as an integer: formatting a float costs more than the rest of the line
     duration_us = int(duration_s * 1_000_000 + 0.5)
-    if direct is None or not _reaches_only(direct[0]):
-        _log_request_record(
-            {
-                "method": method,
-                "path": redact_path_qs(raw_path_qs),
-                "status": status,
-                "duration_ms": duration_us / 1000,
-                "bytes": bytes_sent,
-                "upstream_status": upstream_status,
-                "kind": kind,
-                "outcome": outcome,
-                "client": client,
-                "request_id": request_id,
-            }
-        )
-        return
+    if direct is None or not out.direct_checked:
+        if not _access_logger.isEnabledFor(logging.INFO):
+            return
+        if direct is None or not _reaches_only(direct[0]):
+            _log_request_record(
+                {
+                    "method": method,
+                    "path": redact_path_qs(raw_path_qs),
+                    "status": status,
+                    "duration_ms": duration_us / 1000,
+                    "bytes": bytes_sent,
+                    "upstream_status": upstream_status,
+                    "kind": kind,
+                    "outcome": outcome,
+                    "client": client,
+                    "request_id": request_id,
+                }
+            )
+            return
+        # lines are buffered until the next flush: until then they go the way this one goes
+        # (a level or handler changed meanwhile applies from that flush, `direct_to` at once)
+        out.direct_checked = out.schedule is not None
+    assert direct is not None  # checked above, or when `direct_checked` was set
     line = access_line(
         time.time(),
         direct[1],

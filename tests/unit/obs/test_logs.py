@@ -376,6 +376,28 @@ async def test_a_record_between_timed_flushes_comes_after_the_lines_before_it(
     assert [line["status"] for line in _json_lines(capsys.readouterr().err)] == [200]
 
 
+async def test_a_handler_added_between_flushes_gets_the_lines_after_the_next_flush(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "INFO")
+    loop = asyncio.get_running_loop()
+    logs.batch_access_lines(functools.partial(loop.call_later, 10))
+    _request()
+    records: list[logging.LogRecord] = []
+    added = logging.Handler()
+    added.emit = records.append  # type: ignore[method-assign,assignment]
+    access = logging.getLogger(logs.ACCESS_LOGGER_NAME)
+    access.addHandler(added)
+    try:
+        _request(status=201)  # decided with the first line: buffered for stderr
+        logs.flush_access_lines()
+        _request(status=202)  # decided afresh: the ordinary logging path, to both handlers
+    finally:
+        access.removeHandler(added)
+    assert [line["status"] for line in _json_lines(capsys.readouterr().err)] == [302, 201, 202]
+    assert [r.shim_fields["status"] for r in records] == [202]  # type: ignore[attr-defined]
+
+
 async def test_the_access_buffer_is_bounded(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("json", "INFO")
     logs.batch_access_lines(asyncio.get_running_loop().call_soon)
