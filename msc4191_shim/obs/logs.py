@@ -164,19 +164,10 @@ def direct_to(handler: logging.Handler, format: Literal["json", "text"]) -> None
 # When `log_setup.configure_logging` installed the stderr handler (and it is still the root's),
 # an access line is encoded here directly, to the same text its formatter would write. Once the
 # listener has called `batch_access_lines` with a way to run the flush later (its loop's
-# `call_soon`, or `call_later` with `log.flush_interval`), a request's values are buffered and
-# its line built and written with the others, in one `write`, when that runs (and before any
-# other record, at `configure_logging`, past `_FLUSH_AT` characters and at exit); otherwise each
-# line is written at once. Without a handler of ours the line takes the ordinary logging path.
-
-
-#: what an access line is built from: `access_line`'s arguments but the format, with the path
-#: as received (`_scrubbed_path` runs at the flush)
-_Request = tuple[
-    float, str, str, int | None, int, int, int | None, str, str | None, str | None, str | None
-]
-#: an access line's characters beside its path, about (for `_FLUSH_AT`)
-_LINE_SIZE: Final = 256
+# `call_soon`, or `call_later` with `log.flush_interval`), lines are buffered and written with one
+# `write` when that runs (and before any other record, at `configure_logging`, past `_FLUSH_AT`
+# characters and at exit); otherwise each line is written at once. Without a handler of ours the
+# line takes the ordinary logging path.
 
 
 class _AccessOutput:
@@ -185,10 +176,7 @@ class _AccessOutput:
     def __init__(self) -> None:
         #: (the handler `log_setup.configure_logging` installed, its format)
         self.direct: tuple[logging.Handler, Literal["json", "text"]] | None = None
-        #: the requests whose lines are still to be written, as `log_request` got them: a
-        #: line is built at the flush, with the others (warm), not on the request's own path
-        self.pending: list[_Request] = []
-        #: about how many characters their lines take (the path plus `_LINE_SIZE`)
+        self.pending: list[str] = []
         self.pending_size = 0
         #: how a flush is run later: the listener's `loop.call_soon` (at the end of this loop
         #: pass) or `loop.call_later` bound to `log.flush_interval`
@@ -257,31 +245,11 @@ def flush_access_lines() -> None:
     the lines buffered after this one wait for it, so no line waits longer than it would have."""
     out = _out
     out.direct_checked = False
-    pending = out.pending
-    if not pending:
+    if not out.pending:
         return
-    out.pending = []  # taken whole, so nothing is written twice whatever happens below
+    text = "".join(out.pending)
+    out.pending.clear()
     out.pending_size = 0
-    format: Literal["json", "text"] = "json" if out.direct is None else out.direct[1]
-    lines = [
-        access_line(
-            r[0],
-            format,
-            r[1],
-            _scrubbed_path(r[2]),
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-        )
-        for r in pending
-    ]
-    lines.append("")  # the last line's newline
-    text = "\n".join(lines)
     stream = sys.stderr
     try:
         stream.write(text)
@@ -449,22 +417,23 @@ def log_request(
         # lines are buffered until the next flush: until then they go the way this one goes
         # (a level or handler changed meanwhile applies from that flush, `direct_to` at once)
         out.direct_checked = out.schedule is not None
-    out.pending.append(
-        (
-            time.time(),
-            method,
-            raw_path_qs,
-            status,
-            duration_us,
-            bytes_sent,
-            upstream_status,
-            kind,
-            outcome,
-            client,
-            request_id,
-        )
+    assert direct is not None  # checked above, or when `direct_checked` was set
+    line = access_line(
+        time.time(),
+        direct[1],
+        method,
+        _scrubbed_path(raw_path_qs),
+        status,
+        duration_us,
+        bytes_sent,
+        upstream_status,
+        kind,
+        outcome,
+        client,
+        request_id,
     )
-    out.pending_size += len(raw_path_qs) + _LINE_SIZE
+    out.pending.append(line + "\n")
+    out.pending_size += len(line) + 1
     schedule = out.schedule
     if schedule is None or out.pending_size > _FLUSH_AT:
         flush_access_lines()
