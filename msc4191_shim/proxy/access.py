@@ -16,7 +16,7 @@ logger: Final = logging.getLogger("msc4191_shim.proxy")
 
 def finish_exchange(state: ShimState, exchange: Exchange) -> None:
     status = None if exchange.aborted else exchange.status
-    # the compiled tally itself, not `Metrics.observe_*`: a direct C call, no method lookup
+    # the compiled tally itself: a direct C call, no method lookup
     tally = state.metrics.tally
     tally.request(exchange.kind, status)
     if exchange.upstream_seconds is not None:

@@ -40,8 +40,8 @@ def exposed_series() -> dict[str, frozenset[str]]:
     """Sample name -> its label names, from a live registry that has seen every kind of event."""
     metrics = Metrics()
     table = parse_config({"upstream": {"url": "http://portal"}}).account_management.table
-    metrics.observe_deeplink("session_end", "org.matrix.session_end", "redirect", table)
-    metrics.observe_upstream("deeplink", 0.01)
+    metrics.tally.deeplink("session_end", "org.matrix.session_end", "redirect", table)
+    metrics.tally.upstream("deeplink", 0.01)
     series: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         for sample in family.samples:

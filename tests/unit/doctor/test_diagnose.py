@@ -65,9 +65,9 @@ def metrics_text(
     metrics = Metrics()
     table = config(dialect).account_management.table
     for incoming, sent, outcome in links:
-        metrics.observe_deeplink(incoming, sent, outcome, table)
+        metrics.tally.deeplink(incoming, sent, outcome, table)
     for item in discovery:
-        metrics.observe_discovery(item)
+        metrics.tally.discovery(item)
     return Answer(200, metrics.render()[0])
 
 
@@ -327,7 +327,7 @@ def test_deep_link_summary_counts_stable_and_legacy_names() -> None:
 
 def test_relayed_discovery_and_upstream_errors_are_warnings() -> None:
     metrics = Metrics()
-    metrics.observe_discovery("passthrough_status")
+    metrics.tally.discovery("passthrough_status")
     metrics.observe_upstream_error("refused")
     findings = diagnose(inputs(ALL_STABLE_DOC, "stable", Answer(200, metrics.render()[0])))
     warnings = [f.what for f in findings if f.level == "WARN"]

@@ -106,14 +106,14 @@ def test_action_label(name: str | None, expected: str) -> None:
 
 def test_render_reports_every_observation(metrics: Metrics) -> None:
     table = _table()
-    metrics.observe_request("deeplink", 302)
-    metrics.observe_request("deeplink", 302)
-    metrics.observe_request("passthrough", None)
-    metrics.observe_upstream("passthrough", 0.003)
-    metrics.observe_upstream("passthrough", 12.0)
-    metrics.observe_deeplink("org.matrix.device_view", "org.matrix.session_view", "redirect", table)
-    metrics.observe_deeplink("org.matrix.account_deactivate", None, "strip", table)
-    metrics.observe_discovery("rewritten")
+    metrics.tally.request("deeplink", 302)
+    metrics.tally.request("deeplink", 302)
+    metrics.tally.request("passthrough", None)
+    metrics.tally.upstream("passthrough", 0.003)
+    metrics.tally.upstream("passthrough", 12.0)
+    metrics.tally.deeplink("org.matrix.device_view", "org.matrix.session_view", "redirect", table)
+    metrics.tally.deeplink("org.matrix.account_deactivate", None, "strip", table)
+    metrics.tally.discovery("rewritten")
     metrics.observe_upstream_error("refused")
     metrics.observe_reload(True)
     metrics.observe_reload(False)
@@ -169,8 +169,8 @@ def test_bucket_bounds_cover_a_sidecar(metrics: Metrics) -> None:
 def test_deeplink_labels_are_bounded(metrics: Metrics) -> None:
     table = _table()
     for i in range(500):
-        metrics.observe_deeplink(f"made-up-{i}", f"made-up-{i}", "passthrough", table)
-        metrics.observe_deeplink(None, None, "passthrough", table)
+        metrics.tally.deeplink(f"made-up-{i}", f"made-up-{i}", "passthrough", table)
+        metrics.tally.deeplink(None, None, "passthrough", table)
     series = _series(_samples(metrics.render()[0]), "deeplink_translations_total")
     assert sorted(s["incoming"] for s in series) == ["none", "other"]
     assert sorted(s["sent"] for s in series) == ["none", "other"]
@@ -182,7 +182,7 @@ def test_every_deeplink_series_is_within_the_table(metrics: Metrics) -> None:
     for incoming in names:
         for sent in names:
             for outcome in get_args(DeeplinkOutcome):
-                metrics.observe_deeplink(incoming, sent, outcome, table)
+                metrics.tally.deeplink(incoming, sent, outcome, table)
     series = _series(_samples(metrics.render()[0]), "deeplink_translations_total")
     allowed = {*table.to_stable_names, "none", "other"}
     assert {s["incoming"] for s in series} == allowed
@@ -193,10 +193,10 @@ def test_every_deeplink_series_is_within_the_table(metrics: Metrics) -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda m: m.observe_request("websockets", 200),
-        lambda m: m.observe_upstream("other", 0.1),
-        lambda m: m.observe_deeplink(None, None, "redirect_unsupported", _table()),
-        lambda m: m.observe_discovery("passthrough"),
+        lambda m: m.tally.request("websockets", 200),
+        lambda m: m.tally.upstream("other", 0.1),
+        lambda m: m.tally.deeplink(None, None, "redirect_unsupported", _table()),
+        lambda m: m.tally.discovery("passthrough"),
         lambda m: m.observe_upstream_error("timeout"),
     ],
 )
@@ -209,7 +209,7 @@ def test_unknown_label_values_are_refused(
 
 def test_instances_do_not_share_a_registry() -> None:
     first, second = Metrics(), Metrics()
-    first.observe_discovery("stale")
+    first.tally.discovery("stale")
     assert _get(_samples(first.render()[0]), "discovery_documents_total", outcome="stale") == 1
     assert _get(_samples(second.render()[0]), "discovery_documents_total", outcome="stale") == 0
 
@@ -265,10 +265,10 @@ def _worker(status: int, requests: int) -> None:
     """A worker process: the variable was inherited, so its metrics go to the shared files."""
     metrics = Metrics(version="9.9.9")
     for _ in range(requests):
-        metrics.observe_request("deeplink", status)
-    metrics.observe_upstream("deeplink", 0.002)
-    metrics.observe_deeplink("session_end", "org.matrix.session_end", "redirect", _table())
-    metrics.observe_discovery("cached")
+        metrics.tally.request("deeplink", status)
+    metrics.tally.upstream("deeplink", 0.002)
+    metrics.tally.deeplink("session_end", "org.matrix.session_end", "redirect", _table())
+    metrics.tally.discovery("cached")
 
 
 def _scrape(out: str) -> None:

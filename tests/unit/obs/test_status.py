@@ -37,12 +37,10 @@ def seen(metrics: Metrics, table_config: Config) -> Metrics:
     """3 legacy, 2 stable deep links, one discovery document, one upstream error."""
     table = table_config.account_management.table
     for _ in range(3):
-        metrics.observe_deeplink("session_end", "org.matrix.session_end", "redirect", table)
-    metrics.observe_deeplink(
-        "org.matrix.device_delete", "org.matrix.session_end", "redirect", table
-    )
-    metrics.observe_deeplink("org.matrix.profile", "org.matrix.profile", "passthrough", table)
-    metrics.observe_discovery("rewritten")
+        metrics.tally.deeplink("session_end", "org.matrix.session_end", "redirect", table)
+    metrics.tally.deeplink("org.matrix.device_delete", "org.matrix.session_end", "redirect", table)
+    metrics.tally.deeplink("org.matrix.profile", "org.matrix.profile", "passthrough", table)
+    metrics.tally.discovery("rewritten")
     metrics.observe_upstream_error("refused")
     return metrics
 
