@@ -1,10 +1,11 @@
 """The targets run.py does not measure: latency added at a fixed rate (wrk, paced), memory while
 1 GiB streams each way, and memory held by 1,000 idle keep-alive connections.
-`bench/edges.py [--quick] [--cases latency,streaming,idle] [--rounds N] [--one-cpu]`.
+`bench/edges.py [--quick] [--cases latency,streaming,idle] [--rounds N] [--one-cpu] [--allow-idle]`.
 
 The shim runs as in bench/run.py (1 worker, uvloop, access log on), pinned to its own CPU; this
 script (the load and the Python upstream for the streaming case) runs on the other one, or with
-`--one-cpu` everything runs on the first CPU.
+`--one-cpu` everything runs on the first CPU. While the latency case runs, the CPUs are kept from
+halting (bench/awake.py) unless `--allow-idle`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import procs
 import upstream
 from aiohttp import ClientSession, ClientTimeout, web
+from awake import cpus_awake
 from plan import ROOT, TARGETS, Settings, plan_layout
 from procs import Server
 from targets import start_nginx_proxy, start_shim
@@ -250,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="every party on the first CPU: no request waits for another CPU to wake",
     )
+    p.add_argument(
+        "--allow-idle",
+        action="store_true",
+        help="let idle CPUs halt during the latency case (default: held polling, as cyclictest)",
+    )
     args = p.parse_args(argv)
     if unknown := set(args.cases) - set(CASES):
         p.error(f"unknown cases {sorted(unknown)}; expected some of {list(CASES)}")
@@ -269,7 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             if "latency" in args.cases:
                 seconds = 2 if args.quick else 5
-                results["latency"] = latency_case(origin, settings, 1000.0, seconds, args.rounds)
+                with cpus_awake(not args.allow_idle) as idle:
+                    latency = latency_case(origin, settings, 1000.0, seconds, args.rounds)
+                results["latency"] = {"cpu_idle": idle, **latency}
             if "streaming" in args.cases:
                 results["streaming"] = asyncio.run(streaming_case(settings, size))
             if "idle" in args.cases:
