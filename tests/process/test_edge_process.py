@@ -99,8 +99,7 @@ async def test_sighup_while_starting_never_ends_the_shim(
         await process.wait_for_event("reloaded")
         assert process.proc.returncode is None
         assert await _get(f"http://127.0.0.1:{process._bound('listen')}/") == (200, "A")
-        process.send_signal(signal.SIGTERM)
-        assert await process.wait(WAIT) == 0
+        assert await process.terminate(WAIT) == 0
     finally:
         await process.close()
 
@@ -114,8 +113,7 @@ async def test_a_sigterm_while_starting_stops_the_shim_cleanly(
     process = await spawn_shim(config)
     try:
         await _until_caught(process, signal.SIGTERM)
-        process.send_signal(signal.SIGTERM)
-        assert await process.wait(WAIT) == 0  # held, then acted on: drained and stopped
+        assert await process.terminate(WAIT) == 0  # held, then acted on: drained and stopped
         assert process.events("stopped") or not process.events("ready")
     finally:
         await process.close()
@@ -137,8 +135,7 @@ async def test_workers_started_under_a_sighup_storm_all_come_up(
         await _hup_until_ready(process, ready=2)
         assert not process.events("worker_died"), process.stderr
         assert len(child_pids(process.proc.pid)) == 2
-        process.send_signal(signal.SIGTERM)
-        assert await process.wait(WAIT) == 0
+        assert await process.terminate(WAIT) == 0
     finally:
         await process.close()
 
@@ -168,8 +165,7 @@ async def test_a_killed_worker_is_restarted_and_the_supervisor_then_exits_1(
     assert len(workers) == 2
     assert await _get(f"{shim.url}/") == (200, "A")
 
-    shim.send_signal(signal.SIGTERM)
-    assert await shim.wait(WAIT) == 1, "a worker died: the supervisor must not report success"
+    assert await shim.terminate(WAIT) == 1, "a worker died: the supervisor must not report success"
 
 
 async def test_check_config_loads_the_ca_file_and_tls_files_as_run_does(tmp_path: Path) -> None:

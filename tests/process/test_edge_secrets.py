@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 from tests.conftest import RawUpstreamFactory, ShimFactory, ShimProcessFactory
@@ -49,8 +48,7 @@ async def test_no_credential_parameter_is_logged(
         head, _ = await exchange_one(shim.port, request.encode())
         assert head.status == 404
     await shim.wait_for_event("request", count=len(PARAMS))
-    shim.send_signal(signal.SIGTERM)
-    await shim.wait(30)
+    await shim.terminate(30)
     assert SECRET not in shim.stderr
     paths = [event["path"] for event in shim.events("request")]
     assert paths[0] == "/callback?action=x&ticket=[redacted]"

@@ -245,8 +245,7 @@ async def test_two_workers_serve_one_port(
         upstream_links = [s for s in tcp_sockets(pid) if s[0] == "01" and s[2] == endpoint.port]
         assert upstream_links, f"worker {pid} served nothing"
 
-    shim.send_signal(signal.SIGTERM)
-    assert await shim.wait(WAIT) == 0
+    assert await shim.terminate(WAIT) == 0
     await _until_refused(shim.port)
 
 

@@ -35,8 +35,7 @@ async def test_one_json_line_per_request_and_no_secret_anywhere(
                 async with session.get(url, headers=headers, allow_redirects=False) as response:
                     await response.read()
         await shim.wait_for_event("request", count=len(QUERIES))
-        shim.send_signal(signal.SIGTERM)
-        assert await shim.wait(30) == 0
+        assert await shim.terminate(30) == 0
         await shim.wait_for_event("stopped")
     assert SECRET not in shim.stderr
     assert "Traceback" not in shim.stderr
@@ -75,8 +74,7 @@ async def test_access_lines_held_for_the_flush_interval_are_written_at_shutdown(
         await _get(shim.url + "/healthz-of-the-portal")
         with pytest.raises(TimeoutError):  # held for up to 10 s
             await shim.wait_for_event("request", within=1.0)
-        shim.send_signal(signal.SIGTERM)
-        assert await shim.wait(30) == 0
+        assert await shim.terminate(30) == 0
         await shim.wait_for_event("stopped")
     events = [line["event"] for line in _json_lines(shim.lines)]
     assert events.count("request") == 1

@@ -369,6 +369,11 @@ class ShimProcess:
     async def wait(self, within: float) -> int:
         return await asyncio.wait_for(self.proc.wait(), within)
 
+    async def terminate(self, within: float) -> int:
+        """SIGTERM, as an orchestrator stops it; its exit code, waited for at most `within` s."""
+        self.send_signal(signal.SIGTERM)
+        return await self.wait(within)
+
     def status_kib(self, key: str = "VmHWM", pid: int | None = None) -> int:
         """A memory figure from /proc/<pid>/status in KiB (VmHWM: the peak resident size)."""
         text = Path(f"/proc/{pid or self.proc.pid}/status").read_text(encoding="ascii")
