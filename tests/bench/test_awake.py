@@ -3,26 +3,16 @@ results, and lets go afterwards; where it cannot, it says why instead of failing
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import struct
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.support.paths import REPO
+from tests.support.paths import load_script
 
 PM_QOS = Path("/dev/cpu_dma_latency")
-
-
-def _awake() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("awake", REPO / "bench" / "awake.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+awake = load_script("bench/awake.py")
 
 
 def _holders(path: Path) -> int:
@@ -35,7 +25,7 @@ def test_a_request_of_zero_is_written_and_withdrawn_when_the_block_ends(tmp_path
     device = tmp_path / "cpu_dma_latency"
     device.write_bytes(b"")
 
-    with _awake().cpus_awake(device=str(device)) as held:
+    with awake.cpus_awake(device=str(device)) as held:
         assert held == "polling"
         assert struct.unpack("=i", device.read_bytes()) == (0,)
         assert _holders(device) == 1
@@ -46,14 +36,14 @@ def test_not_wanted_touches_nothing_and_says_so(tmp_path: Path) -> None:
     device = tmp_path / "cpu_dma_latency"
     device.write_bytes(b"")
 
-    with _awake().cpus_awake(False, device=str(device)) as held:
+    with awake.cpus_awake(False, device=str(device)) as held:
         assert held == "free (--allow-idle)"
         assert _holders(device) == 0
     assert device.read_bytes() == b""
 
 
 def test_a_machine_without_the_device_runs_free_and_says_why(tmp_path: Path) -> None:
-    with _awake().cpus_awake(device=str(tmp_path / "absent")) as held:
+    with awake.cpus_awake(device=str(tmp_path / "absent")) as held:
         assert held == f"free ({tmp_path / 'absent'}: No such file or directory)"
 
 
@@ -65,7 +55,7 @@ def test_the_kernel_takes_the_request_while_held_and_drops_it_after() -> None:
         return int(value)
 
     before = current()
-    with _awake().cpus_awake() as held:
+    with awake.cpus_awake() as held:
         assert held == "polling"
         assert current() == 0
     assert current() == before

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.support.paths import REPO
+from tests.support.paths import load_script
 
-
-def _native() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("native", REPO / "scripts" / "native.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-native = _native()
+native = load_script("scripts/native.py")
 SUFFIX = ".cpython-311-x86_64-linux-gnu.so"
 
 
