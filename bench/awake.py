@@ -29,15 +29,13 @@ def cpus_awake(wanted: bool = True, device: str = PM_QOS) -> Iterator[str]:
     if not wanted:
         yield "free (--allow-idle)"
         return
+    fd = -1
     try:
         fd = os.open(device, os.O_WRONLY)
-    except OSError as e:
-        yield f"free ({device}: {e.strerror})"
-        return
-    try:
         os.write(fd, struct.pack("=i", 0))
     except OSError as e:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         yield f"free ({device}: {e.strerror})"
         return
     try:

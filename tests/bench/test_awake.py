@@ -47,6 +47,14 @@ def test_a_machine_without_the_device_runs_free_and_says_why(tmp_path: Path) -> 
         assert held == f"free ({tmp_path / 'absent'}: No such file or directory)"
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_refused_request_is_closed_again_and_the_run_goes_on_free() -> None:
+    full = Path("/dev/full")  # opens for writing, refuses every write (ENOSPC)
+    with awake.cpus_awake(device=str(full)) as held:
+        assert held == "free (/dev/full: No space left on device)"
+        assert _holders(full) == 0
+
+
 @pytest.mark.skipif(not os.access(PM_QOS, os.W_OK), reason="needs a writable /dev/cpu_dma_latency")
 def test_the_kernel_takes_the_request_while_held_and_drops_it_after() -> None:
     def current() -> int:
