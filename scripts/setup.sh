@@ -26,8 +26,10 @@ fi
 
 if [ "${1:-}" = "--test" ]; then
     missing=""
-    # gcc and python3-dev: the compiled hot path (here and in the image reproduction)
-    for pkg in chromium nginx-light wrk gcc python3-dev; do
+    # gcc and python3-dev: the compiled hot path (here and in the image reproduction);
+    # prometheus: the Grafana dashboard's queries run on a real one (its recommended node
+    # exporter and friends are not wanted, hence --no-install-recommends)
+    for pkg in chromium nginx-light wrk gcc python3-dev prometheus; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
             || missing="$missing $pkg"
     done
@@ -36,7 +38,12 @@ if [ "${1:-}" = "--test" ]; then
         echo "Installing Debian packages:$missing"
         export DEBIAN_FRONTEND=noninteractive
         $sudo apt-get update -qq
-        $sudo apt-get install -y -qq $missing >/dev/null
+        lean=""; full=""
+        for pkg in $missing; do
+            if [ "$pkg" = prometheus ]; then lean="$lean $pkg"; else full="$full $pkg"; fi
+        done
+        [ -z "$full" ] || $sudo apt-get install -y -qq $full >/dev/null
+        [ -z "$lean" ] || $sudo apt-get install -y -qq --no-install-recommends $lean >/dev/null
     fi
     # what the tests and the benchmarks run is what the image ships: the compiled hot path
     .venv/bin/python scripts/native.py build \
