@@ -62,14 +62,20 @@ class Prometheus:
 
     async def until(self, expr: str, want: float) -> None:
         """Wait until `expr` (one number) is `want` in what Prometheus has scraped."""
-        async with asyncio.timeout(WAIT):
-            while True:
-                try:
-                    if await self.value(expr) == want:
-                        return
-                except (aiohttp.ClientError, AssertionError):
-                    pass  # not up yet, or the series not scraped yet
-                await asyncio.sleep(0.2)
+        seen: object = "nothing"
+        try:
+            async with asyncio.timeout(WAIT):
+                while True:
+                    try:
+                        if (seen := await self.value(expr)) == want:
+                            return
+                    except (aiohttp.ClientError, AssertionError) as e:
+                        seen = e  # not up yet, or the series not scraped yet
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            raise AssertionError(
+                f"{expr} never became {want} in {WAIT} s; last: {seen!r}"
+            ) from None
 
 
 @pytest.fixture
