@@ -44,6 +44,10 @@ if [ "${1:-}" = "--test" ]; then
         done
         [ -z "$full" ] || $sudo apt-get install -y -qq $full >/dev/null
         [ -z "$lean" ] || $sudo apt-get install -y -qq --no-install-recommends $lean >/dev/null
+        # the tests start their own Prometheus; the service Debian starts on :9090 is not wanted
+        if [ -n "$lean" ] && [ -d /run/systemd/system ]; then
+            $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+        fi
     fi
     # what the tests and the benchmarks run is what the image ships: the compiled hot path
     .venv/bin/python scripts/native.py build \
