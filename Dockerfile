@@ -27,7 +27,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# .dockerignore admits only what the build needs: pyproject.toml, setup.py, README.md, msc4191_shim/,
+# .dockerignore admits only what the build needs: pyproject.toml, setup.py, README.md, shim/,
 # the example config.
 COPY . .
 

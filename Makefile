@@ -28,8 +28,8 @@ pure:
 	$(PY) scripts/native.py clean
 
 lint:
-	$(PY) -m ruff check msc4191_shim demo tests bench scripts setup.py
-	$(PY) -m ruff format --check msc4191_shim demo tests bench scripts setup.py
+	$(PY) -m ruff check shim demo tests bench scripts setup.py
+	$(PY) -m ruff format --check shim demo tests bench scripts setup.py
 	$(PY) -m mypy
 
 bench:

@@ -17,10 +17,10 @@ from setuptools import setup
 #: reloads (a weak reference to a freed handler; tests/process/test_edge_process.py's SIGHUP
 #: storm), so the logging subclasses live there, uncompiled.
 COMPILED = [
-    "msc4191_shim/proxy",
-    "msc4191_shim/http",
-    "msc4191_shim/obs/logs.py",
-    "msc4191_shim/obs/tally.py",
+    "shim/proxy",
+    "shim/http",
+    "shim/obs/logs.py",
+    "shim/obs/tally.py",
 ]
 
 ext_modules = []

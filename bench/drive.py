@@ -28,16 +28,16 @@ from pathlib import Path
 
 from targets import SHIM_CONFIG
 
-from msc4191_shim.config.parse import load_config
-from msc4191_shim.config.runtime import build_runtime
-from msc4191_shim.obs import logs
-from msc4191_shim.obs.log_setup import configure_logging
-from msc4191_shim.obs.metrics import Metrics
-from msc4191_shim.proxy.listener import ClientConnection
-from msc4191_shim.proxy.pool import UpstreamPool
-from msc4191_shim.proxy.server import ProxyServer
-from msc4191_shim.proxy.state import ShimState
-from msc4191_shim.proxy.upstream import UpstreamConnection
+from shim.config.parse import load_config
+from shim.config.runtime import build_runtime
+from shim.obs import logs
+from shim.obs.log_setup import configure_logging
+from shim.obs.metrics import Metrics
+from shim.proxy.listener import ClientConnection
+from shim.proxy.pool import UpstreamPool
+from shim.proxy.server import ProxyServer
+from shim.proxy.state import ShimState
+from shim.proxy.upstream import UpstreamConnection
 
 #: the shim as bench/run.py runs it (nothing listens: the transports are fakes)
 CONFIG = SHIM_CONFIG.format(port=0, origin="127.0.0.1:9", admin_port=0, log_level="INFO")

@@ -72,7 +72,7 @@ def start_shim(target: Target, origin: str, settings: Settings) -> Server:
         SHIM_CONFIG.format(port=port, origin=origin, admin_port=admin_port, log_level=level)
     )
     log = settings.workdir / f"{target.name}.log"
-    command = [sys.executable, "-m", "msc4191_shim", "run", "--config", str(config)]
+    command = [sys.executable, "-m", "shim", "run", "--config", str(config)]
     command += ["--workers", str(target.workers)]
     process = procs.spawn(command, settings.layout.proxy(target.workers), log, cwd=ROOT)
     try:

@@ -12,9 +12,9 @@ from typing import TypeGuard
 from aiohttp import web
 
 from demo.portal import ERAS, Era, make_portal_app
-from msc4191_shim.config.parse import Config, parse_config
-from msc4191_shim.obs.log_setup import configure_logging
-from msc4191_shim.server.process import run_loop, start, stop
+from shim.config.parse import Config, parse_config
+from shim.obs.log_setup import configure_logging
+from shim.server.process import run_loop, start, stop
 
 #: the portal era -> the dialect the shim is configured with for it
 DEMO_DIALECTS = {

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def compiled(root: Path = ROOT) -> list[Path]:
     """The package's compiled modules, and mypyc's shared library at the top of the checkout."""
-    return sorted([*(root / "msc4191_shim").rglob("*.so"), *root.glob("*__mypyc.*.so")])
+    return sorted([*(root / "shim").rglob("*.so"), *root.glob("*__mypyc.*.so")])
 
 
 def stale(root: Path = ROOT) -> list[Path]:

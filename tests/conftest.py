@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from msc4191_shim.obs.logs import flush_access_lines
+from shim.obs.logs import flush_access_lines
 from tests.support.loopback import (
     Endpoint,
     RawHandler,

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from msc4191_shim.config.parse import Config, parse_config
+from shim.config.parse import Config, parse_config
 from tests.deploy.tools import (
     DEPLOY,
     FIXTURES,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from msc4191_shim.config.parse import parse_config
-from msc4191_shim.obs.metrics import Metrics
+from shim.config.parse import parse_config
+from shim.obs.metrics import Metrics
 from tests.support.paths import REPO
 
 DASHBOARD = REPO / "deploy" / "grafana" / "msc4191-shim.json"

@@ -25,8 +25,8 @@ import pytest
 import yaml
 from yarl import URL
 
-from msc4191_shim.config.parse import Config, apply_env_overrides, load_config, parse_config
-from msc4191_shim.config.values import parse_duration
+from shim.config.parse import Config, apply_env_overrides, load_config, parse_config
+from shim.config.values import parse_duration
 from tests.deploy.tools import require_tool
 from tests.process.test_image_entrypoint import Stage, healthcheck_command, parse_dockerfile
 from tests.support.paths import REPO
@@ -297,7 +297,7 @@ def test_compose_runs_portal_shim_and_synapse(compose: Manifest) -> None:
 
 def test_the_production_image_leaves_the_demo_out() -> None:
     admitted = [line for line in DOCKERIGNORE.read_text().splitlines() if line.startswith("!")]
-    assert "!msc4191_shim/" in admitted
+    assert "!shim/" in admitted
     assert not [line for line in admitted if "demo" in line]
 
 

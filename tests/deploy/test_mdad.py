@@ -20,7 +20,7 @@ import pytest
 import yaml
 from yarl import URL
 
-from msc4191_shim.config.parse import Config, parse_config
+from shim.config.parse import Config, parse_config
 from tests.deploy.tools import DEPLOY, FIXTURES, require_tool
 
 VARS = DEPLOY / "matrix-docker-ansible-deploy" / "vars.yml"

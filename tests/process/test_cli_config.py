@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from msc4191_shim.config.parse import parse_config
-from msc4191_shim.config.schema import config_schema
+from shim.config.parse import parse_config
+from shim.config.schema import config_schema
 from tests.support.loopback import child_env, run_cli
 from tests.support.paths import REPO
 
@@ -21,7 +21,7 @@ async def run_with_env(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "msc4191_shim",
+        "shim",
         *args,
         cwd=REPO,
         env={**child_env(), **env},

@@ -26,7 +26,7 @@ def translate(
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"upstream": {"url": "http://127.0.0.1:8081"}, **config}))
     return subprocess.run(
-        [sys.executable, "-m", "msc4191_shim", "translate", "--config", str(path), *urls],
+        [sys.executable, "-m", "shim", "translate", "--config", str(path), *urls],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 import yaml
 
-from msc4191_shim.config.parse import AdminConfig, Config, parse_config
-from msc4191_shim.config.values import parse_listen
-from msc4191_shim.doctor.probe import run_doctor
+from shim.config.parse import AdminConfig, Config, parse_config
+from shim.config.values import parse_listen
+from shim.doctor.probe import run_doctor
 from tests.support.e2e import Stack, demo_stack
 from tests.support.loopback import free_port
 
@@ -125,7 +125,7 @@ async def test_the_doctor_command(tmp_path: Path) -> None:
         raw = {"upstream": {"url": stack.portal_url}, **PROTOTYPE_ON_MAS_07}
         path.write_text(yaml.safe_dump(raw))
         process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "msc4191_shim", "doctor", "--config", str(path)),
+            *(sys.executable, "-m", "shim", "doctor", "--config", str(path)),
             *("--admin-url", stack.admin_url),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from demo.portal import Era, make_portal_app
-from msc4191_shim.doctor.fetch import run_homeserver_doctor
+from shim.doctor.fetch import run_homeserver_doctor
 from tests.support.e2e import demo_stack
 from tests.support.loopback import free_port, run_cli, serve_app
 from tests.support.paths import REPO

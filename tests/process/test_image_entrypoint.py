@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from msc4191_shim.config.parse import ENV_OVERRIDES, Config, load_config
+from shim.config.parse import ENV_OVERRIDES, Config, load_config
 from tests.support.paths import REPO
 from tests.support.prerequisites import unavailable
 
@@ -230,14 +230,14 @@ def test_dockerignore_admits_exactly_the_build_inputs() -> None:
         "setup.py",
         "README.md",
         "config.example.yaml",
-        "msc4191_shim/__init__.py",
+        "shim/__init__.py",
     ):
         assert in_context(needed, rules), needed
     for kept_out in (
         ".git/HEAD",
         ".venv/bin/python",
         "tests/test_deploy.py",
-        "msc4191_shim/__pycache__/x.pyc",
+        "shim/__pycache__/x.pyc",
     ):
         assert not in_context(kept_out, rules), kept_out
 
@@ -516,7 +516,7 @@ def test_the_image_runs_the_compiled_hot_path(image: BuiltImage, builder: Stage)
     """The builder compiles the request path with mypyc (setup.py); the final stage, which has
     no compiler, gets the extensions with the venv."""
     assert builder.env().get("MSC4191_SHIM_COMPILE") == "1"
-    probe = "import msc4191_shim.proxy.listener as m, msc4191_shim.http.target as t; "
+    probe = "import shim.proxy.listener as m, shim.http.target as t; "
     probe += "print(m.__file__, t.__file__)"
     done = subprocess.run(
         [str(image.venv / "bin" / "python"), "-c", probe],

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from msc4191_shim.server.admin import READY_CHECK_INTERVAL
+from shim.server.admin import READY_CHECK_INTERVAL
 from tests.conftest import ShimFactory, ShimFor
 from tests.support.loopback import free_port, shim_settings
 

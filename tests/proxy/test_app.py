@@ -1,12 +1,12 @@
-"""Classification and request targets: pure functions of msc4191_shim/proxy/route.py and h1.py."""
+"""Classification and request targets: pure functions of shim/proxy/route.py and h1.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from msc4191_shim.config.parse import parse_config
-from msc4191_shim.proxy.h1 import origin_form
-from msc4191_shim.proxy.route import classify
+from shim.config.parse import parse_config
+from shim.proxy.h1 import origin_form
+from shim.proxy.route import classify
 
 CONFIG = parse_config({"upstream": {"url": "http://portal:8081"}})
 

@@ -17,9 +17,9 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msc4191_shim.config.parse import parse_config
-from msc4191_shim.core.actions import BUILTIN_ALIASES, STABLE_ACTIONS
-from msc4191_shim.server.process import Shim, start, stop
+from shim.config.parse import parse_config
+from shim.core.actions import BUILTIN_ALIASES, STABLE_ACTIONS
+from shim.server.process import Shim, start, stop
 
 UNRESERVED = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
 SUB_DELIMS = "!$'()*+,;:@/?"  # `&` and `=` are generated as separators below

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from msc4191_shim.proxy.forward import REPLAY_LIMIT
+from shim.proxy.forward import REPLAY_LIMIT
 from tests.conftest import RawUpstreamFactory, ShimFactory
 from tests.support.loopback import RawHandler, connect, read_body, read_head, shim_settings
 

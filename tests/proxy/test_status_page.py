@@ -12,8 +12,8 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from demo.portal import make_portal_app
-from msc4191_shim.core.actions import STABLE_ACTIONS
-from msc4191_shim.doctor.counters import parse_counters
+from shim.core.actions import STABLE_ACTIONS
+from shim.doctor.counters import parse_counters
 from tests.conftest import ShimFor
 
 SECRET = "s3cr3t-id-token"

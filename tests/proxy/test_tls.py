@@ -15,8 +15,8 @@ import yaml
 from aiohttp import web
 from yarl import URL
 
-from msc4191_shim.config.parse import load_config
-from msc4191_shim.server.process import Shim, start, stop
+from shim.config.parse import load_config
+from shim.server.process import Shim, start, stop
 
 
 def _write_cert(ca: trustme.CA, directory: Path, name: str) -> tuple[Path, Path]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from msc4191_shim.doctor.fetch import run_homeserver_doctor
+from shim.doctor.fetch import run_homeserver_doctor
 from tests.support.e2e import demo_stack, portal
 from tests.support.synapse import start_synapse
 

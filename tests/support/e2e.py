@@ -14,7 +14,7 @@ from types import MappingProxyType
 from aiohttp import web
 
 from demo.portal import HOME_VIEW, Era, make_portal_app
-from msc4191_shim.server.process import Shim
+from shim.server.process import Shim
 from tests.support.loopback import run_shim, serve_app, shim_settings
 
 #: stable name -> the page (`data-view`) the legacy portals show for it; none of them has a page

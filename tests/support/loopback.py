@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-import msc4191_shim.server.process as process
-from msc4191_shim.config.parse import parse_config
+import shim.server.process as process
+from shim.config.parse import parse_config
 from tests.support.paths import REPO
 
 HOST = "127.0.0.1"
@@ -266,7 +266,7 @@ def _port_of(settings: Mapping[str, object], *keys: str) -> int:
 
 @dataclass
 class RunningShim:
-    """A shim started in this process with `msc4191_shim.server.process.start`."""
+    """A shim started in this process with `shim.server.process.start`."""
 
     shim: process.Shim
     port: int
@@ -309,7 +309,7 @@ def _port_of_address(address: str) -> int:
 
 @dataclass
 class ShimProcess:
-    """`python -m msc4191_shim run --config PATH` as a child process, with its stderr collected."""
+    """`python -m shim run --config PATH` as a child process, with its stderr collected."""
 
     proc: asyncio.subprocess.Process
     config_path: Path
@@ -414,7 +414,7 @@ async def spawn_shim(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "msc4191_shim",
+        "shim",
         "run",
         "--config",
         str(config_path),
@@ -458,11 +458,11 @@ async def run_shim_process(
 
 
 async def run_cli(*args: str, within: float = 20.0) -> tuple[int, str, str]:
-    """Run `python -m msc4191_shim ARGS` to completion: exit status, stdout, stderr."""
+    """Run `python -m shim ARGS` to completion: exit status, stdout, stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "msc4191_shim",
+        "shim",
         *args,
         cwd=REPO,
         env=child_env(),

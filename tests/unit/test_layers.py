@@ -20,31 +20,31 @@ import pytest
 
 from tests.support.paths import REPO
 
-PACKAGE = REPO / "msc4191_shim"
+PACKAGE = REPO / "shim"
 
 #: the layer of each part of the product, lowest first (a module's layer is its longest prefix)
 LAYERS: dict[str, int] = {
-    "msc4191_shim.http": 0,
-    "msc4191_shim.core.actions": 1,
-    "msc4191_shim.config": 2,
-    "msc4191_shim.core": 3,
-    "msc4191_shim.obs": 4,
-    "msc4191_shim.proxy": 5,
-    "msc4191_shim.server": 6,
-    "msc4191_shim.doctor": 7,
-    "msc4191_shim.cli": 8,
-    "msc4191_shim.__main__": 8,
-    "msc4191_shim": 0,  # the package's own __init__: the version, nothing else
+    "shim.http": 0,
+    "shim.core.actions": 1,
+    "shim.config": 2,
+    "shim.core": 3,
+    "shim.obs": 4,
+    "shim.proxy": 5,
+    "shim.server": 6,
+    "shim.doctor": 7,
+    "shim.cli": 8,
+    "shim.__main__": 8,
+    "shim": 0,  # the package's own __init__: the version, nothing else
 }
 
 #: the pure layers: no sockets, no event loop, no HTTP client or server
-PURE = ("msc4191_shim.http", "msc4191_shim.core", "msc4191_shim.config", "msc4191_shim.obs")
+PURE = ("shim.http", "shim.core", "shim.config", "shim.obs")
 #: what a pure module may not import (aiohttp's header-name constants are plain strings)
 IO_MODULES = ("asyncio", "socket", "aiohttp", "httptools", "uvloop")
 ALLOWED_IO = {"aiohttp.hdrs"}
 #: the one pure-layer module that builds I/O settings from the configuration (an SSL context
 #: for the upstream): it is derived once per load, never on the request path
-IO_EXEMPT = {"msc4191_shim.config.runtime"}
+IO_EXEMPT = {"shim.config.runtime"}
 
 
 def module_name(path: Path) -> str:
@@ -72,7 +72,7 @@ def layer_of(name: str) -> tuple[str, int]:
 
 
 def part_of(name: str) -> str:
-    """The package a module belongs to (msc4191_shim.core.deeplink -> msc4191_shim.core)."""
+    """The package a module belongs to (shim.core.deeplink -> shim.core)."""
     return ".".join(name.split(".")[:2])
 
 
@@ -81,7 +81,7 @@ def test_imports_point_down(name: str, path: Path) -> None:
     _, own = layer_of(name)
     upward = []
     for target in imported(path):
-        if not target.startswith("msc4191_shim.") or part_of(target) == part_of(name):
+        if not target.startswith("shim.") or part_of(target) == part_of(name):
             continue
         where, layer = layer_of(target)
         if layer > own:
@@ -116,6 +116,6 @@ def test_the_layer_table_covers_every_package() -> None:
 def test_a_wrong_way_import_is_caught(tmp_path: Path) -> None:
     """The check can fail: config importing the listener is upward."""
     bad = tmp_path / "bad.py"
-    bad.write_text("from msc4191_shim.proxy.listener import Listener\n", encoding="utf-8")
-    assert layer_of("msc4191_shim.proxy.listener")[1] > layer_of("msc4191_shim.config.parse")[1]
-    assert "msc4191_shim.proxy.listener.Listener" in set(imported(bad))
+    bad.write_text("from shim.proxy.listener import Listener\n", encoding="utf-8")
+    assert layer_of("shim.proxy.listener")[1] > layer_of("shim.config.parse")[1]
+    assert "shim.proxy.listener.Listener" in set(imported(bad))

@@ -6,8 +6,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msc4191_shim.config.dump import REDACTED, config_as_yaml_data, dump_config, redact_url
-from msc4191_shim.config.parse import apply_env_overrides, parse_config
+from shim.config.dump import REDACTED, config_as_yaml_data, dump_config, redact_url
+from shim.config.parse import apply_env_overrides, parse_config
 from tests.support.paths import REPO
 
 EXAMPLE = yaml.safe_load((REPO / "config.example.yaml").read_text(encoding="utf-8"))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from msc4191_shim.config.env import known_variables, unknown_variable_warnings
-from msc4191_shim.config.errors import ConfigError
-from msc4191_shim.config.parse import ENV_OVERRIDES, load_config
+from shim.config.env import known_variables, unknown_variable_warnings
+from shim.config.errors import ConfigError
+from shim.config.parse import ENV_OVERRIDES, load_config
 
 
 def test_the_known_variables() -> None:

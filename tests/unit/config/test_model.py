@@ -8,10 +8,10 @@ from dataclasses import fields
 import pytest
 from yarl import URL
 
-from msc4191_shim.config import model, parse
-from msc4191_shim.config.errors import ConfigError
-from msc4191_shim.config.model import Config, LimitsConfig, UpstreamConfig
-from msc4191_shim.config.parse import model_defaults, parse_config
+from shim.config import model, parse
+from shim.config.errors import ConfigError
+from shim.config.model import Config, LimitsConfig, UpstreamConfig
+from shim.config.parse import model_defaults, parse_config
 from tests.support.paths import REPO
 
 
@@ -28,7 +28,7 @@ def test_the_parser_restates_no_numeric_default() -> None:
         for value in model_defaults(cls).values()
         if isinstance(value, int | float) and not isinstance(value, bool)
     }
-    tree = ast.parse((REPO / "msc4191_shim/config/parse.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "shim/config/parse.py").read_text(encoding="utf-8"))
     numbers = {
         node.value
         for node in ast.walk(tree)

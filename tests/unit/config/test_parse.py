@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msc4191_shim.config.errors import ConfigError
-from msc4191_shim.config.parse import ENV_OVERRIDES, apply_env_overrides, load_config, parse_config
-from msc4191_shim.config.values import (
+from shim.config.errors import ConfigError
+from shim.config.parse import ENV_OVERRIDES, apply_env_overrides, load_config, parse_config
+from shim.config.values import (
     ListenAddress,
     parse_duration,
     parse_flush_interval,
@@ -178,7 +178,7 @@ def test_check_config_command(tmp_path: Path, content: str, code: int, needle: s
     path = tmp_path / "c.yaml"
     path.write_text(content)
     result = subprocess.run(
-        [sys.executable, "-m", "msc4191_shim", "check-config", "--config", str(path)],
+        [sys.executable, "-m", "shim", "check-config", "--config", str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -194,7 +194,7 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "msc4191_shim",
+            "shim",
             "check-config",
             "--config",
             str(tmp_path / "none.yaml"),

@@ -10,12 +10,12 @@ import jsonschema
 import pytest
 import yaml
 
-from msc4191_shim.config import model
-from msc4191_shim.config.schema import config_schema, field_docs
+from shim.config import model
+from shim.config.schema import config_schema, field_docs
 from tests.support.paths import REPO
 
 COMMITTED = REPO / "config.schema.json"
-REGENERATE = "run: .venv/bin/python -m msc4191_shim config schema > config.schema.json"
+REGENERATE = "run: .venv/bin/python -m shim config schema > config.schema.json"
 
 
 def validator() -> jsonschema.Draft202012Validator:

@@ -6,7 +6,7 @@ from types import MappingProxyType
 
 import pytest
 
-from msc4191_shim.core.actions import (
+from shim.core.actions import (
     BUILTIN_ALIASES,
     BUILTIN_DIALECTS,
     STABLE_ACTIONS,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from msc4191_shim.config.model import AccountManagementConfig, Strategy
-from msc4191_shim.config.parse import RedirectUnsupported, Unsupported
-from msc4191_shim.core.actions import (
+from shim.config.model import AccountManagementConfig, Strategy
+from shim.config.parse import RedirectUnsupported, Unsupported
+from shim.core.actions import (
     BUILTIN_ALIASES,
     BUILTIN_DIALECTS,
     STABLE_ACTIONS,
@@ -21,7 +21,7 @@ from msc4191_shim.core.actions import (
     Dialect,
     build_action_table,
 )
-from msc4191_shim.core.deeplink import (
+from shim.core.deeplink import (
     decide,
     decode_component,
     is_entry_path,
@@ -30,7 +30,7 @@ from msc4191_shim.core.deeplink import (
     plan_deeplink,
     redirect_location,
 )
-from msc4191_shim.http.target import split_reference
+from shim.http.target import split_reference
 from tests.support.paths import DATA
 
 VECTORS = DATA / "vectors.json"

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msc4191_shim.config.parse import Config, parse_config
-from msc4191_shim.core.actions import (
+from shim.config.parse import Config, parse_config
+from shim.core.actions import (
     ACCOUNT_DEACTIVATE,
     CROSS_SIGNING_RESET,
     DEVICE_DELETE,
@@ -20,7 +20,7 @@ from msc4191_shim.core.actions import (
     DEVICES_LIST,
     PROFILE,
 )
-from msc4191_shim.core.discovery import (
+from shim.core.discovery import (
     account_management_uri,
     derived_actions,
     if_none_match_matches,

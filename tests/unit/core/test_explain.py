@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from msc4191_shim.config.parse import (
+from shim.config.parse import (
     AccountManagementConfig,
     RedirectUnsupported,
     Strategy,
     Unsupported,
 )
-from msc4191_shim.core.actions import BUILTIN_DIALECTS, build_action_table
-from msc4191_shim.core.explain import describe_url, explain_url
+from shim.core.actions import BUILTIN_DIALECTS, build_action_table
+from shim.core.explain import describe_url, explain_url
 
 MAS_09 = build_action_table(BUILTIN_DIALECTS["mas-0.9"], {})
 

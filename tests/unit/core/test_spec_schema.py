@@ -18,8 +18,8 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from yarl import URL
 
-from msc4191_shim.config.parse import parse_config
-from msc4191_shim.core.discovery import rewrite_discovery
+from shim.config.parse import parse_config
+from shim.core.discovery import rewrite_discovery
 from tests.support.paths import DATA
 
 SPEC = DATA / "spec"

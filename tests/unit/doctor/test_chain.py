@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from msc4191_shim.doctor.chain import (
+from shim.doctor.chain import (
     ChainAnswers,
     client_base,
     issuer_of,
     parse_base_url,
     read_chain,
 )
-from msc4191_shim.doctor.values import Answer, Fetched, Finding, NoAnswer
+from shim.doctor.values import Answer, Fetched, Finding, NoAnswer
 from tests.support.paths import REPO
 
 VECTORS = json.loads((REPO / "tests/data/vectors.json").read_text(encoding="utf-8"))

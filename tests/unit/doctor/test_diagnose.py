@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from demo.portal import ERAS, Era, discovery_document
-from msc4191_shim.config.parse import Config, parse_config
-from msc4191_shim.config.values import ListenAddress
-from msc4191_shim.core.actions import BUILTIN_DIALECTS, STABLE_ACTIONS
-from msc4191_shim.doctor.counters import ShimCounters, parse_counters
-from msc4191_shim.doctor.diagnose import (
+from shim.config.parse import Config, parse_config
+from shim.config.values import ListenAddress
+from shim.core.actions import BUILTIN_DIALECTS, STABLE_ACTIONS
+from shim.doctor.counters import ShimCounters, parse_counters
+from shim.doctor.diagnose import (
     DoctorInputs,
     admin_base_url,
     check_metadata,
@@ -22,15 +22,15 @@ from msc4191_shim.doctor.diagnose import (
     exit_status,
     format_report,
 )
-from msc4191_shim.doctor.dialect import (
+from shim.doctor.dialect import (
     check_dialect,
     check_names,
     dialect_advice,
     portal_speaks_stable,
 )
-from msc4191_shim.doctor.values import Answer, Fetched, Finding, NoAnswer
-from msc4191_shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome, Metrics
-from msc4191_shim.obs.retirement import advertised_names
+from shim.doctor.values import Answer, Fetched, Finding, NoAnswer
+from shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome, Metrics
+from shim.obs.retirement import advertised_names
 
 BASE = "https://auth.example.com/"
 ADMIN = "http://127.0.0.1:9090"

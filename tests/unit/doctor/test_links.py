@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msc4191_shim.core.actions import BUILTIN_ALIASES, STABLE_ACTIONS
-from msc4191_shim.doctor.chain import Metadata
-from msc4191_shim.doctor.clients import CLIENT_LINKS, PLACEHOLDER_DEVICE_ID, stable_name
-from msc4191_shim.doctor.links import (
+from shim.core.actions import BUILTIN_ALIASES, STABLE_ACTIONS
+from shim.doctor.chain import Metadata
+from shim.doctor.clients import CLIENT_LINKS, PLACEHOLDER_DEVICE_ID, stable_name
+from shim.doctor.links import (
     Landing,
     action_of,
     check_advertised,
@@ -24,7 +24,7 @@ from msc4191_shim.doctor.links import (
     next_url,
     planned_links,
 )
-from msc4191_shim.doctor.values import Followed, Hop
+from shim.doctor.values import Followed, Hop
 from tests.support.paths import REPO
 
 VECTORS = json.loads((REPO / "tests/data/vectors.json").read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ import pytest
 
 from tests.unit.test_layers import IO_MODULES, PACKAGE, imported, module_name
 
-IO_SHELL = {"msc4191_shim.doctor.probe", "msc4191_shim.doctor.fetch"}
+IO_SHELL = {"shim.doctor.probe", "shim.doctor.fetch"}
 PURE_DOCTOR = sorted(
     (module_name(p), p) for p in (PACKAGE / "doctor").glob("*.py") if module_name(p) not in IO_SHELL
 )

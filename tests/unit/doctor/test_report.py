@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 
-from msc4191_shim.doctor.chain import ChainAnswers, read_chain
-from msc4191_shim.doctor.links import judge, planned_links
-from msc4191_shim.doctor.report import (
+from shim.doctor.chain import ChainAnswers, read_chain
+from shim.doctor.links import judge, planned_links
+from shim.doctor.report import (
     Report,
     Section,
     format_json,
     format_text,
     homeserver_sections,
 )
-from msc4191_shim.doctor.values import Answer, Finding, Followed, Hop, NoAnswer
+from shim.doctor.values import Answer, Finding, Followed, Hop, NoAnswer
 from tests.support.paths import REPO
 
 VECTORS = json.loads((REPO / "tests/data/vectors.json").read_text(encoding="utf-8"))

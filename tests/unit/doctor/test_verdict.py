@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from demo.portal import discovery_document
-from msc4191_shim.doctor.chain import Metadata
-from msc4191_shim.doctor.links import deep_link, judge
-from msc4191_shim.doctor.values import Followed, Hop
-from msc4191_shim.doctor.verdict import check_era, portal_era, shim_reasons, verdict
+from shim.doctor.chain import Metadata
+from shim.doctor.links import deep_link, judge
+from shim.doctor.values import Followed, Hop
+from shim.doctor.verdict import check_era, portal_era, shim_reasons, verdict
 from tests.support.paths import REPO
 
 VECTORS = json.loads((REPO / "tests/data/vectors.json").read_text(encoding="utf-8"))

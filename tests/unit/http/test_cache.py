@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from msc4191_shim.http.cache import (
+from shim.http.cache import (
     CachedDocument,
     CacheKey,
     DiscoveryCache,

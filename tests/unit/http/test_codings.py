@@ -13,7 +13,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msc4191_shim.http.codings import DecodeRefused, decode_body, parse_content_codings
+from shim.http.codings import DecodeRefused, decode_body, parse_content_codings
 
 MiB = 1024 * 1024
 PAYLOAD = b'{"issuer":"https://auth.example.com/"}' * 50

@@ -1,10 +1,10 @@
-"""msc4191_shim/http/forwarding.py: whom to believe, what the upstream is told, the origin."""
+"""shim/http/forwarding.py: whom to believe, what the upstream is told, the origin."""
 
 from __future__ import annotations
 
 import pytest
 
-from msc4191_shim.http.forwarding import (
+from shim.http.forwarding import (
     Forwarding,
     ForwardingRefused,
     forwarding_fields,

@@ -1,4 +1,4 @@
-"""msc4191_shim/http/headers.py: the pure header preparation, table driven, no network."""
+"""shim/http/headers.py: the pure header preparation, table driven, no network."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from multidict import CIMultiDict, istr
 
-from msc4191_shim.http.headers import (
+from shim.http.headers import (
     HOP_BY_HOP,
     IPNetwork,
     client_response_headers,

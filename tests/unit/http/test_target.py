@@ -1,4 +1,4 @@
-"""msc4191_shim/http/target.py: targets that leave the upstream path prefix; the HTTP/2 preface."""
+"""shim/http/target.py: targets that leave the upstream path prefix; the HTTP/2 preface."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msc4191_shim.http.target import (
+from shim.http.target import (
     HTTP2_PREFACE,
     escapes_prefix,
     is_http2_preface,

@@ -8,14 +8,14 @@ from typing import get_args
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from msc4191_shim.core.actions import (
+from shim.core.actions import (
     ACCOUNT_DEACTIVATE,
     BUILTIN_DIALECTS,
     ActionTable,
     build_action_table,
 )
-from msc4191_shim.obs import MULTIPROC_ENV
-from msc4191_shim.obs.metrics import (
+from shim.obs import MULTIPROC_ENV
+from shim.obs.metrics import (
     DEEPLINK_OUTCOMES,
     DISCOVERY_OUTCOMES,
     REQUEST_KINDS,
@@ -24,7 +24,7 @@ from msc4191_shim.obs.metrics import (
     action_label,
     status_class,
 )
-from msc4191_shim.server.workers import prepare_multiprocess_dir
+from shim.server.workers import prepare_multiprocess_dir
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 PREFIX = "msc4191_shim_"

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from msc4191_shim.obs.redact import (
+from shim.obs.redact import (
     REDACTED,
     SECRET_QUERY_PARAMS,
     is_secret_param,

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from msc4191_shim.config.parse import Config, parse_config
-from msc4191_shim.core.actions import STABLE_ACTIONS
-from msc4191_shim.doctor.counters import parse_counters
-from msc4191_shim.doctor.diagnose import DoctorInputs, diagnose
-from msc4191_shim.doctor.values import Answer
-from msc4191_shim.obs import MULTIPROC_ENV
-from msc4191_shim.obs.metrics import Metrics
-from msc4191_shim.obs.status import NameCount, display_url, read_counts, status_snapshot
-from msc4191_shim.server.workers import prepare_multiprocess_dir
+from shim.config.parse import Config, parse_config
+from shim.core.actions import STABLE_ACTIONS
+from shim.doctor.counters import parse_counters
+from shim.doctor.diagnose import DoctorInputs, diagnose
+from shim.doctor.values import Answer
+from shim.obs import MULTIPROC_ENV
+from shim.obs.metrics import Metrics
+from shim.obs.status import NameCount, display_url, read_counts, status_snapshot
+from shim.server.workers import prepare_multiprocess_dir
 
 BASE = "https://auth.example.com/"
 STABLE_DOC = {

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msc4191_shim.obs.status import NameCount, StatusSnapshot
-from msc4191_shim.obs.status_html import format_uptime, render_status
+from shim.obs.status import NameCount, StatusSnapshot
+from shim.obs.status_html import format_uptime, render_status
 
 SNAPSHOT = StatusSnapshot(
     version="1.2.3",

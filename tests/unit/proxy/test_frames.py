@@ -1,4 +1,4 @@
-"""msc4191_shim/proxy/frames.py: WebSocket frame boundaries in a byte stream; no network."""
+"""shim/proxy/frames.py: WebSocket frame boundaries in a byte stream; no network."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from msc4191_shim.proxy.frames import GOING_AWAY, FrameTracker, close_frame
+from shim.proxy.frames import GOING_AWAY, FrameTracker, close_frame
 
 
 def frame(payload: bytes, *, masked: bool) -> bytes:

@@ -1,4 +1,4 @@
-"""msc4191_shim/proxy/framing.py: response heads, how bodies end, chunk coding; no network."""
+"""shim/proxy/framing.py: response heads, how bodies end, chunk coding; no network."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msc4191_shim.proxy.framing import (
+from shim.proxy.framing import (
     ChunkedDecoder,
     FramingError,
     ResponseHead,
@@ -17,7 +17,7 @@ from msc4191_shim.proxy.framing import (
     last_chunk,
     parse_response_head,
 )
-from msc4191_shim.proxy.h1 import client_response_head
+from shim.proxy.h1 import client_response_head
 
 LIMIT = 65536
 
@@ -241,7 +241,7 @@ def test_a_repeated_head_with_a_control_byte_in_its_date_is_flagged() -> None:
 
 
 def test_a_head_that_sets_a_cookie_is_not_remembered() -> None:
-    from msc4191_shim.proxy import framing
+    from shim.proxy import framing
 
     raw = b"HTTP/1.1 200 OK\r\nDate: Fri, 27 Nov 2026 13:27:01 GMT\r\nSet-Cookie: s=1\r\n\r\n"
     framing._repeats.clear()

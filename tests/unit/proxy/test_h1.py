@@ -1,12 +1,12 @@
-"""msc4191_shim/proxy/h1.py: the heads the proxy writes, byte for byte; no network."""
+"""shim/proxy/h1.py: the heads the proxy writes, byte for byte; no network."""
 
 from __future__ import annotations
 
 import pytest
 
-from msc4191_shim.proxy.deeplinks import _REDIRECT
-from msc4191_shim.proxy.framing import parse_response_head
-from msc4191_shim.proxy.h1 import (
+from shim.proxy.deeplinks import _REDIRECT
+from shim.proxy.framing import parse_response_head
+from shim.proxy.h1 import (
     REASONS,
     client_response_head,
     http_date,

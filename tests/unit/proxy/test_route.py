@@ -1,11 +1,11 @@
-"""msc4191_shim/proxy/route.py: the route from the head alone; no network."""
+"""shim/proxy/route.py: the route from the head alone; no network."""
 
 from __future__ import annotations
 
 import pytest
 
-from msc4191_shim.config.parse import parse_config
-from msc4191_shim.proxy.route import classify, classify_memoized, is_upgrade
+from shim.config.parse import parse_config
+from shim.proxy.route import classify, classify_memoized, is_upgrade
 
 CONFIG = parse_config({"upstream": {"url": "http://portal:8081"}})
 

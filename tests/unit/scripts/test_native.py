@@ -23,12 +23,12 @@ def _file(path: Path, mtime: float) -> Path:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A checkout built at t=100 from sources written at t=50."""
-    proxy = tmp_path / "msc4191_shim" / "proxy"
+    proxy = tmp_path / "shim" / "proxy"
     for name in ("listener", "h1"):
         _file(proxy / f"{name}.py", 50)
         _file(proxy / f"{name}{SUFFIX}", 100)
     _file(tmp_path / f"abc__mypyc{SUFFIX}", 100)
-    _file(tmp_path / "msc4191_shim" / "cli.py", 500)  # not compiled: never stale
+    _file(tmp_path / "shim" / "cli.py", 500)  # not compiled: never stale
     return tmp_path
 
 
@@ -38,7 +38,7 @@ def test_a_fresh_build_is_not_stale(tree: Path) -> None:
 
 
 def test_an_edited_source_makes_its_module_and_the_shared_library_stale(tree: Path) -> None:
-    os.utime(tree / "msc4191_shim" / "proxy" / "h1.py", (200, 200))
+    os.utime(tree / "shim" / "proxy" / "h1.py", (200, 200))
     names = sorted(p.name for p in native.stale(tree))
     assert names == [f"abc__mypyc{SUFFIX}", f"h1{SUFFIX}"]
 
@@ -49,7 +49,7 @@ def test_a_newer_setup_py_makes_the_shared_library_stale(tree: Path) -> None:
 
 
 def test_a_deleted_source_makes_its_module_stale(tree: Path) -> None:
-    (tree / "msc4191_shim" / "proxy" / "listener.py").unlink()
+    (tree / "shim" / "proxy" / "listener.py").unlink()
     assert [p.name for p in native.stale(tree)] == [f"listener{SUFFIX}"]
 
 

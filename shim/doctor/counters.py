@@ -1,0 +1,100 @@
+"""`msc4191-shim doctor`: what the running shim's own counters say it did since it started.
+
+Pure: `read_counters` turns the shim's `/metrics` answer into `ShimCounters` (or a finding that
+says why it could not), `check_counters` reports them, and `counter_reasons` says which of them
+still make the shim needed. The names and labels are those `obs.metrics.Metrics` exports.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Final
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from shim.core.actions import ActionTable
+from shim.doctor.values import Fetched, Finding, NoAnswer, format_counts, plural
+from shim.obs.counts import DeepLinkCount, ShimCounters, counts_from_samples, incoming_kind
+from shim.obs.metrics import DiscoveryOutcome
+from shim.obs.retirement import counter_reasons
+
+__all__ = ["ShimCounters", "check_counters", "counter_reasons", "parse_counters", "read_counters"]
+
+#: discovery documents the shim relayed untouched, or served stale: a prefix, not the label set,
+#: so a shim of another version with another `passthrough_*` reason is still counted
+RELAYED_PREFIX: Final = "passthrough_"
+STALE_DISCOVERY: Final[DiscoveryOutcome] = "stale"
+
+
+def parse_counters(text: str) -> ShimCounters | None:
+    """The shim's counters in a Prometheus text exposition; None when it is not the shim's.
+
+    Raises ValueError when the text is not a Prometheus exposition at all.
+    """
+    families = list(text_string_to_metric_families(text))
+    return counts_from_samples(sample for family in families for sample in family.samples)
+
+
+def read_counters(fetched: Fetched, admin_url: str) -> tuple[ShimCounters | None, list[Finding]]:
+    """The shim's counters, or None with a finding that says why they could not be read."""
+    where = f"the shim's admin listener at {admin_url}"
+    todo = "run doctor where the shim runs, or pass --admin-url (see admin.listen)"
+    if isinstance(fetched, NoAnswer):
+        return None, [Finding("WARN", f"{where} does not answer: {fetched.reason}", todo)]
+    if fetched.status != 200:
+        return None, [Finding("WARN", f"{where} answers {fetched.status} on /metrics", todo)]
+    try:
+        counters = parse_counters(fetched.body.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError is one too
+        return None, [Finding("WARN", f"{where} serves unreadable /metrics ({exc})", todo)]
+    if counters is None:
+        return None, [Finding("WARN", f"{where} serves metrics, but not an msc4191-shim's", todo)]
+    return counters, []
+
+
+def check_counters(counters: ShimCounters, table: ActionTable) -> list[Finding]:
+    """What the shim did since it started: deep links by name and outcome, discovery, errors."""
+    findings = [Finding("OK", f"the shim (version {counters.version}) serves its metrics")]
+    findings.append(_deeplink_summary(counters.deeplinks, table))
+    relayed = {k: n for k, n in counters.discovery.items() if k.startswith(RELAYED_PREFIX)}
+    relayed |= {k: n for k, n in counters.discovery.items() if k == STALE_DISCOVERY}
+    if not counters.discovery:
+        findings.append(Finding("INFO", "no discovery document served since the shim started"))
+    else:
+        what = f"discovery documents since the shim started: {format_counts(counters.discovery)}"
+        findings.append(Finding("INFO", what))
+    if relayed:
+        what = f"discovery documents relayed untouched or stale: {format_counts(relayed)}"
+        todo = "the portal answered what the shim could not rewrite: see the shim's log"
+        findings.append(Finding("WARN", what, todo))
+    if counters.upstream_errors:
+        what = f"the shim could not reach the portal: {format_counts(counters.upstream_errors)}"
+        findings.append(Finding("WARN", what, "see the shim's log, check the portal"))
+    return findings
+
+
+def _deeplink_summary(deeplinks: Sequence[DeepLinkCount], table: ActionTable) -> Finding:
+    if not deeplinks:
+        what = "no deep link seen since the shim started"
+        return Finding("INFO", what, "the counts say nothing about clients yet")
+    by_name: Counter[str] = Counter()
+    by_kind: Counter[str] = Counter()
+    by_outcome: Counter[str] = Counter()
+    for link in deeplinks:
+        by_name[link.incoming] += link.count
+        by_kind[incoming_kind(link.incoming)] += link.count
+        by_outcome[link.outcome] += link.count
+    details = [f"{name}: {n} ({_describe(name, table)})" for name, n in by_name.most_common()]
+    details.append(f"outcomes: {format_counts(by_outcome)}")
+    total = plural(by_kind.total(), "deep link")
+    what = f"{total} since the shim started: {format_counts(by_kind)}"
+    return Finding("INFO", what, "", tuple(details))
+
+
+def _describe(incoming: str, table: ActionTable) -> str:
+    kind = incoming_kind(incoming)
+    if kind == "legacy":
+        stable = table.to_stable(incoming)
+        return "legacy name" if stable is None else f"legacy name of {stable}"
+    return {"none": "no action", "other": "names the shim does not know"}.get(kind, kind)

@@ -1,0 +1,92 @@
+"""What the shim's counters say it did since it started, read from Prometheus samples.
+
+Pure: `counts_from_samples` turns samples into `ShimCounters`, whether they come from a live
+registry (the admin status page reads what `/metrics` encodes) or from a scraped text exposition
+(`msc4191-shim doctor`). The names and labels are those `obs.metrics.Metrics` exports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from prometheus_client.samples import Sample
+
+from shim.core.actions import STABLE_ACTIONS
+
+# Sample names as the exposition spells them (a counter gains `_total`); see `Metrics`.
+BUILD_INFO: Final = "msc4191_shim_build_info"
+DEEPLINKS: Final = "msc4191_shim_deeplink_translations_total"
+DISCOVERY: Final = "msc4191_shim_discovery_documents_total"
+UPSTREAM_ERRORS: Final = "msc4191_shim_upstream_errors_total"
+
+
+@dataclass(frozen=True, slots=True)
+class DeepLinkCount:
+    incoming: str
+    sent: str
+    outcome: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShimCounters:
+    """The counters that say what the shim did since it started (non-zero series only)."""
+
+    version: str
+    deeplinks: tuple[DeepLinkCount, ...]
+    discovery: Mapping[str, int]
+    upstream_errors: Mapping[str, int]
+
+
+def counts_from_samples(samples: Iterable[Sample]) -> ShimCounters | None:
+    """The shim's counters among `samples`; None when they are not the shim's (no build_info)."""
+    version = None
+    deeplinks: list[DeepLinkCount] = []
+    discovery: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for sample in samples:
+        # another exporter on that port may serve NaN or +Inf, which int() refuses
+        value = sample.value if math.isfinite(sample.value) else 0.0
+        labels, count = sample.labels, int(value)
+        if sample.name == BUILD_INFO:
+            version = labels.get("version", "?")
+        elif count <= 0:
+            continue
+        elif sample.name == DEEPLINKS:
+            incoming, sent = labels.get("incoming", "?"), labels.get("sent", "?")
+            deeplinks.append(DeepLinkCount(incoming, sent, labels.get("outcome", "?"), count))
+        elif sample.name == DISCOVERY:
+            discovery[labels.get("outcome", "?")] += count
+        elif sample.name == UPSTREAM_ERRORS:
+            errors[labels.get("reason", "?")] += count
+    if version is None:
+        return None
+    return ShimCounters(
+        version,
+        tuple(deeplinks),
+        MappingProxyType(dict(discovery)),
+        MappingProxyType(dict(errors)),
+    )
+
+
+def incoming_kind(incoming: str) -> str:
+    """`stable`, `legacy`, or the label itself (`none`, `other`) for a deep link's incoming name."""
+    # `none` and `other` are what `obs.metrics.action_label` counts an absent or unknown name as
+    if incoming in ("none", "other"):
+        return incoming
+    return "stable" if incoming in STABLE_ACTIONS else "legacy"
+
+
+def format_counts(counts: Mapping[str, int]) -> str:
+    """`key: n, ...`, the largest count first."""
+    return ", ".join(f"{key}: {n}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 deep link`, `2 deep links`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,0 +1,297 @@
+"""Prometheus metrics: what the shim did, labelled so that the label sets stay small.
+
+`Metrics` owns its own `CollectorRegistry` (never the process-global one), so tests and
+reloads can create as many as they like. Every label value is drawn from a fixed set; action
+names are bounded by the `ActionTable` (an unknown name counts as `other`).
+
+Several workers (`--workers N`) are several processes, each with its own counters. To see their
+sum, use prometheus-client's multiprocess mode:
+
+- set `PROMETHEUS_MULTIPROC_DIR` in the environment *before the shim starts* (prometheus-client
+  chooses its storage when it is first imported; workers inherit the variable);
+- the directory must be writable by the shim's user, on a local filesystem (tmpfs is best; with a
+  read-only root filesystem, mount an `emptyDir`), and emptied once at start, before the workers
+  start: `prepare_multiprocess_dir()`; files left from an earlier run would be added in;
+- every worker then answers `/metrics` with the sum over all workers, dead ones included, so
+  counters never go backwards when a worker restarts;
+- gauges need a `multiprocess_mode`: `build_info` uses `max` (every worker reports 1);
+- process metrics (`process_*`, `python_gc_*`) are only exported without multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import weakref
+from collections.abc import Iterable
+from typing import Final, Literal, cast, get_args
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    multiprocess,
+    values,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+
+from shim import __version__
+from shim.core.actions import ActionTable
+from shim.core.deeplink import DeeplinkOutcome as DeeplinkOutcome
+from shim.obs import MULTIPROC_ENV
+from shim.obs.tally import Tally, refuse
+
+RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
+DiscoveryOutcome = Literal[
+    "rewritten",
+    "unchanged",
+    "cached",
+    "stale",
+    "passthrough_status",
+    "passthrough_not_json",
+    "passthrough_not_object",
+    "passthrough_encoding",
+    "passthrough_too_large",
+    "not_modified",
+]
+UpstreamErrorReason = Literal[
+    "refused", "dns", "tls", "connect_timeout", "read_timeout", "reset", "other"
+]
+#: the `limits.*` key that stopped a client (`upstream_max_connections`: a request had to wait
+#: for a free upstream connection)
+LimitName = Literal[
+    "head_timeout",
+    "keepalive_timeout",
+    "body_idle_timeout",
+    "max_head_bytes",
+    "max_connections",
+    "websocket_max_message",
+    "upstream_max_connections",
+]
+
+REQUEST_KINDS: Final[frozenset[str]] = frozenset(get_args(RequestKind))
+DEEPLINK_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(DeeplinkOutcome))
+DISCOVERY_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(DiscoveryOutcome))
+UPSTREAM_ERROR_REASONS: Final[frozenset[str]] = frozenset(get_args(UpstreamErrorReason))
+LIMIT_NAMES: Final[frozenset[str]] = frozenset(get_args(LimitName))
+STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "aborted", "other")
+
+#: From a loopback hop (1 ms) to a portal that is struggling (30 s).
+UPSTREAM_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+UPSTREAM_BUCKETS_LONG: Final = (10.0, 30.0)
+_UPSTREAM_BOUNDS: Final = UPSTREAM_BUCKETS + UPSTREAM_BUCKETS_LONG
+
+
+def status_class(status: int | None) -> str:
+    """`2xx` for 204; `aborted` when no status was sent; `other` outside 100..599."""
+    if status is None:
+        return "aborted"
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+def action_label(name: str | None, table: ActionTable) -> str:
+    """The name itself when the table knows it; `none` when absent; `other` for anything else."""
+    if name is None:
+        return "none"
+    return name if table.to_stable(name) is not None else "other"
+
+
+def _check(value: str, allowed: frozenset[str], what: str) -> None:
+    # mypy checks the Literal types; this catches a caller that passes a plain `str`
+    if value not in allowed:
+        refuse(value, allowed, what)
+
+
+class _FlushFirst:
+    """A collector that reports nothing: collected first, it brings the counters up to date."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        self._metrics.flush()
+        return []
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+def _flush_if_alive(ref: weakref.ref[Metrics]) -> None:
+    metrics = ref()
+    if metrics is not None:
+        metrics.flush()
+
+
+class Metrics:
+    """The shim's metrics, in a registry of their own.
+
+    The per-request counts (requests, upstream times, deep links, discovery outcomes) are
+    added up by its `tally` and handed to prometheus-client in batches by `flush`: every
+    collection of the registry flushes first, and the proxy flushes once a second (so that,
+    with several workers, each worker's files are at most a second behind).
+    """
+
+    def __init__(self, version: str = __version__) -> None:
+        #: from the environment only: prometheus-client writes its files where the variable says
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        if self.multiprocess_dir and not getattr(values.ValueClass, "_multiprocess", False):
+            raise RuntimeError(
+                f"{MULTIPROC_ENV} was set after prometheus_client was imported, so this "
+                "process's metrics would not be shared; set it in the environment before "
+                "the shim starts"
+            )
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_FlushFirst(self))
+        if self.multiprocess_dir:
+            # other workers read this one's files: what it counted last must reach them
+            atexit.register(_flush_if_alive, weakref.ref(self))
+        else:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        self._define(version)
+
+    def _define(self, version: str) -> None:
+        reg = self.registry
+        self.requests = Counter(
+            "msc4191_shim_requests",
+            "Requests answered, by kind and status class (aborted: no response was completed).",
+            ["kind", "status_class"],
+            registry=reg,
+        )
+        self.upstream_duration = Histogram(
+            "msc4191_shim_upstream_duration_seconds",
+            "Time from sending a request upstream to receiving its response headers.",
+            ["kind"],
+            buckets=_UPSTREAM_BOUNDS,
+            registry=reg,
+        )
+        self.deeplinks = Counter(
+            "msc4191_shim_deeplink_translations",
+            "Deep links by the action name clients sent, the name sent to the portal, outcome.",
+            ["incoming", "sent", "outcome"],
+            registry=reg,
+        )
+        self.discovery = Counter(
+            "msc4191_shim_discovery_documents",
+            "Discovery documents served, by outcome (passthrough_*: why it was not rewritten).",
+            ["outcome"],
+            registry=reg,
+        )
+        self.upstream_errors = Counter(
+            "msc4191_shim_upstream_errors",
+            "Upstream requests that failed without a response, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.limit_hits = Counter(
+            "msc4191_shim_limit_hits",
+            "Clients stopped (or made to wait) by a configured limit, by the limit's key.",
+            ["limit"],
+            registry=reg,
+        )
+        self.reloads = Counter(
+            "msc4191_shim_config_reloads",
+            "Configuration reloads (SIGHUP), by result.",
+            ["result"],
+            registry=reg,
+        )
+        build_info = Gauge(
+            "msc4191_shim_build_info",
+            "Always 1; the version is in the label.",
+            ["version"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        build_info.labels(version=version).set(1)
+        self._zero_fixed_series()
+
+    def _zero_fixed_series(self) -> None:
+        # Series that exist from the start make `rate()` and alerts work before the first event.
+        # The children are kept: `.labels()` costs more than the increment, on every request.
+        self._requests_by: dict[tuple[str, str], Counter] = {}
+        self._upstream_duration_by: dict[str, Histogram] = {}
+        for kind in sorted(REQUEST_KINDS):
+            self._upstream_duration_by[kind] = self.upstream_duration.labels(kind=kind)
+            for status in STATUS_CLASSES:
+                child = self.requests.labels(kind=kind, status_class=status)
+                self._requests_by[kind, status] = child
+        self._discovery_by = {
+            o: self.discovery.labels(outcome=o) for o in sorted(DISCOVERY_OUTCOMES)
+        }
+        self._upstream_errors_by = {
+            r: self.upstream_errors.labels(reason=r) for r in sorted(UPSTREAM_ERROR_REASONS)
+        }
+        for result in ("ok", "error"):
+            self.reloads.labels(result=result)
+        self._limit_hits_by = {n: self.limit_hits.labels(limit=n) for n in sorted(LIMIT_NAMES)}
+        # deep links: label sets appear as they are seen (bounded by the action tables' names)
+        self._deeplinks_by: dict[tuple[str, str, str], Counter] = {}
+        self.tally = Tally(
+            REQUEST_KINDS, _UPSTREAM_BOUNDS, self._discovery_by, self._deeplink_child
+        )
+        #: the per-request counts: the request path calls its methods (`request`, `upstream`,
+        #: `deeplink`, `discovery`) itself, compiled to compiled, a C call each (obs/tally.py)
+
+    def flush(self) -> None:
+        """Hand the counts added up since the last flush to prometheus-client."""
+        requests, upstream, children = self.tally.take()
+        for (kind, status), count in requests.items():
+            self._requests_by[kind, status_class(status)].inc(count)
+        for child, count in children.items():
+            cast(Counter, child).inc(count)
+        for kind, counts in upstream.items():
+            # prometheus-client's own per-child values (what `observe` adds to), one addition
+            # per bucket for a batch of observations
+            histogram = self._upstream_duration_by[kind]
+            histogram._sum.inc(counts[0])
+            for bucket, hits in zip(histogram._buckets, counts[1:], strict=True):
+                if hits:
+                    bucket.inc(hits)
+
+    def _deeplink_child(
+        self, incoming: str | None, sent: str | None, outcome: str, table: ActionTable
+    ) -> Counter:
+        """The series of a deep link: names the table does not know are counted as `other`."""
+        _check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
+        labels = (action_label(incoming, table), action_label(sent, table), outcome)
+        child = self._deeplinks_by.get(labels)
+        if child is None:
+            child = self._deeplinks_by[labels] = self.deeplinks.labels(*labels)
+        return child
+
+    def observe_upstream_error(self, reason: UpstreamErrorReason) -> None:
+        _check(reason, UPSTREAM_ERROR_REASONS, "upstream error reason")
+        self._upstream_errors_by[reason].inc()
+
+    def observe_limit_hit(self, limit: LimitName) -> None:
+        _check(limit, LIMIT_NAMES, "limit name")
+        self._limit_hits_by[limit].inc()
+
+    def observe_reload(self, ok: bool) -> None:
+        self.reloads.labels(result="ok" if ok else "error").inc()
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition body and its content type, negotiated from an `Accept` header."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.exposed()), content_type
+
+    def exposed(self) -> CollectorRegistry:
+        """What `/metrics` serves: this process's registry, or every worker's merged.
+
+        Read it (`.collect()`) rather than the counters themselves, so a status page shows the
+        same numbers as a scrape, summed over `--workers`.
+        """
+        if not self.multiprocess_dir:
+            return self.registry
+        self.flush()
+        # A fresh registry per scrape, as prometheus-client's multiprocess guide does: the
+        # collector reads every worker's files at collection time.
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return merged

@@ -1,0 +1,103 @@
+"""Keep secrets out of logs and debug output: query values, credential headers, free text.
+
+Pure functions over strings; none of them raises for any `str` input. Which query parameters
+are secrets is `shim.http.secrets`' decision (`translate` needs it too); this module adds
+headers and free text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from aiohttp import hdrs
+
+from shim.http.secrets import (
+    REDACTED,
+    SECRET_QUERY_PARAMS,
+    SECRET_WORDS,
+    is_secret_param,
+    redact_path_qs,
+    redact_query,
+)
+
+__all__ = [
+    "REDACTED",
+    "SECRET_HEADERS",
+    "SECRET_QUERY_PARAMS",
+    "SECRET_WORDS",
+    "URL_HEADERS",
+    "is_secret_param",
+    "redact_header",
+    "redact_headers",
+    "redact_path_qs",
+    "redact_query",
+    "redact_text",
+]
+
+#: Headers whose whole value is replaced in debug output.
+SECRET_HEADERS = frozenset(
+    {hdrs.AUTHORIZATION, hdrs.PROXY_AUTHORIZATION, hdrs.COOKIE, hdrs.SET_COOKIE}
+)
+_SECRET_HEADERS_FOLDED = frozenset(name.casefold() for name in SECRET_HEADERS)
+
+#: Headers that carry a URL, whose query (an OAuth callback's `code`, say) is redacted.
+URL_HEADERS = frozenset({hdrs.LOCATION, hdrs.CONTENT_LOCATION, hdrs.REFERER})
+_URL_HEADERS_FOLDED = frozenset(name.casefold() for name in URL_HEADERS)
+
+
+def redact_header(name: str, value: str) -> str:
+    """One header's value as it may be shown."""
+    folded = name.casefold()
+    if folded in _SECRET_HEADERS_FOLDED:
+        return REDACTED
+    if folded in _URL_HEADERS_FOLDED:
+        return redact_path_qs(value)
+    return value
+
+
+def redact_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Header pairs (say `request.headers.items()`) for debug output, order and repeats kept."""
+    return tuple((name, redact_header(name, value)) for name, value in headers)
+
+
+# `name=value` inside free text, where the pair starts a string, a query, a fragment or a word.
+_PAIR_IN_TEXT = re.compile(r"(?:(?<=[?&#;\s\"'(])|^)([^\s=&#?;\"']+)=([^\s&#;\"'<>]+)")
+# `Authorization: Bearer x`, `'Cookie': 'a=b'`, `cookie=...` inside free text.
+_HEADER_IN_TEXT = re.compile(
+    r"(?i)\b(proxy-authorization|authorization|set-cookie|cookie)(['\"]?\s*[:=]\s*)(['\"]?)"
+    r"([^'\"\r\n]+)"
+)
+
+
+def _redact_text_pair(match: re.Match[str]) -> str:
+    return f"{match[1]}={REDACTED}" if is_secret_param(match[1]) else match[0]
+
+
+def redact_text(text: str) -> str:
+    """Best-effort scrub of free text (messages, exception text) as a last line of defence.
+
+    Structured fields are redacted exactly by the functions above; this catches a URL or a
+    header that found its way into an exception message. It may redact a little too much.
+    """
+    if "=" not in text and ":" not in text:  # neither pattern can match: most log fields
+        return text
+    if _may_name_secret_header(text):
+        text = _HEADER_IN_TEXT.sub(_redact_text_header, text)
+    return _PAIR_IN_TEXT.sub(_redact_text_pair, text) if "=" in text else text
+
+
+def _redact_text_header(match: re.Match[str]) -> str:
+    return f"{match[1]}{match[2]}{match[3]}{REDACTED}"
+
+
+def _may_name_secret_header(text: str) -> bool:
+    """False only when `_HEADER_IN_TEXT` cannot match; a cheap test before the regex.
+
+    Only for ASCII text: a case-insensitive regex also lets U+0130, U+0131 (dotted and dotless
+    i), U+017F (long s) and U+212A (Kelvin sign) stand for ASCII letters; `str.lower` does not.
+    """
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return "authorization" in lowered or "cookie" in lowered

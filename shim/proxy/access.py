@@ -1,0 +1,44 @@
+"""The end of every exchange: one access-log line and the request counters, from its record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final
+
+from shim.obs.logs import log_request
+from shim.proxy.errors import UpstreamFailure, classify_failure
+from shim.proxy.exchange import Exchange
+from shim.proxy.state import ShimState
+
+logger: Final = logging.getLogger("msc4191_shim.proxy")
+
+
+def finish_exchange(state: ShimState, exchange: Exchange) -> None:
+    status = None if exchange.aborted else exchange.status
+    # the compiled tally itself: a direct C call, no method lookup
+    tally = state.metrics.tally
+    tally.request(exchange.kind, status)
+    if exchange.upstream_seconds is not None:
+        tally.upstream(exchange.kind, exchange.upstream_seconds)
+    log_request(
+        method=exchange.method,
+        raw_path_qs=exchange.target,
+        status=status,
+        duration_s=time.monotonic() - exchange.started,
+        bytes_sent=exchange.bytes_sent,
+        upstream_status=exchange.upstream_status,
+        kind=exchange.kind,
+        outcome=exchange.outcome or exchange.error,
+        client=exchange.peer,
+    )
+
+
+def note_failure(
+    state: ShimState, exchange: Exchange, exc: BaseException, what: str
+) -> UpstreamFailure:
+    """Classify an upstream failure once, count it and tell the operator in one line."""
+    failure = classify_failure(exc, exchange.runtime)
+    state.metrics.observe_upstream_error(failure.reason)
+    logger.warning("%s: %s", what, failure.text)
+    return failure

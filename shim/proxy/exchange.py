@@ -1,0 +1,157 @@
+"""One request and its answer: everything decided once, when the request head is complete.
+
+Built by the client connection and passed to every step (classify, prepare the upstream head,
+relay, log): the target, the route, the configuration pinned for this request (a reload
+meanwhile does not change it), the public origin (computed at most once) and the log record,
+filled in along the way and written out once at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from shim.config.runtime import Runtime
+from shim.http.forwarding import Forwarding, public_origin
+from shim.obs.metrics import RequestKind
+from shim.proxy.h1 import Fields, first_value
+from shim.proxy.route import Route
+
+
+class Exchange:
+    """Built once a request, positionally in the order below (see `ClientConnection`).
+
+    A plain class, not a dataclass: compiled (setup.py), a dataclass keeps its generated
+    `__init__` in Python, which cost more than the rest of building an exchange.
+    """
+
+    __slots__ = (
+        "_public_origin",
+        "aborted",
+        "bytes_sent",
+        "chunked_body",
+        "connection_tokens",
+        "error",
+        "expect_continue",
+        "fields",
+        "forwarding",
+        "has_body",
+        "http11",
+        "keep_alive",
+        "kind",
+        "method",
+        "outcome",
+        "peer",
+        "raw_target",
+        "refusal",
+        "request_complete",
+        "route",
+        "runtime",
+        "scheme",
+        "started",
+        "status",
+        "target",
+        "upstream_seconds",
+        "upstream_status",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        raw_target: bytes,
+        target: str,
+        http11: bool,
+        fields: Fields,
+        keep_alive: bool,
+        route: Route,
+        runtime: Runtime,
+        peer: str | None,
+        scheme: str,
+        connection_tokens: frozenset[bytes] = frozenset(),
+        has_body: bool = False,
+        chunked_body: bool = False,
+        request_complete: bool = True,
+        expect_continue: bool = False,
+    ) -> None:
+        self.method = method
+        #: the request target as received (bytes), and in origin form (`/path?query`)
+        self.raw_target = raw_target
+        self.target = target
+        self.http11 = http11
+        self.fields = fields
+        #: the client lets the connection be kept after this exchange
+        self.keep_alive = keep_alive
+        self.route = route
+        self.runtime = runtime
+        self.peer = peer
+        self.scheme = scheme
+        #: the Connection tokens the client sent, lower-cased
+        self.connection_tokens = connection_tokens
+        #: the request carries a body (Content-Length > 0 or chunked)
+        self.has_body = has_body
+        self.chunked_body = chunked_body
+        #: the whole request (head and body) has been read
+        self.request_complete = request_complete
+        #: the client waits for `100 Continue` before sending its body
+        self.expect_continue = expect_continue
+        #: why the request is refused before any route sees it: (status, reason)
+        self.refusal: tuple[int, str] | None = None
+        #: what the forwarding fields are believed to say (None for a refused request)
+        self.forwarding: Forwarding | None = None
+        self.started = time.monotonic()
+        # -- the record: what happened, for the access log and the request counters
+        self.kind: RequestKind = "passthrough"
+        self.outcome: str | None = None
+        self.status: int | None = None
+        self.upstream_status: int | None = None
+        self.upstream_seconds: float | None = None
+        self.error: str | None = None
+        #: the response started but could not be completed (the client saw a broken response)
+        self.aborted = False
+        self.bytes_sent = 0
+        self._public_origin: str | None = None
+
+    @property
+    def is_head(self) -> bool:
+        return self.method == "HEAD"
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first field called `name` (lower-cased bytes)."""
+        return first_value(self.fields, name)
+
+    def text_header(self, name: bytes) -> str | None:
+        value = first_value(self.fields, name)
+        return None if value is None else value.decode("latin-1")
+
+    def public_origin(self) -> str:
+        """`public_url`, else the origin a trusted proxy reports, else the request's own."""
+        if self._public_origin is None:
+            self._public_origin = _origin_of(self.runtime, self.forwarding, self.scheme)
+        return self._public_origin
+
+
+#: the public origins worked out lately, by the identity of (runtime, forwarding decision) and
+#: the scheme: a connection reuses its decision while its Host stays the same, so this is mostly
+#: a lookup; the entry holds both objects, so their ids cannot be reused while it is there
+_origins: Final[dict[tuple[int, int, str], tuple[Runtime, Forwarding | None, str]]] = {}
+_ORIGINS_SIZE: Final = 256
+
+
+def _origin_of(runtime: Runtime, forwarding: Forwarding | None, scheme: str) -> str:
+    key = (id(runtime), id(forwarding), scheme)
+    entry = _origins.get(key)
+    if entry is not None and entry[0] is runtime and entry[1] is forwarding:
+        return entry[2]
+    public_url = runtime.config.public_url
+    if forwarding is None:
+        origin = runtime.public_origin(scheme, None)
+    else:
+        origin = public_origin(
+            forwarding,
+            public_url_origin=None if public_url is None else str(public_url.origin()),
+            fallback=str(runtime.upstream_origin),
+        )
+    if len(_origins) >= _ORIGINS_SIZE:
+        _origins.clear()
+    _origins[key] = (runtime, forwarding, origin)
+    return origin

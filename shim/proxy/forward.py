@@ -1,0 +1,408 @@
+"""Passthrough: the request to a pooled upstream connection, the answer back as it arrives.
+
+Bodies move both ways as they come, with back-pressure both ways: a client that does not read
+pauses the upstream, an upstream that does not read pauses the client. An upstream failure
+before the answer starts becomes a 502/504 with its reason; after, the client connection is cut,
+so a truncated body never looks complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import TYPE_CHECKING, Final
+
+from shim.core.location import rewrite_location
+from shim.http.headers import decode_raw
+from shim.proxy.access import note_failure
+from shim.proxy.errors import UpstreamClosedError, UpstreamError
+from shim.proxy.exchange import Exchange
+from shim.proxy.flow import BLOCK_BODY_BUFFER, BLOCK_UPSTREAM, MAX_PENDING_BODY
+from shim.proxy.forwarding import forwarding_lines, stripped
+from shim.proxy.framing import (
+    LAST_CHUNK,
+    BodyKind,
+    ClientFraming,
+    ResponseHead,
+    chunk,
+    client_framing,
+    last_chunk,
+)
+from shim.proxy.h1 import (
+    HOP_BY_HOP_NAMES,
+    Fields,
+    client_response_head,
+    interim_head,
+    request_line,
+    upstream_field_block,
+)
+from shim.proxy.upstream import UpstreamConnection
+
+if TYPE_CHECKING:
+    from shim.proxy.listener import ClientConnection
+
+#: RFC 9110 §9.2.2: a request that may be sent again when the connection died before any answer
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+#: the most request body kept to send again with an idempotent request (a larger one is not
+#: retried: a 502, as for any other request the upstream dropped)
+REPLAY_LIMIT: Final = 64 * 1024
+_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+#: the longest upstream field block a connection remembers for its next request
+_BLOCK_MEMO_MAX: Final = 8192
+_TRUSTED_STRIP: Final = functools.partial(stripped, trusted=True)
+_UNTRUSTED_STRIP: Final = functools.partial(stripped, trusted=False)
+
+
+class Forward:
+    """One exchange relayed to the upstream (also a `ResponseSink` for its answer)."""
+
+    #: the request asks the upstream to switch protocols (`extra_framing` says to which)
+    UPGRADE = False
+
+    def __init__(
+        self,
+        conn: ClientConnection,
+        exchange: Exchange,
+        target: bytes,
+        *,
+        method: bytes | None = None,
+        drop: frozenset[bytes] = frozenset(),
+    ) -> None:
+        self.conn = conn
+        self.exchange = exchange
+        self.pool = conn.state.pool
+        self.target = target
+        self.method = method or exchange.method.encode("ascii")
+        self.drop = drop
+        self.upstream: UpstreamConnection | None = None
+        self.finished = False
+        self.response_started = False
+        self.retried = False
+        self._reused = False
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        #: the body bytes sent upstream so far (framed), to send again if the retry happens;
+        #: None when the request may not be retried or the body outgrew REPLAY_LIMIT
+        self._replay: list[bytes] | None = (
+            [] if exchange.has_body and exchange.method in IDEMPOTENT else None
+        )
+        self._replay_size = 0
+        self._request_sent = False
+        self._framing: ClientFraming = "none"
+        self._close_after = False
+        self._head_out = b""
+        #: a HEAD sent upstream as GET (discovery): the client gets the head only
+        self._discard_body = exchange.method == "HEAD" and self.method != b"HEAD"
+        self._sent_at = 0.0
+        self._connecting: asyncio.Task[None] | None = None
+
+    # -- the request
+
+    def start(self) -> None:
+        conn, exchange = self.conn, self.exchange
+        if exchange.expect_continue:
+            conn.send_continue(exchange)
+        target = self.pool.target_for(exchange.runtime)
+        upstream = None if self.retried else self.pool.take_idle(target)
+        if upstream is not None:
+            self._reused = True
+            self._send_head(upstream)
+        else:
+            self._reused = False
+            self._connecting = conn.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        runtime = self.exchange.runtime
+        target = self.pool.target_for(runtime)
+        try:
+            upstream = await self.pool.connect(target, runtime.config.upstream.connect_timeout)
+        except asyncio.CancelledError:
+            raise
+        except (OSError, UpstreamError) as exc:
+            self._connecting = None
+            if not self.finished:
+                self._failed_before_answer(exc)
+            return
+        self._connecting = None
+        if self.finished:
+            self.pool.release(upstream)
+            return
+        self._send_head(upstream)
+
+    def upstream_head(self) -> bytes:
+        exchange = self.exchange
+        runtime = exchange.runtime
+        target = self.pool.target_for(runtime)
+        forwarding = exchange.forwarding
+        assert forwarding is not None  # refused at the edge otherwise
+        host = None if runtime.config.upstream.preserve_host else target.authority
+        framing = _CHUNKED if exchange.chunked_body else b""
+        if self.UPGRADE:
+            framing += self.extra_framing()
+        tokens = exchange.connection_tokens | self.drop if self.drop else exchange.connection_tokens
+        lines = forwarding_lines(forwarding)
+        # the block after the request line is the same for every request of a connection that
+        # repeats its fields (most do): worked out once per change, not once per request
+        key = (tuple(exchange.fields), host, lines, framing, tokens, forwarding.trusted)
+        memo = self.conn.upstream_block
+        if memo is not None and memo[0] == key:
+            block = memo[1]
+        else:
+            block = upstream_field_block(
+                exchange.fields,
+                host=host,
+                forwarding=lines,
+                framing=framing,
+                connection_tokens=tokens,
+                strip=_TRUSTED_STRIP if forwarding.trusted else _UNTRUSTED_STRIP,
+            )
+            # an idle connection keeps it: only an ordinary head's, not one near the head limit
+            self.conn.upstream_block = (key, block) if len(block) <= _BLOCK_MEMO_MAX else None
+        return request_line(self.method, target.prefix + self.target) + block
+
+    def extra_framing(self) -> bytes:
+        return b""
+
+    def _send_head(self, upstream: UpstreamConnection) -> None:
+        self.upstream = upstream
+        exchange = self.exchange
+        data = self.upstream_head()
+        if self._pending:
+            data = b"".join([data, *self._pending])
+            self._pending.clear()
+            self._pending_size = 0
+            self.conn.block_reading(BLOCK_BODY_BUFFER, False)
+        if exchange.request_complete and exchange.chunked_body:
+            data += LAST_CHUNK
+        self._sent_at = time.monotonic()
+        upstream.start(
+            data,
+            self,
+            method=self.method,
+            read_timeout=exchange.runtime.config.upstream.read_timeout,
+            upgrade=self.UPGRADE,
+        )
+        self._request_sent = exchange.request_complete
+
+    def request_body(self, data: bytes) -> None:
+        if self.finished:
+            return
+        if self.exchange.chunked_body:
+            data = chunk(data)
+        replay = self._replay
+        if replay is not None:
+            self._replay_size += len(data)
+            if self._replay_size > REPLAY_LIMIT:
+                self._replay = None
+            else:
+                replay.append(data)
+        if self.upstream is not None:
+            self.upstream.send(data)
+            return
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size > MAX_PENDING_BODY:
+            self.conn.block_reading(BLOCK_BODY_BUFFER, True)
+
+    def request_end(self) -> None:
+        if self.finished or self.upstream is None:
+            return  # sent with the head once connected
+        if self.exchange.chunked_body:
+            self.upstream.send(LAST_CHUNK)
+        self._request_sent = True
+
+    # -- flow control
+
+    def client_writable(self, writable: bool) -> None:
+        if self.upstream is not None:
+            if writable:
+                self.upstream.resume_reading()
+            else:
+                self.upstream.pause_reading()
+
+    def upstream_writable(self, writable: bool) -> None:
+        self.conn.block_reading(BLOCK_UPSTREAM, not writable)
+
+    # -- the answer (ResponseSink)
+
+    def response_interim(self, head: ResponseHead) -> None:
+        # 100 was answered by the proxy itself; a 101 nobody asked for switches nothing here;
+        # other 1xx (103) go to HTTP/1.1 clients
+        if head.status not in (100, 101) and self.exchange.http11:
+            self.conn.write(interim_head(head))
+
+    def response_head(self, head: ResponseHead, kind: BodyKind) -> None:
+        exchange = self.exchange
+        exchange.upstream_status = head.status
+        exchange.upstream_seconds = time.monotonic() - self._sent_at
+        exchange.status = head.status
+        self.response_started = True
+        self._framing = client_framing(kind, http11=exchange.http11)
+        self._close_after = self.conn.must_close(exchange) or self._framing == "close"
+        self._head_out = client_response_head(
+            head,
+            framing=self._framing,
+            http11=exchange.http11,
+            close=self._close_after,
+            rewrite_location=self._location_rewriter() if head.has_location else None,
+        )
+
+    def response_whole(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None:
+        """An answer whose whole body came with its head (or that has none): head, body and
+        end in one write."""
+        exchange = self.exchange
+        conn = self.conn
+        exchange.upstream_status = exchange.status = head.status
+        exchange.upstream_seconds = time.monotonic() - self._sent_at
+        self.response_started = True
+        self._close_after = close = not exchange.keep_alive or conn.closing
+        data = client_response_head(
+            head,
+            framing=kind,
+            http11=exchange.http11,
+            close=close,
+            rewrite_location=self._location_rewriter() if head.has_location else None,
+        )
+        if body and not self._discard_body:
+            exchange.bytes_sent += len(body)
+            data += body
+        conn.write(data)
+        self._release_upstream()
+        self.finished = True
+        conn.done(exchange, keep_alive=not close)
+
+    def response_in_steps(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None:
+        """`response_whole` as its three steps, for handlers that take the answer apart (and
+        may have answered from elsewhere after the head)."""
+        self.response_head(head, kind)
+        if body and not self.finished:
+            self.response_body(body)
+        if not self.finished:
+            self.response_end([])
+
+    def response_body(self, data: bytes) -> None:
+        if not data or self._discard_body:
+            return
+        self.exchange.bytes_sent += len(data)
+        if self._framing == "chunked":
+            data = chunk(data)
+        if self._head_out:
+            data, self._head_out = self._head_out + data, b""
+        self.conn.write(data)
+
+    def response_end(self, trailers: Fields) -> None:
+        tail = self._head_out
+        self._head_out = b""
+        if self._framing == "chunked" and not self._discard_body:
+            kept = [(n, v) for n, v in trailers if n.lower() not in HOP_BY_HOP_NAMES]
+            tail += last_chunk(kept)
+        if tail:
+            self.conn.write(tail)
+        self._release_upstream()
+        self.finished = True
+        self.conn.done(self.exchange, keep_alive=not self._close_after)
+
+    def upstream_failed(self, exc: UpstreamError) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        if self.finished:
+            return
+        if not self.response_started:
+            if self._may_retry(exc):
+                self.retried = True
+                if self._replay:  # the body goes again, with the head
+                    self._pending = list(self._replay)
+                    self._pending_size = self._replay_size
+                self.start()
+                return
+            self._failed_before_answer(exc)
+            return
+        self.finished = True
+        exchange = self.exchange
+        failure = note_failure(
+            self.conn.state, exchange, exc, "upstream failed mid-body; aborting the client response"
+        )
+        exchange.error, exchange.aborted = f"aborted mid-body: {failure.text}", True
+        self.conn.abort()
+        self.conn.done(exchange, keep_alive=False)
+
+    def _may_retry(self, exc: UpstreamError) -> bool:
+        """Once, for an idempotent request (with its body, up to REPLAY_LIMIT), when a reused
+        connection died before any byte of the answer: the upstream closed it while idle, it
+        never saw it."""
+        return (
+            isinstance(exc, UpstreamClosedError)
+            and exc.before_any_byte
+            and self._reused
+            and not self.retried
+            and self.exchange.method in IDEMPOTENT
+            and (not self.exchange.has_body or self._replay is not None)
+        )
+
+    def _failed_before_answer(self, exc: BaseException) -> None:
+        self.finished = True
+        exchange = self.exchange
+        failure = note_failure(self.conn.state, exchange, exc, "upstream error")
+        exchange.error = failure.text
+        self.conn.answer(exchange, failure.status, failure.text)
+
+    def upstream_switched(self, head: ResponseHead, rest: bytes) -> None:
+        raise AssertionError("only an Upgrade switches protocols")
+
+    def splice_data(self, data: bytes) -> None:
+        raise AssertionError("only an Upgrade switches protocols")
+
+    # -- the client side
+
+    def client_lost(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()  # the upstream learns at once; its handler is cancelled
+        exchange = self.exchange
+        exchange.error, exchange.aborted = "client disconnected", True
+        self.conn.done(exchange, keep_alive=False)
+
+    def going_away(self) -> None:
+        pass
+
+    def _release_upstream(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is None:
+            return
+        if self._request_sent and upstream.reusable:
+            self.pool.release(upstream)
+        else:
+            upstream.close()
+
+    def _location_rewriter(self) -> LocationRewrite:
+        return LocationRewrite(self.exchange)
+
+
+class LocationRewrite:
+    """Rewrite a Location that points at the upstream's own origin, as nginx's default does."""
+
+    __slots__ = ("exchange",)
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+
+    def __call__(self, value: bytes) -> bytes:
+        exchange = self.exchange
+        runtime = exchange.runtime
+        account = runtime.config.account_management
+        ((_, text),) = decode_raw([(b"Location", value)])
+        rewritten = rewrite_location(
+            text,
+            upstream_origin=runtime.upstream_origin,
+            public_origin=exchange.public_origin(),
+            back_translate=account.table if account.strategy == "rewrite" else None,
+            entry_paths=account.paths,
+        )
+        return value if rewritten == text else rewritten.encode("utf-8")

@@ -1,0 +1,294 @@
+"""HTTP/1.1 heads written by the proxy, pure: the upstream request head and the client's response.
+
+Fields stay bytes from parser to socket: names keep their case, repeats their order, and values
+are never re-encoded. What the upstream sees is prepared in one fixed order: hop-by-hop fields
+(and those a Connection field names) are dropped, the Host is kept or replaced, the forwarding
+fields are appended, then the framing this hop needs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from email.utils import formatdate
+from typing import Final
+
+from shim.http.headers import HOP_BY_HOP
+from shim.proxy.framing import ClientFraming, ResponseHead
+
+Fields = list[tuple[bytes, bytes]]
+
+HOST: Final = b"host"
+CONNECTION: Final = b"connection"
+UPGRADE: Final = b"upgrade"
+EXPECT: Final = b"expect"
+LOCATION: Final = b"location"
+DATE: Final = b"date"
+CONTENT_LENGTH: Final = b"content-length"
+TRANSFER_ENCODING: Final = b"transfer-encoding"
+
+#: hop-by-hop names, lower-cased bytes
+HOP_BY_HOP_NAMES: Final = frozenset(name.lower().encode() for name in HOP_BY_HOP)
+#: never copied upstream: hop-by-hop, and Expect, which the proxy answers itself (forwarded, the
+#: upstream's own 100 would be a second one); forwarding fields go by the forwarding policy
+REQUEST_DROPPED: Final = HOP_BY_HOP_NAMES | {EXPECT}
+#: not copied to the client: hop-by-hop, and the upstream's framing (the proxy frames anew)
+RESPONSE_DROPPED: Final = HOP_BY_HOP_NAMES | {CONTENT_LENGTH}
+_REQUEST_DROPPED_NO_HOST: Final = REQUEST_DROPPED | {HOST}
+
+_TARGET_BYTES: Final = bytes(range(0x21, 0x7F))
+
+
+def valid_target(target: bytes) -> bool:
+    """Visible ASCII only (RFC 9112 §3.2): raw bytes a client should have percent-encoded are
+    refused with a 400 rather than passed on to be read differently upstream."""
+    return bool(target) and not target.translate(None, _TARGET_BYTES)
+
+
+def origin_form(target: str) -> str | None:
+    """`/path?query` for an origin-form or absolute-form request target; None for any other.
+
+    A client may send the absolute form (`http://host/path?q`, RFC 9112 §3.2.2) to any server;
+    its scheme and authority are dropped and the rest is kept byte for byte. The asterisk form
+    (`OPTIONS *`) and the authority form (CONNECT) are not proxied.
+    """
+    if target.startswith("/"):
+        return target
+    scheme, sep, rest = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest:
+        return None
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    path_qs = rest[cut:]
+    return path_qs if path_qs.startswith("/") else "/" + path_qs
+
+
+def listed_tokens(fields: Iterable[tuple[bytes, bytes]], name: bytes) -> frozenset[bytes]:
+    """The comma-separated tokens of every `name` field (lower-cased `name`), lower-cased."""
+    tokens: set[bytes] = set()
+    for field_name, value in fields:
+        if field_name.lower() == name:
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(tokens)
+
+
+def first_value(fields: Fields, name: bytes) -> bytes | None:
+    """The first `name` field's value (`name` lower-cased)."""
+    for field_name, value in fields:
+        if field_name.lower() == name:
+            return value
+    return None
+
+
+def request_line_version(chunk: bytes) -> bool | None:
+    """True if the request line at the start of `chunk` says HTTP/1.1, False for HTTP/1.0;
+    None when it cannot tell (no whole line yet, a blank line first, any other form).
+
+    The parser would say the same (`get_http_version`), at the cost of building a string for
+    every request; this reads the bytes it has just parsed: its request line ends at the first
+    LF and, once it has been accepted, ends with the version.
+    """
+    end = chunk.find(b"\n")
+    if end < 10:
+        return None
+    version = chunk[end - 10 : end]
+    if version == b" HTTP/1.1\r":
+        return True
+    return False if version == b" HTTP/1.0\r" else None
+
+
+def request_line(method: bytes, target: bytes) -> bytes:
+    """The upstream request's first line (always HTTP/1.1: this hop's version)."""
+    return b"%b %b HTTP/1.1\r\n" % (method, target)
+
+
+def upstream_field_block(
+    fields: Fields,
+    *,
+    host: bytes | None,
+    forwarding: bytes,
+    framing: bytes = b"",
+    connection_tokens: frozenset[bytes] = frozenset(),
+    strip: Callable[[bytes], bool] = lambda _: False,
+) -> bytes:
+    """The upstream request head after its request line (`request_line`): the client's fields
+    with names, case, order and repeats as received, less hop-by-hop ones, then this hop's.
+
+    `host`: None keeps the client's Host where it stood; else it replaces it, first.
+    `forwarding`: the forwarding field lines; `framing`: field lines this hop needs
+    (`Transfer-Encoding: chunked`, or the Upgrade pair); `strip(lower_name)`: the client's
+    fields the forwarding policy replaces.
+    """
+    dropped = REQUEST_DROPPED if host is None else _REQUEST_DROPPED_NO_HOST
+    if connection_tokens:
+        dropped = dropped | connection_tokens
+    parts = []
+    if host is not None:
+        parts.append(b"Host: " + host + b"\r\n")
+    for name, value in fields:
+        low = name.lower()
+        if low not in dropped and not strip(low):
+            parts.append(name + b": " + value + b"\r\n")
+    parts.append(forwarding)
+    parts.append(framing)
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def field_lines(fields: Iterable[tuple[str, str]]) -> bytes:
+    """Text fields as header lines (latin-1: every byte a parser gave us round-trips)."""
+    return b"".join(f"{name}: {value}\r\n".encode("latin-1", "replace") for name, value in fields)
+
+
+#: the current second's HTTP date (one entry: a Final dict, compiled a C static, not a global
+#: rebound every second)
+_dates: Final[dict[int, bytes]] = {}
+
+
+def http_date() -> bytes:
+    """The current time as an HTTP date, formatted once a second."""
+    now = int(time.time())
+    date = _dates.get(now)
+    if date is None:
+        date = formatdate(now, usegmt=True).encode("ascii")
+        _dates.clear()
+        _dates[now] = date
+    return date
+
+
+def response_start(version_11: bool, status: int, reason: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 %d %b\r\n" % (status, reason)
+        if version_11
+        else b"HTTP/1.0 %d %b\r\n"
+        % (
+            status,
+            reason,
+        )
+    )
+
+
+def simple_response(
+    status: int,
+    reason: bytes,
+    fields: Iterable[tuple[bytes, bytes]],
+    body: bytes = b"",
+    *,
+    close: bool,
+    head_only: bool = False,
+) -> bytes:
+    """A whole response the proxy writes itself: its fields, Content-Length, Date, Connection."""
+    parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
+    parts.extend(name + b": " + value + b"\r\n" for name, value in fields)
+    parts.append(b"Content-Length: %d\r\nDate: %b\r\n" % (len(body), http_date()))
+    if close:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    if not head_only:
+        parts.append(body)
+    return b"".join(parts)
+
+
+def text_response(status: int, reason: bytes, text: str, *, close: bool, head_only: bool) -> bytes:
+    """A short text/plain answer (an error's reason), never cached."""
+    return simple_response(
+        status,
+        reason,
+        ((b"Content-Type", b"text/plain; charset=utf-8"), (b"Cache-Control", b"no-store")),
+        text.encode("utf-8"),
+        close=close,
+        head_only=head_only,
+    )
+
+
+REASONS: Final = {
+    302: b"Found",
+    304: b"Not Modified",
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    505: b"HTTP Version Not Supported",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+    200: b"OK",
+}
+
+
+def client_response_head(
+    head: ResponseHead,
+    *,
+    framing: ClientFraming,
+    http11: bool,
+    close: bool,
+    rewrite_location: Callable[[bytes], bytes] | None = None,
+) -> bytes:
+    """The upstream's status line and fields as the client gets them.
+
+    Hop-by-hop fields and those the upstream's Connection names are dropped; a Content-Length
+    stays unless the upstream's own framing made it meaningless (RFC 9112 §6.3); a Date is
+    added when missing (RFC 9110 §6.6.1); the connection's own fields come last.
+    """
+    parts = [response_start(http11, head.status, head.reason)]
+    kept = head.kept
+    if kept is not None and not (rewrite_location is not None and head.has_location):
+        parts.append(kept)  # the fast path cut the dropped fields out already
+    else:
+        parts.append(_kept_lines(head, rewrite_location))
+    if not head.has_date:
+        parts.append(b"Date: " + http_date() + b"\r\n")
+    if framing == "chunked":
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if close:
+        parts.append(b"Connection: close\r\n")
+    elif not http11:
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def _kept_lines(head: ResponseHead, rewrite_location: Callable[[bytes], bytes] | None) -> bytes:
+    """The field lines the client gets, worked out field by field."""
+    dropped = HOP_BY_HOP_NAMES
+    if head.connection_tokens:
+        dropped = dropped | head.connection_tokens
+    if head.chunked or head.close_delimited:
+        dropped = dropped | {CONTENT_LENGTH}
+    lowered = head.lowered
+    # kept lines go out as received (their own spacing too); only a Location may be rewritten
+    if rewrite_location is None or not head.has_location:
+        kept = [line for line, low in zip(head.lines, lowered, strict=True) if low not in dropped]
+    else:
+        kept = [
+            b"Location: " + rewrite_location(value) if low == LOCATION else line
+            for line, low, (_, value) in zip(head.lines, lowered, head.fields, strict=True)
+            if low not in dropped
+        ]
+    if not kept:
+        return b""
+    kept.append(b"")
+    return b"\r\n".join(kept)
+
+
+def interim_head(head: ResponseHead) -> bytes:
+    """A 1xx answer relayed as received, less its hop-by-hop fields."""
+    parts = [b"HTTP/1.1 %d %b\r\n" % (head.status, head.reason)]
+    parts.extend(
+        name + b": " + value + b"\r\n"
+        for name, value in head.fields
+        if name.lower() not in HOP_BY_HOP_NAMES
+    )
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def switching_head(head: ResponseHead) -> bytes:
+    """A 101 answer: every field as received, Connection and Upgrade included (they switch
+    this very connection)."""
+    parts = [b"HTTP/1.1 101 %b\r\n" % head.reason]
+    parts.extend(name + b": " + value + b"\r\n" for name, value in head.fields)
+    parts.append(b"\r\n")
+    return b"".join(parts)

@@ -1,0 +1,22 @@
+"""What every connection of the public listener shares; `runtime` is swapped whole on reload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from shim.config.runtime import Runtime
+from shim.http.cache import DiscoveryCache
+from shim.obs.metrics import Metrics
+from shim.proxy.pool import UpstreamPool
+
+
+@dataclass
+class ShimState:
+    runtime: Runtime
+    #: the admin listener's client (readiness checks); the public path uses `pool`
+    session: aiohttp.ClientSession
+    metrics: Metrics
+    cache: DiscoveryCache = field(default_factory=DiscoveryCache)
+    pool: UpstreamPool = field(default_factory=UpstreamPool)
