@@ -88,6 +88,13 @@ class LimitsConfig:
     #: one WebSocket message, for a core that reassembles messages (closed with 1009 above it);
     #: the public listener splices frames as they arrive, so its memory is bounded without it
     websocket_max_message: int = 1024 * 1024
+    #: a request body up to this size is read whole before an upstream connection is taken
+    #: (a framing error gets a 400 before the portal sees anything; a slow small body holds no
+    #: pooled connection); a larger one streams as it arrives (nginx buffers bodies by default)
+    request_buffer: int = 64 * 1024
+    #: the longest a client may leave its answer unread before the connection is cut (nginx
+    #: send_timeout)
+    send_timeout: float = 60.0
 
 
 def _default_table() -> ActionTable:

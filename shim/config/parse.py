@@ -136,6 +136,8 @@ _LIMITS: Mapping[str, Parser] = {
     "body_idle_timeout": parse_positive_duration,
     "max_head_bytes": parse_size,
     "max_connections": parse_count,
+    "request_buffer": parse_size,
+    "send_timeout": parse_positive_duration,
     "websocket_max_message": parse_size,
 }
 _LOG: Mapping[str, Parser] = {

@@ -37,7 +37,9 @@ from shim.core.actions import (
 DURATION: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 SIZE: Final = r"^\s*\d+\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$"
 #: int fields that are sizes (`1MiB`), by name; every other int is a plain count
-SIZE_FIELDS: Final = frozenset({"max_body_bytes", "max_head_bytes", "websocket_max_message"})
+SIZE_FIELDS: Final = frozenset(
+    {"max_body_bytes", "max_head_bytes", "request_buffer", "websocket_max_message"}
+)
 
 Schema = dict[str, Any]
 

@@ -75,8 +75,10 @@ class ForwardingRefused(ValueError):  # noqa: N818  # a refusal, as codings.Deco
 
 
 def is_forwarding_field(name: str) -> bool:
-    """True for a field that claims who the client is or what it asked for."""
-    lowered = name.lower()
+    """True for a field that claims who the client is or what it asked for, or a look-alike
+    spelt with `_` (`X_Forwarded_For`): CGI and WSGI stacks read `-` and `_` as the same, so
+    a look-alike would reach the application as the real field."""
+    lowered = name.lower().replace("_", "-")
     return lowered.startswith(_X_FORWARDED_PREFIX) or lowered in _FORWARDING_NAMES
 
 
@@ -250,8 +252,15 @@ def own_forwarded_element(forwarding: Forwarding) -> str:
 def strip_forwarding(fields: Iterable[tuple[str, str]], *, trusted: bool) -> list[tuple[str, str]]:
     """The fields without those the shim rewrites (trusted) or without any forwarding field."""
     if trusted:
-        return [(name, value) for name, value in fields if name.lower() not in _REWRITTEN]
+        return [(name, value) for name, value in fields if not _rewritten_or_look_alike(name)]
     return [(name, value) for name, value in fields if not is_forwarding_field(name)]
+
+
+def _rewritten_or_look_alike(name: str) -> bool:
+    """A field the shim rewrites for a trusted peer, or any forwarding field spelt with `_`
+    (a trusted proxy writes `-`; with `_` it is a client's, passed through)."""
+    lowered = name.lower()
+    return lowered in _REWRITTEN or ("_" in lowered and is_forwarding_field(lowered))
 
 
 def forwarding_fields(forwarding: Forwarding) -> list[tuple[str, str]]:

@@ -4,12 +4,13 @@ One home for the list, used by the logs (`shim.obs.redact`) and by `translate`
 (`shim.core.explain`), which sits below the logs and so cannot import them.
 
 A name is a secret when it is in `SECRET_QUERY_PARAMS` or *contains* one of `SECRET_WORDS`
-(`token`, `secret`, `password`, `code`, `ticket`), compared after percent-decoding (and `+` as a
-space, as a form decoder does) and case-insensitively. OAuth and MSC4191 names are case-sensitive,
-so a portal treats `Code=` as a different parameter, and `country_code` is no credential; but
-redacting one parameter too many only loses a little debug detail, while missing a lenient
-framework's `Code=` or a portal's own `mas_session_token=` would write a secret. An empty value
-(`code=`) carries no secret and is kept, so the log still shows it was empty.
+(`token`, `secret`, `password`, `code`, `ticket`, `signature`, `session`, ...), compared after
+percent-decoding (and `+` as a space, as a form decoder does) and case-insensitively. OAuth and
+MSC4191 names are case-sensitive, so a portal treats `Code=` as a different parameter, and
+`country_code` is no credential; but redacting one parameter too many only loses a little debug
+detail, while missing a lenient framework's `Code=` or a portal's own `mas_session_token=` would
+write a secret. An empty value (`code=`) carries no secret and is kept, so the log still shows it
+was empty.
 """
 
 from __future__ import annotations
@@ -38,10 +39,29 @@ SECRET_QUERY_PARAMS: Final = frozenset(
         "ticket",
         "token",
         "password",
+        # API keys, signed URLs, SAML and session identifiers
+        "key",
+        "auth",
+        "sid",
+        "sig",
     }
 )
-#: A parameter whose name contains one of these (case-insensitively) is a secret too.
-SECRET_WORDS: Final = ("token", "secret", "password", "code", "ticket")
+#: A parameter whose name contains one of these (case-insensitively) is a secret too
+#: (`X-Amz-Signature`, `SAMLResponse`, `api_key`, `session_id`, `jwt`, `client_assertion`).
+SECRET_WORDS: Final = (
+    "token",
+    "secret",
+    "password",
+    "code",
+    "ticket",
+    "signature",
+    "apikey",
+    "api_key",
+    "session",
+    "jwt",
+    "assertion",
+    "saml",
+)
 _SECRET_QUERY_FOLDED: Final = frozenset(name.casefold() for name in SECRET_QUERY_PARAMS)
 
 

@@ -4,9 +4,10 @@ prefix, and the HTTP/2 preface. Pure.
 With `upstream.url: http://portal/auth` the shim promises the portal sees only `/auth/...`. A
 target with dot segments (`/../admin`, `/%2e%2e/admin`, `/..%2fadmin`) would step out of that
 prefix once the portal (or anything between) normalises the path, so it is refused before it is
-sent. The check decodes only what changes the path's structure (`.`, `/`, and `\\`, which some
-servers read as `/`) and removes dot segments as RFC 3986 5.2.4 does; the target itself is still
-sent byte for byte.
+sent. The check reads the path as the most lenient server behind might: it decodes only what
+changes the path's structure (`.`, `/`, and `\\`, which some servers read as `/`), merges runs of
+`/`, takes `..;x` for `..` (path parameters, dropped by Tomcat and Jetty), and removes dot
+segments as RFC 3986 5.2.4 does; the target itself is still sent byte for byte.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def split_reference(text: str) -> Reference:
 
 _STRUCTURAL: Final = re.compile(r"%(2[eEfF]|5[cC])")
 _DECODED: Final = {"2e": ".", "2f": "/", "5c": "/"}
+_SLASHES: Final = re.compile(r"/{2,}")
 
 
 def is_http2_preface(start: bytes) -> bool:
@@ -62,11 +64,15 @@ def is_http2_preface(start: bytes) -> bool:
 
 
 def remove_dot_segments(path: str) -> str:
-    """RFC 3986 5.2.4 on an absolute path."""
+    """RFC 3986 5.2.4 on an absolute path; a segment whose path parameters (`;...`, which
+    Tomcat and Jetty drop) leave `..` or `.` counts as that dot segment."""
     out: list[str] = []
     segments = path.split("/")
     for index, segment in enumerate(segments[1:], start=1):
         last = index == len(segments) - 1
+        if ";" in segment:
+            bare = segment.partition(";")[0]
+            segment = bare if bare in (".", "..") else segment
         if segment == "..":
             if len(out) > 0:
                 out.pop()
@@ -81,9 +87,10 @@ def remove_dot_segments(path: str) -> str:
 
 
 def structural_path(raw_path: str) -> str:
-    """The path as a normalising server would walk it: `%2e`, `%2f`, `%5c` and `\\` decoded."""
-    decoded = _STRUCTURAL.sub(lambda m: _DECODED[m[1].lower()], raw_path)
-    return decoded.replace("\\", "/")
+    """The path as a normalising server would walk it: `%2e`, `%2f`, `%5c` and `\\` decoded,
+    and runs of `/` merged (nginx's `merge_slashes`, and most servers, read `//` as `/`)."""
+    decoded = _STRUCTURAL.sub(lambda m: _DECODED[m[1].lower()], raw_path).replace("\\", "/")
+    return _SLASHES.sub("/", decoded) if "//" in decoded else decoded
 
 
 def escapes_prefix(prefix: str, raw_path: str) -> bool:

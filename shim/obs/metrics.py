@@ -70,6 +70,7 @@ LimitName = Literal[
     "body_idle_timeout",
     "max_head_bytes",
     "max_connections",
+    "send_timeout",
     "websocket_max_message",
     "upstream_max_connections",
 ]

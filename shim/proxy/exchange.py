@@ -14,7 +14,8 @@ from typing import Final
 from shim.config.runtime import Runtime
 from shim.http.forwarding import Forwarding, public_origin
 from shim.obs.metrics import RequestKind
-from shim.proxy.h1 import Fields, first_value
+from shim.proxy.h1 import first_value
+from shim.proxy.request import RequestFields
 from shim.proxy.route import Route
 
 
@@ -28,14 +29,15 @@ class Exchange:
     __slots__ = (
         "_public_origin",
         "aborted",
+        "after_head",
+        "body",
+        "body_size",
         "bytes_sent",
-        "chunked_body",
-        "connection_tokens",
+        "dispatched",
         "error",
         "expect_continue",
         "fields",
         "forwarding",
-        "has_body",
         "http11",
         "keep_alive",
         "kind",
@@ -44,12 +46,14 @@ class Exchange:
         "peer",
         "raw_target",
         "refusal",
+        "request",
         "request_complete",
         "route",
         "runtime",
         "scheme",
         "started",
         "status",
+        "streaming",
         "target",
         "upstream_seconds",
         "upstream_status",
@@ -61,43 +65,46 @@ class Exchange:
         raw_target: bytes,
         target: str,
         http11: bool,
-        fields: Fields,
+        request: RequestFields,
         keep_alive: bool,
-        route: Route,
         runtime: Runtime,
         peer: str | None,
         scheme: str,
-        connection_tokens: frozenset[bytes] = frozenset(),
-        has_body: bool = False,
-        chunked_body: bool = False,
-        request_complete: bool = True,
-        expect_continue: bool = False,
     ) -> None:
         self.method = method
         #: the request target as received (bytes), and in origin form (`/path?query`)
         self.raw_target = raw_target
         self.target = target
         self.http11 = http11
-        self.fields = fields
+        #: what the request's fields say: the one description every step reads
+        self.request = request
+        #: the end-to-end fields the upstream gets (`RequestFields.fields`)
+        self.fields = request.fields
         #: the client lets the connection be kept after this exchange
         self.keep_alive = keep_alive
-        self.route = route
+        self.route: Route = "passthrough"
         self.runtime = runtime
         self.peer = peer
         self.scheme = scheme
-        #: the Connection tokens the client sent, lower-cased
-        self.connection_tokens = connection_tokens
-        #: the request carries a body (Content-Length > 0 or chunked)
-        self.has_body = has_body
-        self.chunked_body = chunked_body
         #: the whole request (head and body) has been read
-        self.request_complete = request_complete
+        self.request_complete = not request.has_body
         #: the client waits for `100 Continue` before sending its body
-        self.expect_continue = expect_continue
+        self.expect_continue = request.expect_continue
         #: why the request is refused before any route sees it: (status, reason)
-        self.refusal: tuple[int, str] | None = None
+        self.refusal: tuple[int, str] | None = request.refusal
         #: what the forwarding fields are believed to say (None for a refused request)
         self.forwarding: Forwarding | None = None
+        #: body pieces read and not yet handed to a handler (a body up to
+        #: `limits.request_buffer` is read whole before the exchange is dispatched)
+        self.body: list[bytes] = []
+        self.body_size = 0
+        #: handed to the handler its route names
+        self.dispatched = False
+        #: the handler takes the rest of the body as it arrives
+        self.streaming = False
+        #: bytes after the head of an Upgrade that waited in the pipeline (the new protocol's);
+        #: None for any other exchange
+        self.after_head: bytes | None = None
         self.started = time.monotonic()
         # -- the record: what happened, for the access log and the request counters
         self.kind: RequestKind = "passthrough"
@@ -110,6 +117,12 @@ class Exchange:
         self.aborted = False
         self.bytes_sent = 0
         self._public_origin: str | None = None
+
+    def take_body(self) -> list[bytes]:
+        """The body pieces read so far, handed over once."""
+        body, self.body = self.body, []
+        self.body_size = 0
+        return body
 
     @property
     def is_head(self) -> bool:

@@ -9,5 +9,13 @@ from typing import Final
 BLOCK_PIPELINE: Final = 1
 BLOCK_BODY_BUFFER: Final = 2
 BLOCK_UPSTREAM: Final = 4
+#: the client leaves its answers unread: no more of its requests are read meanwhile
+BLOCK_CLIENT: Final = 8
+#: nothing more is read as HTTP/1.1 (a parse error, an Upgrade, a full pipeline, a half-close)
+BLOCK_STOPPED: Final = 16
+#: requests read ahead of their turn (pipelined), per connection; a client that sends more
+#: before reading gets those answered and the connection closed, and sends the rest again
+#: (RFC 9112 section 9.3.2)
+MAX_QUEUED: Final = 16
 #: request body bytes held while no upstream connection takes them yet
 MAX_PENDING_BODY: Final = 256 * 1024

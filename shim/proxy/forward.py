@@ -9,7 +9,6 @@ so a truncated body never looks complete.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -19,7 +18,7 @@ from shim.proxy.access import note_failure
 from shim.proxy.errors import UpstreamClosedError, UpstreamError
 from shim.proxy.exchange import Exchange
 from shim.proxy.flow import BLOCK_BODY_BUFFER, BLOCK_UPSTREAM, MAX_PENDING_BODY
-from shim.proxy.forwarding import forwarding_lines, stripped
+from shim.proxy.forwarding import forwarding_lines
 from shim.proxy.framing import (
     LAST_CHUNK,
     BodyKind,
@@ -43,19 +42,23 @@ if TYPE_CHECKING:
     from shim.proxy.listener import ClientConnection
 
 #: RFC 9110 §9.2.2: a request that may be sent again when the connection died before any answer
-IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-#: the most request body kept to send again with an idempotent request (a larger one is not
-#: retried: a 502, as for any other request the upstream dropped)
-REPLAY_LIMIT: Final = 64 * 1024
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 #: the longest upstream field block a connection remembers for its next request
 _BLOCK_MEMO_MAX: Final = 8192
-_TRUSTED_STRIP: Final = functools.partial(stripped, trusted=True)
-_UNTRUSTED_STRIP: Final = functools.partial(stripped, trusted=False)
+#: trailer fields never relayed: hop-by-hop ones, and those a trailer may not carry (framing and
+#: routing, RFC 9110 §6.5.1)
+_TRAILER_DROPPED: Final = HOP_BY_HOP_NAMES | {b"content-length", b"host"}
 
 
 class Forward:
-    """One exchange relayed to the upstream (also a `ResponseSink` for its answer)."""
+    """One exchange relayed to the upstream (also a `ResponseSink` for its answer).
+
+    The request's body goes as the connection read it: whole (read before dispatch, up to
+    `limits.request_buffer`), sent with the head under a `Content-Length` of its size; or
+    streaming, under the client's length (which llhttp holds it to) or chunked anew. Either
+    way the upstream's framing is this hop's, written for the bytes that really follow.
+    """
 
     #: the request asks the upstream to switch protocols (`extra_framing` says to which)
     UPGRADE = False
@@ -80,14 +83,14 @@ class Forward:
         self.response_started = False
         self.retried = False
         self._reused = False
+        #: streamed body pieces (framed) waiting for the upstream connection
         self._pending: list[bytes] = []
         self._pending_size = 0
-        #: the body bytes sent upstream so far (framed), to send again if the retry happens;
-        #: None when the request may not be retried or the body outgrew REPLAY_LIMIT
-        self._replay: list[bytes] | None = (
-            [] if exchange.has_body and exchange.method in IDEMPOTENT else None
-        )
-        self._replay_size = 0
+        #: the whole body, sent with the head (None: there is none, or it streams)
+        self._whole: bytes | None = None
+        #: the framing field this hop writes for the body
+        self._framing_line = b""
+        self._chunked = False
         self._request_sent = False
         self._framing: ClientFraming = "none"
         self._close_after = False
@@ -96,6 +99,26 @@ class Forward:
         self._discard_body = exchange.method == "HEAD" and self.method != b"HEAD"
         self._sent_at = 0.0
         self._connecting: asyncio.Task[None] | None = None
+        self._take_body()
+
+    def _take_body(self) -> None:
+        """The body as the connection has it, and the framing the upstream gets for it."""
+        exchange = self.exchange
+        request = exchange.request
+        if request.framing == "none" or self.UPGRADE:
+            return
+        pieces = exchange.take_body()
+        if exchange.request_complete:
+            self._whole = b"".join(pieces)
+            self._framing_line = b"Content-Length: %d\r\n" % len(self._whole)
+        elif request.framing == "length":
+            self._framing_line = b"Content-Length: %d\r\n" % request.length
+            self._pending = pieces
+        else:
+            self._framing_line = _CHUNKED
+            self._chunked = True
+            self._pending = [chunk(piece) for piece in pieces if piece]
+        self._pending_size = sum(len(piece) for piece in self._pending)
 
     # -- the request
 
@@ -131,35 +154,30 @@ class Forward:
         self._send_head(upstream)
 
     def upstream_head(self) -> bytes:
+        """The request line and fields the upstream gets: the request's end-to-end fields (the
+        one parsed request, `RequestFields`), the forwarding fields, then this hop's framing."""
         exchange = self.exchange
         runtime = exchange.runtime
         target = self.pool.target_for(runtime)
         forwarding = exchange.forwarding
         assert forwarding is not None  # refused at the edge otherwise
         host = None if runtime.config.upstream.preserve_host else target.authority
-        framing = _CHUNKED if exchange.chunked_body else b""
-        if self.UPGRADE:
-            framing += self.extra_framing()
-        tokens = exchange.connection_tokens | self.drop if self.drop else exchange.connection_tokens
-        lines = forwarding_lines(forwarding)
         # the block after the request line is the same for every request of a connection that
         # repeats its fields (most do): worked out once per change, not once per request
-        key = (tuple(exchange.fields), host, lines, framing, tokens, forwarding.trusted)
+        key = (exchange.request, host, forwarding, self.drop)
         memo = self.conn.upstream_block
         if memo is not None and memo[0] == key:
             block = memo[1]
         else:
             block = upstream_field_block(
-                exchange.fields,
-                host=host,
-                forwarding=lines,
-                framing=framing,
-                connection_tokens=tokens,
-                strip=_TRUSTED_STRIP if forwarding.trusted else _UNTRUSTED_STRIP,
+                exchange.fields, host=host, forwarding=forwarding_lines(forwarding), drop=self.drop
             )
             # an idle connection keeps it: only an ordinary head's, not one near the head limit
             self.conn.upstream_block = (key, block) if len(block) <= _BLOCK_MEMO_MAX else None
-        return request_line(self.method, target.prefix + self.target) + block
+        framing = self.extra_framing() if self.UPGRADE else self._framing_line
+        return b"".join(
+            (request_line(self.method, target.prefix + self.target), block, framing, b"\r\n")
+        )
 
     def extra_framing(self) -> bytes:
         return b""
@@ -168,12 +186,14 @@ class Forward:
         self.upstream = upstream
         exchange = self.exchange
         data = self.upstream_head()
-        if self._pending:
+        if self._whole:
+            data += self._whole
+        elif self._pending:
             data = b"".join([data, *self._pending])
-            self._pending.clear()
+            self._pending = []
             self._pending_size = 0
             self.conn.block_reading(BLOCK_BODY_BUFFER, False)
-        if exchange.request_complete and exchange.chunked_body:
+        if exchange.request_complete and self._chunked:
             data += LAST_CHUNK
         self._sent_at = time.monotonic()
         upstream.start(
@@ -186,17 +206,10 @@ class Forward:
         self._request_sent = exchange.request_complete
 
     def request_body(self, data: bytes) -> None:
-        if self.finished:
+        if self.finished or not data:
             return
-        if self.exchange.chunked_body:
+        if self._chunked:
             data = chunk(data)
-        replay = self._replay
-        if replay is not None:
-            self._replay_size += len(data)
-            if self._replay_size > REPLAY_LIMIT:
-                self._replay = None
-            else:
-                replay.append(data)
         if self.upstream is not None:
             self.upstream.send(data)
             return
@@ -208,9 +221,23 @@ class Forward:
     def request_end(self) -> None:
         if self.finished or self.upstream is None:
             return  # sent with the head once connected
-        if self.exchange.chunked_body:
-            self.upstream.send(LAST_CHUNK)
+        if self._chunked:
+            self.upstream.send(LAST_CHUNK)  # once: the client's trailers are not relayed
         self._request_sent = True
+
+    def request_broken(self) -> bool:
+        """The request's body broke off (a framing error, a timeout). Before the answer has
+        started, the upstream is dropped and True returned: the connection answers why. After,
+        False: the connection is cut, and `client_lost` ends this exchange."""
+        if self.response_started and not self.finished:
+            return False
+        self.finished = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()  # it has half a request: never reused
+        return True
 
     # -- flow control
 
@@ -295,7 +322,7 @@ class Forward:
         tail = self._head_out
         self._head_out = b""
         if self._framing == "chunked" and not self._discard_body:
-            kept = [(n, v) for n, v in trailers if n.lower() not in HOP_BY_HOP_NAMES]
+            kept = [(n, v) for n, v in trailers if n.lower() not in _TRAILER_DROPPED]
             tail += last_chunk(kept)
         if tail:
             self.conn.write(tail)
@@ -311,10 +338,7 @@ class Forward:
             return
         if not self.response_started:
             if self._may_retry(exc):
-                self.retried = True
-                if self._replay:  # the body goes again, with the head
-                    self._pending = list(self._replay)
-                    self._pending_size = self._replay_size
+                self.retried = True  # the whole body, if any, goes again with the head
                 self.start()
                 return
             self._failed_before_answer(exc)
@@ -329,16 +353,16 @@ class Forward:
         self.conn.done(exchange, keep_alive=False)
 
     def _may_retry(self, exc: UpstreamError) -> bool:
-        """Once, for an idempotent request (with its body, up to REPLAY_LIMIT), when a reused
-        connection died before any byte of the answer: the upstream closed it while idle, it
-        never saw it."""
+        """Once, for an idempotent request without a body or with one read whole (up to
+        `limits.request_buffer`), when a reused connection died before any byte of the answer:
+        the upstream closed it while idle, it never saw it."""
         return (
             isinstance(exc, UpstreamClosedError)
             and exc.before_any_byte
             and self._reused
             and not self.retried
             and self.exchange.method in IDEMPOTENT
-            and (not self.exchange.has_body or self._replay is not None)
+            and (self.exchange.request.framing == "none" or self._whole is not None)
         )
 
     def _failed_before_answer(self, exc: BaseException) -> None:

@@ -132,13 +132,15 @@ _SPECIAL_FIELD: Final = re.compile(
     rb"\r\n(?=[cklptu])(content-length|transfer-encoding|connection|keep-alive|"
     rb"proxy-connection|te|trailer|upgrade|proxy-authorization|proxy-authenticate):[ \t]*([^\r]*)"
 )
-#: a hop-by-hop field line, in any case, with the CRLF before it
+#: a line the client never gets as received, in any case, with the CRLF before it: a hop-by-hop
+#: field, or the upstream's Content-Length (this hop writes its own, `h1.client_response_head`)
 _HOP_BY_HOP_LINE: Final = re.compile(
     rb"\r\n(?=[cklptu])(?:connection|keep-alive|proxy-connection|te|trailer|transfer-encoding|"
-    rb"upgrade|proxy-authorization|proxy-authenticate):[^\r]*",
+    rb"upgrade|proxy-authorization|proxy-authenticate|content-length):[^\r]*",
     re.IGNORECASE,
 )
 _PLAIN_TOKENS: Final = frozenset({b"keep-alive", b"close"})
+_FRAMING_FIELDS: Final = frozenset({b"content-length", b"transfer-encoding"})
 
 
 def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHead, int] | None:
@@ -280,6 +282,7 @@ def _simple_head(block: bytes) -> ResponseHead | None:
         or status_line[8:9] != b" "
         or not code.isdigit()
         or len(code) != 3
+        or not b"100" <= code <= b"599"
         or (sep and sep != b" ")
         or (lines and _UNUSUAL_LINE.search(lines) is not None)
     ):
@@ -318,10 +321,10 @@ def _framing_of(version: bytes, specials: tuple[tuple[bytes, bytes], ...]) -> _F
     tokens: set[bytes] = set()
     hop_by_hop = False
     for name, value in specials:
+        hop_by_hop = True
         if name == b"content-length":
             lengths.update(v.strip(b" \t") for v in value.split(b","))
         else:
-            hop_by_hop = True
             if name == b"connection":
                 tokens.update(t.strip(b" \t") for t in value.split(b","))
             elif name == b"transfer-encoding":
@@ -360,6 +363,8 @@ def _status_line(line: bytes) -> tuple[bytes, int, bytes]:
     code, _, reason = rest.partition(b" ")
     if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
         raise FramingError("its status line is not HTTP/1.x")
+    if not 100 <= int(code) <= 599:
+        raise FramingError(f"its status code {code.decode()} is outside 100-599")
     return version, int(code), reason
 
 
@@ -405,8 +410,11 @@ def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
 def _read_framing(
     head: ResponseHead, lengths: set[bytes], codings: list[bytes], tokens: set[bytes]
 ) -> None:
-    """How the body ends (RFC 9112 §6.3) and whether the connection may be reused."""
-    head.connection_tokens = frozenset(tokens)
+    """How the body ends (RFC 9112 §6.3) and whether the connection may be reused.
+
+    A Connection token naming the framing fields is ignored (as on the request side): the body
+    is framed by what the head says, and the client's framing is written by this hop."""
+    head.connection_tokens = frozenset(tokens - _FRAMING_FIELDS)
     head.reusable = b"close" not in tokens and (
         head.version == b"HTTP/1.1" or b"keep-alive" in tokens
     )
@@ -530,4 +538,8 @@ class ChunkedDecoder:
             name, sep, value = line.partition(b":")
             if not sep or not is_token(name):
                 raise FramingError("a trailer field is malformed")
-            self.trailers.append((name, value.strip(b" \t")))
+            value = value.strip(b" \t")
+            # relayed only what could stand in a head: a control byte (a bare CR, a NUL) could
+            # be read as a line break by the client; such a trailer is left out
+            if not value.translate(None, _NOT_CONTROL):
+                self.trailers.append((name, value))

@@ -29,12 +29,6 @@ TRANSFER_ENCODING: Final = b"transfer-encoding"
 
 #: hop-by-hop names, lower-cased bytes
 HOP_BY_HOP_NAMES: Final = frozenset(name.lower().encode() for name in HOP_BY_HOP)
-#: never copied upstream: hop-by-hop, and Expect, which the proxy answers itself (forwarded, the
-#: upstream's own 100 would be a second one); forwarding fields go by the forwarding policy
-REQUEST_DROPPED: Final = HOP_BY_HOP_NAMES | {EXPECT}
-#: not copied to the client: hop-by-hop, and the upstream's framing (the proxy frames anew)
-RESPONSE_DROPPED: Final = HOP_BY_HOP_NAMES | {CONTENT_LENGTH}
-_REQUEST_DROPPED_NO_HOST: Final = REQUEST_DROPPED | {HOST}
 
 _TARGET_BYTES: Final = bytes(range(0x21, 0x7F))
 
@@ -60,15 +54,6 @@ def origin_form(target: str) -> str | None:
     cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     path_qs = rest[cut:]
     return path_qs if path_qs.startswith("/") else "/" + path_qs
-
-
-def listed_tokens(fields: Iterable[tuple[bytes, bytes]], name: bytes) -> frozenset[bytes]:
-    """The comma-separated tokens of every `name` field (lower-cased `name`), lower-cased."""
-    tokens: set[bytes] = set()
-    for field_name, value in fields:
-        if field_name.lower() == name:
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return frozenset(tokens)
 
 
 def first_value(fields: Fields, name: bytes) -> bytes | None:
@@ -102,35 +87,26 @@ def request_line(method: bytes, target: bytes) -> bytes:
 
 
 def upstream_field_block(
-    fields: Fields,
-    *,
-    host: bytes | None,
-    forwarding: bytes,
-    framing: bytes = b"",
-    connection_tokens: frozenset[bytes] = frozenset(),
-    strip: Callable[[bytes], bool] = lambda _: False,
+    fields: Fields, *, host: bytes | None, forwarding: bytes, drop: frozenset[bytes] = frozenset()
 ) -> bytes:
-    """The upstream request head after its request line (`request_line`): the client's fields
-    with names, case, order and repeats as received, less hop-by-hop ones, then this hop's.
+    """The upstream head's field lines after its request line (`request_line`) and before this
+    hop's framing: the request's end-to-end fields (`RequestFields.fields`: names, case, order
+    and repeats as received) less `drop`, then the forwarding lines.
 
     `host`: None keeps the client's Host where it stood; else it replaces it, first.
-    `forwarding`: the forwarding field lines; `framing`: field lines this hop needs
-    (`Transfer-Encoding: chunked`, or the Upgrade pair); `strip(lower_name)`: the client's
-    fields the forwarding policy replaces.
     """
-    dropped = REQUEST_DROPPED if host is None else _REQUEST_DROPPED_NO_HOST
-    if connection_tokens:
-        dropped = dropped | connection_tokens
     parts = []
     if host is not None:
         parts.append(b"Host: " + host + b"\r\n")
-    for name, value in fields:
-        low = name.lower()
-        if low not in dropped and not strip(low):
+        drop = drop | {HOST}
+    if drop:
+        for name, value in fields:
+            if name.lower() not in drop:
+                parts.append(name + b": " + value + b"\r\n")
+    else:
+        for name, value in fields:
             parts.append(name + b": " + value + b"\r\n")
     parts.append(forwarding)
-    parts.append(framing)
-    parts.append(b"\r\n")
     return b"".join(parts)
 
 
@@ -188,12 +164,24 @@ def simple_response(
     return b"".join(parts)
 
 
-def text_response(status: int, reason: bytes, text: str, *, close: bool, head_only: bool) -> bytes:
+def text_response(
+    status: int,
+    reason: bytes,
+    text: str,
+    *,
+    close: bool,
+    head_only: bool,
+    fields: tuple[tuple[bytes, bytes], ...] = (),
+) -> bytes:
     """A short text/plain answer (an error's reason), never cached."""
     return simple_response(
         status,
         reason,
-        ((b"Content-Type", b"text/plain; charset=utf-8"), (b"Cache-Control", b"no-store")),
+        (
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Cache-Control", b"no-store"),
+            *fields,
+        ),
         text.encode("utf-8"),
         close=close,
         head_only=head_only,
@@ -202,6 +190,7 @@ def text_response(status: int, reason: bytes, text: str, *, close: bool, head_on
 
 REASONS: Final = {
     302: b"Found",
+    405: b"Method Not Allowed",
     304: b"Not Modified",
     400: b"Bad Request",
     408: b"Request Timeout",
@@ -228,9 +217,11 @@ def client_response_head(
 ) -> bytes:
     """The upstream's status line and fields as the client gets them.
 
-    Hop-by-hop fields and those the upstream's Connection names are dropped; a Content-Length
-    stays unless the upstream's own framing made it meaningless (RFC 9112 §6.3); a Date is
-    added when missing (RFC 9110 §6.6.1); the connection's own fields come last.
+    Hop-by-hop fields and those the upstream's Connection names are dropped; a Date is added
+    when missing (RFC 9110 §6.6.1). Framing is this hop's: the upstream's Content-Length is
+    never copied, it is written from the length the head was read with (for a body framed by it,
+    or an answer to HEAD and a 304, where it describes the representation); the connection's
+    own fields come last.
     """
     parts = [response_start(http11, head.status, head.reason)]
     kept = head.kept
@@ -240,6 +231,9 @@ def client_response_head(
         parts.append(_kept_lines(head, rewrite_location))
     if not head.has_date:
         parts.append(b"Date: " + http_date() + b"\r\n")
+    length = head.length
+    if length is not None and (framing == "length" or (framing == "none" and head.status != 204)):
+        parts.append(b"Content-Length: %d\r\n" % length)
     if framing == "chunked":
         parts.append(b"Transfer-Encoding: chunked\r\n")
     if close:
@@ -250,13 +244,16 @@ def client_response_head(
     return b"".join(parts)
 
 
+#: never copied to the client: hop-by-hop fields, and the upstream's Content-Length (this hop
+#: writes its own from the parsed length)
+_RESPONSE_DROPPED: Final = HOP_BY_HOP_NAMES | {CONTENT_LENGTH}
+
+
 def _kept_lines(head: ResponseHead, rewrite_location: Callable[[bytes], bytes] | None) -> bytes:
     """The field lines the client gets, worked out field by field."""
-    dropped = HOP_BY_HOP_NAMES
+    dropped = _RESPONSE_DROPPED
     if head.connection_tokens:
         dropped = dropped | head.connection_tokens
-    if head.chunked or head.close_delimited:
-        dropped = dropped | {CONTENT_LENGTH}
     lowered = head.lowered
     # kept lines go out as received (their own spacing too); only a Location may be rewritten
     if rewrite_location is None or not head.has_location:

@@ -15,7 +15,7 @@ from shim.proxy.flow import BLOCK_BODY_BUFFER, MAX_PENDING_BODY
 from shim.proxy.forward import Forward
 from shim.proxy.frames import GOING_AWAY, FrameTracker, close_frame
 from shim.proxy.framing import BodyKind, ResponseHead
-from shim.proxy.h1 import UPGRADE, Fields, switching_head
+from shim.proxy.h1 import Fields, switching_head
 
 if TYPE_CHECKING:
     from shim.proxy.listener import ClientConnection
@@ -31,7 +31,7 @@ class Splice(Forward):
     def __init__(self, conn: ClientConnection, exchange: Exchange) -> None:
         super().__init__(conn, exchange, exchange.target.encode("latin-1"))
         exchange.keep_alive = False  # after an Upgrade request this is no HTTP connection
-        self.protocol = exchange.header(UPGRADE) or b""
+        self.protocol = exchange.request.upgrade or b""
         self.websocket = self.protocol.strip().lower() == b"websocket"
         exchange.kind = "websocket" if self.websocket else "passthrough"
         self.switched = False

@@ -226,7 +226,11 @@ class UpstreamConnection(asyncio.Protocol):
             rest, self._buf = buf[size:], b""
             sink = self.sink
             assert sink is not None
-            if head.status == 101 and self._upgrade:
+            if head.status == 101:
+                if not self._upgrade:
+                    # a switch nobody asked for: what follows is no HTTP answer to this request
+                    self._fail(BadResponseError("it switched protocols (101) unasked"))
+                    return
                 self.state = "spliced"
                 self._stop_timer()
                 sink.upstream_switched(head, rest)

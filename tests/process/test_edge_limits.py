@@ -155,16 +155,16 @@ async def test_an_idle_keepalive_connection_is_closed(
         assert 0.9 <= time.monotonic() - started < 4.0
 
 
-async def test_a_trickling_body_is_cut_and_the_upstream_connection_freed(
+async def test_a_trickling_small_body_is_cut_before_the_portal_sees_it(
     raw_upstream_factory: RawUpstreamFactory, shim_process_factory: ShimProcessFactory
 ) -> None:
-    upstream_closed = asyncio.Event()
+    """A body within limits.request_buffer is read whole before any upstream connection is
+    taken: trickled, it gets 408 and the portal never hears of it."""
+    connected = asyncio.Event()
 
     async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while await reader.read(65536):
-                pass
-        upstream_closed.set()
+        connected.set()
+        await reader.read()
 
     endpoint = await raw_upstream_factory(upstream)
     shim = await shim_process_factory(shim_settings(endpoint.url, limits=LIMITS))
@@ -175,7 +175,36 @@ async def test_a_trickling_body_is_cut_and_the_upstream_connection_freed(
         started = time.monotonic()
         answer = await _closed_within(reader, within=WAIT)
         assert time.monotonic() - started < 4.0
-    assert answer == b"" or answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+    assert b"limits.body_idle_timeout" in answer
+    assert not connected.is_set()
+
+
+async def test_a_trickling_large_body_is_cut_and_the_upstream_connection_freed(
+    raw_upstream_factory: RawUpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> None:
+    """A body past limits.request_buffer streams; when it stops, the portal's connection goes
+    too (and the client gets 408, as nothing was answered)."""
+    upstream_closed = asyncio.Event()
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+        upstream_closed.set()
+
+    endpoint = await raw_upstream_factory(upstream)
+    shim = await shim_process_factory(
+        shim_settings(endpoint.url, limits={**LIMITS, "request_buffer": "1KiB"})
+    )
+    async with connect(shim.port) as (reader, writer):
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: portal\r\nContent-Length: 100000\r\n\r\n")
+        writer.write(b"x" * 2000)
+        await writer.drain()
+        started = time.monotonic()
+        answer = await _closed_within(reader, within=WAIT)
+        assert time.monotonic() - started < 4.0
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
     async with asyncio.timeout(WAIT):
         await upstream_closed.wait()
 

@@ -27,6 +27,7 @@ from tests.support.loopback import (
     connect,
     free_port,
     read_head,
+    reset,
     shim_settings,
 )
 
@@ -235,9 +236,11 @@ def shim_process_for(
     return start
 
 
-async def test_client_disconnect_cancels_the_upstream_request_quietly(
+async def test_a_client_reset_cancels_the_upstream_request_quietly(
     shim_process_for: ShimProcessFor,
 ) -> None:
+    """A reset client is gone: its upstream request is cancelled at once. (A FIN alone may be a
+    half-close after the request, which is answered: tests/process/test_edge_halfclose.py.)"""
     started, cancelled = asyncio.Event(), asyncio.Event()
 
     async def slow(request: web.Request) -> web.Response:
@@ -253,6 +256,7 @@ async def test_client_disconnect_cancels_the_upstream_request_quietly(
     async with connect(shim.port) as (_, writer):
         writer.write(b"GET /slow HTTP/1.1\r\nHost: p\r\n\r\n")
         await asyncio.wait_for(started.wait(), WAIT)
+        reset(writer)
     await asyncio.wait_for(cancelled.wait(), WAIT)
     await asyncio.sleep(0.3)  # let the shim write whatever it would log
     assert "Traceback" not in shim.stderr

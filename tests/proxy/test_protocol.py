@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from shim.proxy.forward import REPLAY_LIMIT
+from shim.config.model import LimitsConfig
 from tests.conftest import RawUpstreamFactory, ShimFactory
 from tests.support.loopback import RawHandler, connect, read_body, read_head, shim_settings
 
@@ -147,11 +147,11 @@ async def test_a_put_lost_the_same_way_is_sent_again_with_its_body(
     assert seen == [(1, "/first", b""), (1, "/second", body), (2, "/second", body)]
 
 
-async def test_a_put_whose_body_was_too_large_to_keep_is_not_sent_again(
+async def test_a_put_whose_body_streamed_is_not_sent_again(
     raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory
 ) -> None:
     seen: list[str] = []
-    body = b"x" * (REPLAY_LIMIT + 1)
+    body = b"x" * (LimitsConfig().request_buffer + 1)  # streams: nothing kept to send again
     upstream = await raw_upstream_factory(_drops_at_the_second(seen))
     shim = await shim_factory(shim_settings(upstream.url))
     async with connect(shim.port) as (reader, writer):
@@ -164,9 +164,12 @@ async def test_a_put_whose_body_was_too_large_to_keep_is_not_sent_again(
     assert seen == ["/first", "/second"]
 
 
-async def test_early_hints_pass_and_an_unsolicited_101_does_not(
+async def test_early_hints_pass_and_an_unsolicited_101_is_a_502(
     raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory
 ) -> None:
+    """A 103 reaches the client; a 101 answering a request that asked for no upgrade switches
+    nothing here, and what follows it is no HTTP answer to that request: 502."""
+
     async def hints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(
@@ -184,7 +187,8 @@ async def test_early_hints_pass_and_an_unsolicited_101_does_not(
         raw = await asyncio.wait_for(reader.read(), WAIT)
     assert raw.startswith(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n")
     assert b" 101 " not in raw
-    assert raw.endswith(b"\r\n\r\nok")
+    assert b"HTTP/1.1 502 Bad Gateway\r\n" in raw
+    assert raw.endswith(b"switched protocols (101) unasked\n")
 
 
 async def test_any_upgrade_is_spliced_byte_for_byte(

@@ -12,8 +12,22 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import ShimFor, ShimProcessFactory, UpstreamFactory
-from tests.support.loopback import ShimProcess, connect, read_body, read_head, shim_settings
+from shim.config.model import LimitsConfig
+from tests.conftest import (
+    RawUpstreamFactory,
+    ShimFactory,
+    ShimFor,
+    ShimProcessFactory,
+    UpstreamFactory,
+)
+from tests.support.loopback import (
+    Head,
+    ShimProcess,
+    connect,
+    read_body,
+    read_head,
+    shim_settings,
+)
 
 MiB = 1024 * 1024
 BLOCK = MiB
@@ -175,19 +189,53 @@ async def test_a_chunked_download_streams(shim_for: ShimFor, client: aiohttp.Cli
 
 
 async def test_a_chunked_request_body_streams_and_arrives_whole(shim_for: ShimFor) -> None:
+    """A chunked body past limits.request_buffer streams: the portal has its first bytes before
+    the client has finished."""
     sink = Sink()
     shim = await shim_for(_streaming_app(sink, Source(1)))
+    first = b"h" * (LimitsConfig().request_buffer + 1)
     async with connect(shim.port) as (reader, writer):
         writer.write(
-            b"PUT /upload HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+            b"PUT /upload HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"%x\r\n%b\r\n" % (len(first), first)
         )
         await asyncio.wait_for(sink.first.wait(), WAIT)  # before the client has finished
         writer.write(b"6;note=ext\r\n world\r\n0\r\n\r\n")
         head = await read_head(reader)
         body = await read_body(reader, head)
     assert (head.status, body) == (200, b"stored")
-    assert sink.size == 11
-    assert sink.digest == hashlib.sha256(b"hello world").hexdigest()
+    assert sink.size == len(first) + 6
+    assert sink.digest == hashlib.sha256(first + b" world").hexdigest()
+
+
+async def test_a_small_chunked_body_is_sent_whole_with_its_length(
+    raw_upstream_factory: RawUpstreamFactory, shim_factory: ShimFactory
+) -> None:
+    """A chunked body within limits.request_buffer is read whole first and sent with the
+    Content-Length of what arrived (framing is this hop's); the client's trailers are not."""
+    seen: list[tuple[Head, bytes]] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await read_head(reader)
+        seen.append((head, await read_body(reader, head)))
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    upstream = await raw_upstream_factory(answer)
+    shim = await shim_factory(shim_settings(upstream.url))
+    async with connect(shim.port) as (reader, writer):
+        writer.write(
+            b"PUT /upload HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6;note=ext\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        )
+        head = await asyncio.wait_for(read_head(reader), WAIT)
+    assert head.status == 204
+    [(sent, body)] = seen
+    assert body == b"hello world"
+    assert sent.get("Content-Length") == "11"
+    assert sent.get("Transfer-Encoding") is None
+    assert sent.get("X-Trailer") is None
 
 
 async def test_a_chunked_response_is_reframed_not_leaked(

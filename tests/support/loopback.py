@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -217,6 +218,14 @@ async def connect(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asynci
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close abortively (SO_LINGER 0: the peer gets a RST, not a FIN): a client that is gone,
+    as opposed to one that only half-closed after its request."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 async def exchange_one(

@@ -44,6 +44,16 @@ def test_remove_dot_segments(path: str, expected: str) -> None:
         "/x/../../admin",
         "/..",
         "/../authx",
+        # a server that merges slashes reads `//..` as `/..`
+        "//../admin",
+        "/a/..//../admin",
+        # `..;x` is `..` to Tomcat and Jetty (path parameters dropped)
+        "/..;/admin",
+        "/x/..;/..;/admin",
+        "/%2e%2e;jsessionid=1/admin",
+        # `\\` and `%5c` are `/` to some servers
+        "/%5c..%5cadmin",
+        "/\\..\\admin",
     ],
 )
 def test_escapes(path: str) -> None:
@@ -51,7 +61,19 @@ def test_escapes(path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/x", "/x/../y", "/../auth/x", "/a/./b", "/%2e%2ex", "/...."]
+    "path",
+    [
+        "/",
+        "/x",
+        "/x/../y",
+        "/../auth/x",
+        "/a/./b",
+        "/%2e%2ex",
+        "/....",
+        "/a//b",
+        "/x/..;/y",
+        "/a;b",
+    ],
 )
 def test_stays_inside(path: str) -> None:
     assert not escapes_prefix("/auth", path)

@@ -76,6 +76,20 @@ def test_redact_query(raw: str, expected: str) -> None:
         "sso_ticket",
         "X-Secret-Thing",
         "login%54oken",
+        # API keys, signed URLs, SAML, JWTs and session identifiers
+        "api_key",
+        "apikey",
+        "key",
+        "auth",
+        "jwt",
+        "session",
+        "sid",
+        "sig",
+        "signature",
+        "SAMLResponse",
+        "X-Amz-Signature",
+        "assertion",
+        "client_assertion",
     ],
 )
 def test_every_credential_parameter_is_redacted(name: str) -> None:

@@ -57,6 +57,10 @@ def test_an_incomplete_head_is_none_until_the_limit() -> None:
         b"HTTP/1.1 200 OK\r\nBad\x01: 1\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 099 Early\r\n\r\n",
+        b"HTTP/1.1 000 OK\r\n\r\n",
+        b"HTTP/1.1 600 OK\r\n\r\n",
+        b"HTTP/1.1 999 OK\r\nX: \x01\r\n\r\n",
     ],
 )
 def test_malformed_heads_are_refused_without_quoting_them(raw: bytes) -> None:
@@ -140,6 +144,44 @@ def test_a_chunked_body_with_extensions_and_trailers() -> None:
     assert decoder.rest == b"NEXT"
 
 
+def test_a_trailer_with_a_control_byte_is_left_out() -> None:
+    decoder = ChunkedDecoder()
+    decoder.feed(b"0\r\nX-Cr: a\rb\r\nX-Nul: a\x00b\r\nX-Ok: fine\r\n\r\n")
+    assert decoder.done
+    assert decoder.trailers == [(b"X-Ok", b"fine")]
+
+
+@pytest.mark.parametrize(
+    "connection", [b"Content-Length", b"Transfer-Encoding", b"keep-alive, content-length"]
+)
+def test_a_connection_token_never_unframes_the_client_response(connection: bytes) -> None:
+    """The upstream's Connection may name its own framing fields; the body is still framed by
+    them, and the client gets this hop's Content-Length."""
+    got = head(b"HTTP/1.1 200 OK\r\nConnection: " + connection + b"\r\nContent-Length: 5\r\n\r\n")
+    assert (got.length, got.reusable) == (5, True)
+    kept = client_response_head(got, framing="length", http11=True, close=False)
+    assert kept.count(b"Content-Length: 5\r\n") == 1
+    assert b"Connection:" not in kept
+
+
+@pytest.mark.parametrize(
+    ("raw", "method", "length"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n", b"HEAD", b"42"),
+        (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 42\r\n\r\n", b"GET", b"42"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"GET", b"0"),
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", b"GET", None),
+    ],
+)
+def test_a_length_without_a_body_is_written_where_it_means_something(
+    raw: bytes, method: bytes, length: bytes | None
+) -> None:
+    got = head(raw)
+    kept = client_response_head(got, framing=body_kind(got, method), http11=True, close=False)
+    written = [line for line in kept.split(b"\r\n") if line.startswith(b"Content-Length: ")]
+    assert written == ([] if length is None else [b"Content-Length: " + length])
+
+
 @pytest.mark.parametrize(
     "body",
     [b"zz\r\n", b"5\r\nhelloXX\r\n", b"0\r\nno colon\r\n\r\n", b"9" * 5000],
@@ -188,6 +230,8 @@ _LINES = st.sampled_from(
         b"Upgrade: websocket",
         b"Proxy-Connection: keep-alive",
         b"x-odd:  spaced value \t",
+        b"Connection: Content-Length",
+        b"Connection: close, Transfer-Encoding",
     ]
 )
 
