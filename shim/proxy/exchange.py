@@ -31,6 +31,7 @@ class Exchange:
         "aborted",
         "after_head",
         "body",
+        "body_received",
         "body_size",
         "bytes_sent",
         "dispatched",
@@ -98,6 +99,8 @@ class Exchange:
         #: `limits.request_buffer` is read whole before the exchange is dispatched)
         self.body: list[bytes] = []
         self.body_size = 0
+        #: body bytes llhttp has delivered so far (held or handed on)
+        self.body_received = 0
         #: handed to the handler its route names
         self.dispatched = False
         #: the handler takes the rest of the body as it arrives

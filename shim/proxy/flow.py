@@ -13,9 +13,10 @@ BLOCK_UPSTREAM: Final = 4
 BLOCK_CLIENT: Final = 8
 #: nothing more is read as HTTP/1.1 (a parse error, an Upgrade, a full pipeline, a half-close)
 BLOCK_STOPPED: Final = 16
-#: requests read ahead of their turn (pipelined), per connection; a client that sends more
-#: before reading gets those answered and the connection closed, and sends the rest again
-#: (RFC 9112 section 9.3.2)
-MAX_QUEUED: Final = 16
+#: bytes read past MAX_QUEUED waiting requests wait unparsed
+BLOCK_BACKLOG: Final = 32
+#: requests read ahead of their turn (pipelined), per connection; what a client sends beyond
+#: them waits, unparsed, until it has read the answers before
+MAX_QUEUED: Final = 8
 #: request body bytes held while no upstream connection takes them yet
 MAX_PENDING_BODY: Final = 256 * 1024

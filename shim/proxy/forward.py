@@ -161,7 +161,10 @@ class Forward:
         target = self.pool.target_for(runtime)
         forwarding = exchange.forwarding
         assert forwarding is not None  # refused at the edge otherwise
-        host = None if runtime.config.upstream.preserve_host else target.authority
+        # the client's Host where it stood, or the portal's own (an HTTP/1.0 request may come
+        # without one; this hop speaks HTTP/1.1, which needs one)
+        preserved = runtime.config.upstream.preserve_host and exchange.request.host is not None
+        host = None if preserved else target.authority
         # the block after the request line is the same for every request of a connection that
         # repeats its fields (most do): worked out once per change, not once per request
         key = (exchange.request, host, forwarding, self.drop)

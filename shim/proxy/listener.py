@@ -38,6 +38,7 @@ from shim.proxy.access import finish_exchange
 from shim.proxy.dispatch import dispatch
 from shim.proxy.exchange import Exchange
 from shim.proxy.flow import (
+    BLOCK_BACKLOG,
     BLOCK_BODY_BUFFER,
     BLOCK_CLIENT,
     BLOCK_PIPELINE,
@@ -71,6 +72,8 @@ _REFUSED_METHODS: Final = frozenset({"CONNECT", "TRACE"})
 #: " HTTP/1.1\r\n" after the target: the rest of the request line that `limits.max_head_bytes`
 #: counts (llhttp accepts only this form)
 _VERSION_SIZE: Final = 11
+#: how much of a chunked body llhttp gets at once once its last chunk may be in sight
+_CHUNKED_SLICE: Final = 4096
 
 Timer = Literal["none", "idle", "head", "body"]
 Reading = Literal["idle", "head", "body", "stopped"]
@@ -121,7 +124,11 @@ class ClientConnection(asyncio.Protocol):
         #: the request's version if its request line said it plainly (`request_line_version`)
         self._http11: bool | None = None
         self._refused: tuple[int, str] | None = None
-        self._full = False
+        #: the last bytes of a head still being read (its end may straddle two reads)
+        self._head_tail = b""
+        #: bytes read but not parsed yet, while MAX_QUEUED requests wait
+        self._backlog: bytes | None = None
+        self._backlog_scheduled = False
         self._blocks = 0
         self.writable = True
         #: answer the current exchange, then close (shutdown, or the client asked)
@@ -229,21 +236,72 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._timer_kind == "body":
             self._deadline = self.loop.time() + self.limits.body_idle_timeout
-        self._chunk = data if self.reading == "idle" else None
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            self._after_upgrade_head(data[upgrade.args[0] :])
-        except httptools.HttpParserError as exc:
-            self._parse_failed(exc)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Hand `data` to llhttp, cut where a request may end (`_cut`), so that no more than
+        MAX_QUEUED requests wait at once: the rest waits unparsed (`_backlog`, reading paused)
+        until the client has read the answers before it."""
+        pos, end = 0, len(data)
+        while pos < end:
+            if self.reading == "stopped" or self.closed:
+                return
+            if len(self._queue) >= MAX_QUEUED:
+                self._backlog = data[pos:] if pos else data
+                self._block(BLOCK_BACKLOG)
+                return
+            cut = self._cut(data, pos, end)
+            piece = data if pos == 0 and cut == end else data[pos:cut]
+            self._chunk = piece if self.reading == "idle" else None
+            try:
+                self.parser.feed_data(piece)
+            except httptools.HttpParserUpgrade as upgrade:
+                self._after_upgrade_head(data[pos + upgrade.args[0] :])
+                return
+            except httptools.HttpParserError as exc:
+                self._parse_failed(exc)
+                return
+            if self.reading == "head":
+                self._head_tail = piece[-3:]
+            pos = cut
+
+    def _cut(self, data: bytes, pos: int, end: int) -> int:
+        """Where the next piece for llhttp ends: after the next head (llhttp ends a head at the
+        first CRLF CRLF and accepts no other end), after the current body's length, or, for a
+        chunked body, within 4 KiB once its last chunk may be near. llhttp still reads every
+        byte; the cut only bounds how many requests one piece can hold."""
+        if self.reading == "body":
+            exchange = self._parsing
+            if exchange is None:
+                return end
+            request = exchange.request
+            if request.framing == "length":
+                return min(end, pos + request.length - exchange.body_received)
+            # the last chunk is a line that starts with 0
+            if data[pos : pos + 1] != b"0" and data.find(b"\n0", pos) < 0:
+                return end
+            return min(end, pos + _CHUNKED_SLICE)
+        if self.reading == "head" and self._head_tail:
+            joined = self._head_tail + data[pos : pos + 3]
+            found = joined.find(b"\r\n\r\n")
+            if found >= 0:
+                return pos + found + 4 - len(self._head_tail)
+        found = data.find(b"\r\n\r\n", pos)
+        return end if found < 0 else found + 4
+
+    def _feed_backlog(self) -> None:
+        """The answers before it were read: parse what waited."""
+        self._backlog_scheduled = False
+        data, self._backlog = self._backlog, None
+        self._unblock(BLOCK_BACKLOG)
+        if data and not self.closed:
+            self._feed(data)
 
     # -- parser callbacks
 
     def on_message_begin(self) -> None:
-        if len(self._queue) >= MAX_QUEUED:
-            self._full = True
-            raise _RefusedError
         self.reading = "head"
+        self._head_tail = b""
         chunk, self._chunk = self._chunk, None
         self._http11 = None if chunk is None else request_line_version(chunk)
         self._url = b""
@@ -295,6 +353,7 @@ class ClientConnection(asyncio.Protocol):
         exchange = self._parsing
         if exchange is None:
             return
+        exchange.body_received += len(body)
         if exchange.streaming:
             if self.handler is not None and exchange is self.exchange:
                 self.handler.request_body(body)
@@ -360,8 +419,7 @@ class ClientConnection(asyncio.Protocol):
             self.peer,
             self.scheme,
         )
-        if exchange.refusal is None:
-            exchange.refusal = self._refusal(exchange, facts, target, runtime)
+        exchange.refusal = self._refusal(exchange, facts, target, runtime)
         if exchange.refusal is None:
             exchange.route = classify_memoized(
                 method, exchange.target, runtime.config, facts.upgrade is not None
@@ -375,6 +433,8 @@ class ClientConnection(asyncio.Protocol):
         if exchange.method in _REFUSED_METHODS:
             exchange.keep_alive = exchange.keep_alive and exchange.method != "CONNECT"
             return (405, f"{exchange.method} is not relayed by this reverse proxy")
+        if facts.refusal is not None:
+            return facts.refusal
         if target is None:
             # never the target itself: its query may carry a credential
             return (
@@ -455,6 +515,10 @@ class ClientConnection(asyncio.Protocol):
         exchange = self._queue.popleft()
         if not self._queue:
             self._unblock(BLOCK_PIPELINE)
+        if self._backlog is not None and not self._backlog_scheduled:
+            # not now: this may run inside a parser callback, and llhttp is not re-entrant
+            self._backlog_scheduled = True
+            self.loop.call_soon(self._feed_backlog)
         self._start(exchange)
         if exchange.after_head is not None and exchange is self.exchange and self.handler:
             # an Upgrade that waited its turn: what followed its head is the new protocol's
@@ -585,10 +649,6 @@ class ClientConnection(asyncio.Protocol):
         """llhttp stopped: the requests read before are answered, this one is refused (or the
         connection cut, if its answer has started), and nothing more is read."""
         self._stop()
-        if self._full:  # the queue is full: answer those, then close; the rest is not read
-            if self.exchange is None and not self._queue:
-                self.close()
-            return
         refused, self._refused = self._refused, None
         if refused is not None and refused[0] != 400:
             self._limit_hit("max_head_bytes")
