@@ -1,5 +1,5 @@
 # The two quick-start commands (README): `make demo` and `make test`. Each sets up what it needs.
-.PHONY: setup demo test test-pure native pure lint bench bench-guard
+.PHONY: setup demo test test-pure fuzz native pure lint bench bench-guard
 PY := .venv/bin/python
 
 setup:
@@ -19,6 +19,13 @@ test:
 test-pure: pure
 	$(PY) -m pytest -q tests/unit tests/proxy tests/process \
 		--ignore=tests/process/test_image_entrypoint.py $(PYTEST_ARGS)
+
+# issue 21's differential fuzzer with a long, random budget (`make test` runs 200 fixed examples):
+# request streams through a real shim, judged by h11; FUZZ_EXAMPLES=N to change the budget
+fuzz:
+	scripts/setup.sh --test
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-20000} $(PY) -m pytest -q -p no:cacheprovider \
+		tests/process/test_fuzz_smuggling.py $(PYTEST_ARGS)
 
 # compile the hot path in place with mypyc (setup.py), or go back to plain Python
 native:
