@@ -69,6 +69,9 @@ _ALLOWED: Final = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 #: methods the proxy refuses (405): CONNECT opens a tunnel (llhttp reads nothing after its
 #: head), TRACE echoes a request back, credentials included (nginx answers both 405)
 _REFUSED_METHODS: Final = frozenset({"CONNECT", "TRACE"})
+#: the proxy's own refusals end the connection: what the client sends next was written by a
+#: client that sends bad requests (HAProxy closes after its own 4xx too)
+_CLOSING: Final = frozenset({400, 405, 408, 413, 414, 431})
 #: " HTTP/1.1\r\n" after the target: the rest of the request line that `limits.max_head_bytes`
 #: counts (llhttp accepts only this form)
 _VERSION_SIZE: Final = 11
@@ -540,7 +543,7 @@ class ClientConnection(asyncio.Protocol):
     def answer(self, exchange: Exchange, status: int, text: str) -> None:
         """A short answer of the proxy's own: an error with its reason, on its own line."""
         exchange.status = status
-        close = self.must_close(exchange) or status in (400, 408, 414, 431)
+        close = self.must_close(exchange) or status in _CLOSING
         data = text_response(
             status,
             REASONS.get(status, b"Error"),
