@@ -5,8 +5,9 @@ PY := .venv/bin/python
 setup:
 	scripts/setup.sh
 
+# `make demo PORT=8090` when 8080 is taken
 demo: setup
-	$(PY) -m demo
+	$(PY) -m demo $(if $(PORT),--port $(PORT))
 
 test:
 	scripts/setup.sh --test
