@@ -29,8 +29,8 @@ pure:
 	$(PY) scripts/native.py clean
 
 lint:
-	$(PY) -m ruff check shim demo tests bench scripts setup.py
-	$(PY) -m ruff format --check shim demo tests bench scripts setup.py
+	$(PY) -m ruff check shim demo tests bench scripts setup.py build_backend
+	$(PY) -m ruff format --check shim demo tests bench scripts setup.py build_backend
 	$(PY) -m mypy
 
 bench:
