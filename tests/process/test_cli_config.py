@@ -167,3 +167,30 @@ async def test_an_environment_mistake_is_blamed_on_the_variable(tmp_path: Path) 
         "every interface and expose /metrics and the status page; write 127.0.0.1:9090 (this "
         "host only) or 0.0.0.0:9090 (every interface, as in a container)",
     ]
+
+
+async def test_the_readme_example_is_what_check_config_prints(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    command = "$ msc4191-shim check-config --config bad.yaml\n"
+    shown = readme.split(command)[1].split("```")[0].splitlines()
+    (tmp_path / "bad.yaml").write_text(
+        "upstream:\n  url: http://127.0.0.1:8081\n  read_timout: 5s\n"
+        "account_management:\n  dialect: mas-0.8\n"
+        "discovery:\n  actions: [sessions_list]\n",
+        encoding="utf-8",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shim",
+        "check-config",
+        "--config",
+        "bad.yaml",
+        cwd=tmp_path,
+        env={**child_env(), "PYTHONPATH": str(REPO)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert (proc.returncode, out) == (2, b"")
+    assert err.decode().splitlines() == shown
