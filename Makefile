@@ -5,8 +5,9 @@ PY := .venv/bin/python
 setup:
 	scripts/setup.sh
 
+# `make demo PORT=8090` when 8080 is taken
 demo: setup
-	$(PY) -m demo
+	$(PY) -m demo $(if $(PORT),--port $(PORT))
 
 test:
 	scripts/setup.sh --test
@@ -35,8 +36,8 @@ pure:
 	$(PY) scripts/native.py clean
 
 lint:
-	$(PY) -m ruff check shim demo tests bench scripts setup.py
-	$(PY) -m ruff format --check shim demo tests bench scripts setup.py
+	$(PY) -m ruff check shim demo tests bench scripts setup.py build_backend
+	$(PY) -m ruff format --check shim demo tests bench scripts setup.py build_backend
 	$(PY) -m mypy
 
 bench:

@@ -25,14 +25,13 @@ import procs
 import upstream
 from aiohttp import ClientSession, ClientTimeout, web
 from awake import cpus_awake
-from plan import ROOT, TARGETS, Settings, plan_layout
+from plan import RUNS, TARGETS, Settings, plan_layout
 from procs import Server
 from targets import start_nginx_proxy, start_shim
 from usage import cpu_seconds, memory_mib, process_tree
 from wrk import run_wrk
 
 MiB = 1024 * 1024
-RESULTS = ROOT / "bench" / "results"
 CASES = ("latency", "streaming", "idle")
 #: connections the fixed-rate load is spread over
 LATENCY_CONNECTIONS = 16
@@ -238,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--output",
         type=Path,
         default=None,
-        help="results JSON (default: a new dated file in bench/results/)",
+        help="results JSON (default: a new dated file in bench/runs/)",
     )
     p.add_argument(
         "--cases",
@@ -286,7 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["idle"] = asyncio.run(idle_case(origin, settings, count))
         finally:
             procs.stop(origin.process)
-    output: Path = args.output or RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}-edges.json"
+    output: Path = args.output or RUNS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}-edges.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
     return 0

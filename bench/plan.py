@@ -14,6 +14,11 @@ import upstream
 
 #: the repository: the shim runs from here, and `git` describes it in the results
 ROOT = Path(__file__).resolve().parent.parent
+#: where a run writes its results: a new dated file each time, not kept in git (.gitignore)
+RUNS = ROOT / "bench" / "runs"
+#: the reference runs the READMEs quote, by name (bench/README.md lists them); a run becomes one
+#: by being copied here under its name
+REFERENCES = ROOT / "bench" / "results"
 Kind = Literal["origin", "nginx", "shim"]
 
 

@@ -4,8 +4,9 @@ One nginx origin (bench/upstream.py) serves every path. In front of it, one at a
 reverse proxy (bench/nginx.conf.template), the shim with 1 worker and the shim with 2 workers.
 wrk asks the origin directly and each proxy for the same scenarios; each case reports requests/s,
 latency percentiles, the CPU the target used, and its resident memory. Everything listens on
-127.0.0.1 only. Results go to a new dated file in bench/results/ and a markdown table to stdout; the
-method and the CPU pinning are described in bench/README.md.
+127.0.0.1 only. Results go to a new dated file in bench/runs/ (not kept in git; a run the READMEs
+quote is copied to bench/results/ under a name) and a markdown table to stdout; the method and the
+CPU pinning are described in bench/README.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from measure import CaseResult, bench_target, progress
 from plan import (
     DEFAULT_TARGETS,
     QUICK_TARGETS,
-    ROOT,
+    RUNS,
     SCENARIOS,
     TARGETS,
     Scenario,
@@ -40,12 +41,10 @@ from report import markdown_table, median_rows, write_results
 from targets import start_target
 from usage import background_percent
 
-RESULTS = ROOT / "bench" / "results"
-
 
 def dated_output() -> Path:
-    """A new file per run (results/YYYY-MM-DDTHHMMSSZ.json): a run never overwrites a kept one."""
-    return RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}.json"
+    """A new file per run (runs/YYYY-MM-DDTHHMMSSZ.json): a run never overwrites another."""
+    return RUNS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}.json"
 
 
 def seconds_arg(text: str) -> int:

@@ -1,6 +1,6 @@
 """`python -m demo`: the legacy portal with the shim in front (default), or the portal alone.
 
-Exit status: 0 after Ctrl-C or SIGTERM, 2 for a bad argument.
+Exit status: 0 after Ctrl-C or SIGTERM, 1 when its port is taken, 2 for a bad argument.
 """
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ def _parser() -> argparse.ArgumentParser:
     portal = commands.add_parser("portal", help="only the emulated legacy portal")
     for sub in (parser, demo):
         sub.add_argument("--host", default="127.0.0.1")
-        sub.add_argument("--port", type=int, default=8080, help="the shim's port (default 8080)")
+        sub.add_argument(
+            "--port",
+            type=int,
+            default=8080,
+            help="the shim's port (default 8080; `make demo PORT=8090` passes it)",
+        )
         sub.add_argument("--era", default="mas-0.9", help="the emulated portal (default mas-0.9)")
     portal.add_argument("--listen", default="127.0.0.1:8081")
     portal.add_argument("--era", default="mas-0.9")

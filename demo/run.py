@@ -6,7 +6,10 @@ The demo builds its configuration the way an operator would write it, then serve
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
+from pathlib import Path
 from typing import TypeGuard
 
 from aiohttp import web
@@ -52,6 +55,43 @@ def demo_config(era: Era, host: str, port: int, portal_url: str) -> Config:
     )
 
 
+def shim_command() -> str:
+    """How to run `msc4191-shim` from here: the script beside this interpreter (the checkout's
+    .venv/bin/msc4191-shim, shown relative to the current folder), else the bare name."""
+    script = Path(sys.executable).with_name("msc4191-shim")
+    if not script.exists():
+        return "msc4191-shim"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def banner(era: str, portal_url: str, origin: str, admin: str) -> str:
+    """What the demo prints once it serves: the links to open, the status page, a doctor run."""
+    return "\n".join(
+        [
+            f"msc4191-shim demo: a legacy portal ({era}) on {portal_url}, "
+            f"the shim in front of it on {origin}",
+            "Open these stable deep links; the legacy portal shows the right page:",
+            *demo_links(origin),
+            f"Status page: {admin}/    (what the shim changed, and whether it can go)",
+            f"Metrics:     {admin}/metrics",
+            f"Check it as clients see it: {shim_command()} doctor --issuer {origin}",
+            "Ctrl-C to stop.",
+        ]
+    )
+
+
+def port_in_use(host: str, port: int, error: OSError) -> str:
+    """One line for a listener that cannot bind, with the way out."""
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
+    return (
+        f"python -m demo: cannot listen on {host}:{port}: {reason}; pick another port: "
+        f"make demo PORT={port + 10} (or python -m demo --port {port + 10})"
+    )
+
+
 def demo_links(origin: str) -> list[str]:
     lines = [f"  {label:<36} {origin}/account/?action={query}" for label, query in DEMO_LINKS]
     lines.append(f"  {'discovery document':<36} {origin}/.well-known/openid-configuration")
@@ -66,16 +106,14 @@ async def _serve_demo(host: str, port: int, era: Era) -> int:
     portal_url = f"http://{portal_host}:{portal_port}"
     config = demo_config(era, host, port, portal_url)
     configure_logging(config.log.format, config.log.level)
-    shim = await start(config, None)
+    try:
+        shim = await start(config, None)
+    except OSError as exc:  # the port is taken (or the host is not this machine's)
+        print(port_in_use(host, port, exc), file=sys.stderr)
+        await portal.cleanup()
+        return 1
     origin = f"http://{host}:{port}"
-    print(
-        f"msc4191-shim demo: a legacy portal ({era}) on {portal_url}, "
-        f"the shim in front of it on {origin}\n"
-        "Open these stable deep links; the legacy portal shows the right page:\n"
-        + "\n".join(demo_links(origin))
-        + f"\nMetrics: http://{shim.bound[-1]}/metrics    (Ctrl-C to stop)",
-        flush=True,
-    )
+    print(banner(era, portal_url, origin, f"http://{shim.bound[-1]}"), flush=True)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, shim.stopping.set)

@@ -8,14 +8,24 @@
 each compiled module is a `.so` beside its `.py`, and Python imports the `.so` first. An edit to
 the `.py` then changes nothing until the next build, which is why `check` exists (the test
 suite's first step) and why `make test` builds every time (a no-op when nothing changed).
+
+Before compiling, `build` installs what compiling needs into this interpreter when it is missing
+(mypy and the packages mypyc checks against: the build backend's list), and stops with one line
+naming the Debian packages when there is no C compiler or no Python headers. After it, mypyc's
+shared library (at the checkout's root) is linked into the venv's site-packages: the editable
+install puts only `shim/` on the path, so `.venv/bin/msc4191-shim` could not import it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,16 +52,121 @@ def _older(so: Path, py: Path) -> bool:
     return not py.exists() or so.stat().st_mtime < py.stat().st_mtime
 
 
+def site_packages() -> Path | None:
+    """This venv's site-packages; None outside a venv (a system Python's is not ours to change)."""
+    if sys.prefix == sys.base_prefix:
+        return None
+    return Path(sysconfig.get_paths()["purelib"])
+
+
+#: the module and .pth file `link_shared_library` writes into site-packages
+FINDER_MODULE = "_msc4191_shim_native"
+FINDER = """\
+# written by scripts/native.py build, removed by scripts/native.py clean: mypyc's shared library
+# ({name}) lives at the checkout's root, which the editable install does not put on sys.path
+import importlib.machinery
+import sys
+
+ROOT = {root!r}
+
+
+class SharedLibraryFinder:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if "." in name or not name.endswith("__mypyc"):
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, [ROOT])
+
+
+sys.meta_path.append(SharedLibraryFinder)
+"""
+
+
+def link_shared_library(root: Path = ROOT, site: Path | None = None) -> list[Path]:
+    """Make mypyc's shared library at `root` importable from the venv whatever the current folder
+    (a finder for `*__mypyc` names only, loaded by a .pth file): the files written.
+
+    Not a symlink: a compiled package's `__path__` is computed from the shared library's file
+    name, so it must be imported from `root` itself.
+    """
+    if site is None or not list(root.glob("*__mypyc.*.so")):
+        return []
+    module = site / f"{FINDER_MODULE}.py"
+    module.write_text(FINDER.format(name="*__mypyc.*.so", root=str(root)), encoding="utf-8")
+    pth = site / f"{FINDER_MODULE}.pth"
+    pth.write_text(f"import {FINDER_MODULE}\n", encoding="utf-8")
+    return [module, pth]
+
+
+def unlink_shared_library(root: Path = ROOT, site: Path | None = None) -> None:
+    """Remove what `link_shared_library` wrote for this checkout."""
+    if site is None:
+        return
+    module = site / f"{FINDER_MODULE}.py"
+    if module.exists() and repr(str(root)) in module.read_text(encoding="utf-8"):
+        module.unlink()
+        (site / f"{FINDER_MODULE}.pth").unlink(missing_ok=True)
+
+
+def backend() -> ModuleType:
+    """build_backend/backend.py, which lists what compiling needs (one list for pip and here)."""
+    spec = importlib.util.spec_from_file_location("backend", ROOT / "build_backend" / "backend.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def missing_toolchain() -> str | None:
+    """What the C side of compiling lacks here, as the line to print; None when nothing is."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    lacking = []
+    if shutil.which(compiler) is None:
+        lacking.append(f"a C compiler ({compiler})")
+    if not headers.exists():
+        lacking.append(f"Python's headers ({headers})")
+    if not lacking:
+        return None
+    return (
+        f"native.py: cannot compile without {' and '.join(lacking)}: apt-get install gcc "
+        "python3-dev (scripts/setup.sh --test installs them); the shim runs as plain Python"
+    )
+
+
+def install_compile_requires() -> int:
+    """pip-install what compiling needs into this interpreter, when mypyc is not there yet."""
+    if importlib.util.find_spec("mypyc") is not None:
+        return 0
+    requires = list(backend().COMPILE_REQUIRES)
+    print(f"installing what compiling needs: {' '.join(requires)}", flush=True)
+    command = [sys.executable, "-m", "pip", "install", "--quiet", *requires]
+    return subprocess.run(command, check=False).returncode
+
+
 def clean() -> None:
     for path in compiled():
         path.unlink()
+    unlink_shared_library(ROOT, site_packages())
 
 
 def build() -> int:
     if compiled() and not stale():
+        link_shared_library(ROOT, site_packages())
         print("compiled modules are current")
         return 0
     clean()
+    toolchain = missing_toolchain()
+    if toolchain is not None:
+        print(toolchain, file=sys.stderr)
+        return 1
+    if install_compile_requires() != 0:
+        print(
+            "native.py: installing mypy failed (above); the shim runs as plain Python",
+            file=sys.stderr,
+        )
+        return 1
     print("compiling the hot path with mypyc (about a minute)...", flush=True)
     env = dict(os.environ, MSC4191_SHIM_COMPILE="1")
     command = [sys.executable, "setup.py", "--quiet", "build_ext", "--inplace"]
@@ -63,6 +178,7 @@ def build() -> int:
         return 1
     for path in compiled():  # copied out of build/ with their old times when nothing changed
         path.touch()
+    link_shared_library(ROOT, site_packages())
     print(f"compiled {len(compiled()) - 1} modules")
     return 0
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from shim import __version__
 from shim.config.errors import ConfigError
-from shim.config.source import resolve_config_path
+from shim.config.source import CONFIG_ENV, DEFAULT_CONFIG_PATH, resolve_config_path
 from shim.server.signals import hold_signals, release_signals
 
 if TYPE_CHECKING:
@@ -63,7 +63,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    # the metavars name the choices: argparse would otherwise print the `dest`, an internal name
+    commands = parser.add_subparsers(
+        dest="command", metavar="{run,check-config,translate,config,doctor}", required=True
+    )
     config_help = "YAML config (default: $MSC4191_SHIM_CONFIG, then /etc/msc4191-shim/config.yaml)"
 
     run = commands.add_parser("run", help="serve the proxy")
@@ -85,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("urls", nargs="+", metavar="URL")
 
     config = commands.add_parser("config", help="show the effective configuration or its schema")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands = config.add_subparsers(
+        dest="config_command", metavar="{dump,schema}", required=True
+    )
     dump = config_commands.add_parser(
         "dump",
         help="the effective configuration: defaults and environment applied, secrets redacted",
@@ -117,13 +122,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str | None) -> Config | None:
+#: per command, what it can do without a configuration file (said when there is none)
+WITHOUT_A_FILE = {
+    "translate": "or name the portal's dialect instead of a file: "
+    "msc4191-shim translate --dialect mas-0.9 URL",
+    "doctor": "or check a deployment from the clients' side, which needs no file: "
+    "msc4191-shim doctor --homeserver https://example.com",
+}
+
+
+def missing_default_file(command: str, path: str | None) -> str | None:
+    """What to say when neither --config nor the variable names a file and the default is
+    absent: how to name one, and what the command can do without one. None otherwise."""
+    if path is not None or CONFIG_ENV in os.environ or os.path.exists(DEFAULT_CONFIG_PATH):
+        return None
+    lines = [
+        f"msc4191-shim {command}: no configuration file: no --config given, {CONFIG_ENV} "
+        f"is not set, and the default {DEFAULT_CONFIG_PATH} does not exist",
+        f"  give one with --config PATH or {CONFIG_ENV}=PATH "
+        "(config.example.yaml documents every key; only upstream.url is required)",
+    ]
+    if command in WITHOUT_A_FILE:
+        lines.append(f"  {WITHOUT_A_FILE[command]}")
+    return "\n".join(lines)
+
+
+def _load(path: str | None, command: str) -> Config | None:
     # deferred, like every heavy import here, so that `main` holds the signals first
     from shim.config.env import unknown_variable_warnings
     from shim.config.parse import load_config
 
     for warning in unknown_variable_warnings(os.environ):
         print(warning, file=sys.stderr)
+    missing = missing_default_file(command, path)
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return None
     resolved = resolve_config_path(path, os.environ)
     try:
         return load_config(resolved)
@@ -132,11 +166,11 @@ def _load(path: str | None) -> Config | None:
         return None
 
 
-def _load_to_run(path: str | None) -> Config | None:
+def _load_to_run(path: str | None, command: str) -> Config | None:
     """`_load`, and the CA bundle and TLS files loaded into SSL contexts as `run` loads them."""
     from shim.config.tls import check_contexts
 
-    config = _load(path)
+    config = _load(path, command)
     if config is None:
         return None
     try:
@@ -153,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "run":
         release_signals()
     if args.command == "check-config":
-        config = _load_to_run(args.config)
+        config = _load_to_run(args.config, "check-config")
         if config is None:
             return EXIT_CONFIG
         print(f"configuration OK: {resolve_config_path(args.config, os.environ)}")
@@ -175,7 +209,7 @@ def _translate(path: str | None, dialect: str | None, urls: Sequence[str]) -> in
     if dialect is not None and path is None:
         config = _with_dialect(dialect)
     else:
-        config = _load(path)
+        config = _load(path, "translate")
         if config is not None and dialect is not None:
             print("translate: give --config or --dialect, not both", file=sys.stderr)
             return EXIT_CONFIG
@@ -208,7 +242,7 @@ def _config(args: argparse.Namespace) -> int:
         return 0
     from shim.config.dump import dump_config
 
-    config = _load(args.config)
+    config = _load(args.config, "config dump")
     if config is None:
         return EXIT_CONFIG
     print(dump_config(config, resolve_config_path(args.config, os.environ)), end="")
@@ -219,7 +253,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if args.homeserver is None and args.issuer is None:
         from shim.doctor.probe import run_doctor
 
-        config = _load(args.config)
+        config = _load(args.config, "doctor")
         if config is None:
             return EXIT_CONFIG
         return run_doctor(config, shim_admin_url=args.admin_url, as_json=args.json)
@@ -232,7 +266,7 @@ def _doctor(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"doctor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    config = None if args.config is None else _load(args.config)
+    config = None if args.config is None else _load(args.config, "doctor")
     if args.config is not None and config is None:
         return EXIT_CONFIG
     return run_homeserver_doctor(
@@ -241,7 +275,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _load_to_run(args.config)
+    config = _load_to_run(args.config, "run")
     if config is None:
         return EXIT_CONFIG
     if args.workers < 1:

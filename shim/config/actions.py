@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
+from shim.config.errors import did_you_mean, nearest
 from shim.config.values import parse_http_url
 from shim.core.actions import BUILTIN_ALIASES, BUILTIN_DIALECTS, STABLE_ACTIONS, Dialect
 
@@ -36,8 +38,44 @@ def parse_stable_name(value: object) -> str:
         raise ValueError(f"{name!r} is an unstable alias; write its stable name {stable!r}")
     if name not in STABLE_ACTIONS:
         names = ", ".join(STABLE_ACTIONS)
-        raise ValueError(f"expected a stable action name ({names}), got {name!r}")
+        raise ValueError(f"expected a stable action name ({names}), got {name!r}{_hint(name)}")
     return name
+
+
+def _hint(name: str) -> str:
+    """The stable name a misspelt one was most likely meant as (an alias's stable name)."""
+    near = nearest(name, [*STABLE_ACTIONS, *BUILTIN_ALIASES])
+    if near is None:
+        return ""
+    return f"; did you mean {BUILTIN_ALIASES.get(near, near)!r}?"
+
+
+#: `mas-0.8`: a MAS version written where a dialect name goes
+_MAS_VERSION: Final = re.compile(r"mas-?(\d+)\.(\d+)(?:\.\d+)?", re.IGNORECASE)
+#: MAS speaks the stable names itself from this version on
+MAS_STABLE_SINCE: Final = (1, 10)
+
+
+def dialect_hint(name: str) -> str:
+    """What to write instead of an unknown dialect name: for a MAS version, the dialect that
+    version speaks (the newest built-in `mas-X.Y` at or below it); else the nearest name."""
+    match = _MAS_VERSION.fullmatch(name.strip())
+    if match is None:
+        return did_you_mean(name, BUILTIN_DIALECTS)
+    version = (int(match.group(1)), int(match.group(2)))
+    shown = f"MAS {version[0]}.{version[1]}"
+    if version >= MAS_STABLE_SINCE and f"mas-{version[0]}.{version[1]}" not in BUILTIN_DIALECTS:
+        return f"; {shown} speaks the stable names: write 'stable' (or retire the shim)"
+    spoken = [
+        (found, dialect)
+        for dialect in BUILTIN_DIALECTS
+        if (found := _MAS_VERSION.fullmatch(dialect)) is not None
+        and (int(found.group(1)), int(found.group(2))) <= version
+    ]
+    if not spoken:
+        return "; MAS before 0.7 publishes no account-management metadata to translate"
+    best = max(spoken, key=lambda item: (int(item[0].group(1)), int(item[0].group(2))))[1]
+    return f"; {shown} speaks the dialect {best!r}: did you mean {best!r}?"
 
 
 def each(parse: Callable[[object], T]) -> Callable[[object, object], T]:
@@ -59,6 +97,7 @@ def parse_dialect(value: object) -> Dialect:
             names = ", ".join(BUILTIN_DIALECTS)
             raise ValueError(
                 f"expected one of {names} or a mapping stable name -> portal name, got {value!r}"
+                + dialect_hint(value)
             )
         return BUILTIN_DIALECTS[value]
     if isinstance(value, Mapping) and value:

@@ -13,9 +13,11 @@ import yaml
 from yarl import URL
 
 from shim.config.model import Config
-from shim.config.schema import yaml_value
+from shim.config.schema import SIZE_FIELDS, yaml_value
 
 REDACTED: Final = "REDACTED"
+#: the binary units `config.example.yaml` writes sizes in, largest first
+SIZE_UNITS: Final = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
 
 
 def config_as_yaml_data(config: Config) -> dict[str, Any]:
@@ -35,16 +37,33 @@ def dump_config(config: Config, source: str) -> str:
     return header + body
 
 
-def _readable(value: Any) -> Any:
+def _readable(value: Any, name: str = "") -> Any:
     if isinstance(value, dict):
-        return {k: _readable(v) for k, v in value.items()}
+        return {k: _readable(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_readable(v) for v in value]
+        return [_readable(v, name) for v in value]
     if isinstance(value, float):
-        return f"{value:g}s"  # every float in the model is a duration in seconds
+        return format_duration(value)  # every float in the model is a duration in seconds
+    if isinstance(value, int) and not isinstance(value, bool) and name in SIZE_FIELDS:
+        return format_size(value)
     if isinstance(value, str):
         return redact_url(value)
     return value
+
+
+def format_duration(seconds: float) -> str:
+    """As the example file writes durations: `100ms` below a second, else `10s`."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+def format_size(size: int) -> str:
+    """As the example file writes sizes: `1MiB`, `32KiB`, else plain bytes."""
+    for unit, factor in SIZE_UNITS:
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
 
 
 def redact_url(text: str) -> str:

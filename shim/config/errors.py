@@ -14,9 +14,13 @@ from dataclasses import dataclass
 class ConfigProblem:
     path: str
     message: str
+    #: the environment variable the value came from, when not from the file: an operator who
+    #: reads only the file would look for the mistake in the wrong place
+    variable: str = ""
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        where = f"{self.path} (set by {self.variable})" if self.variable else self.path
+        return f"{where}: {self.message}" if where else self.message
 
 
 class ConfigError(Exception):
@@ -31,6 +35,8 @@ class ConfigError(Exception):
 def format_problems(problems: Iterable[ConfigProblem], source: str = "") -> str:
     items = list(problems)
     where = f" in {source}" if source else ""
+    if any(problem.variable for problem in items):
+        where += " and the environment" if source else " in the environment"
     noun = "problem" if len(items) == 1 else "problems"
     lines = [f"{len(items)} configuration {noun}{where}:"]
     lines.extend(f"  - {problem}" for problem in items)
@@ -40,6 +46,12 @@ def format_problems(problems: Iterable[ConfigProblem], source: str = "") -> str:
 def nearest(name: str, candidates: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for the nearest candidate, or nothing when none is near."""
+    suggestion = nearest(name, candidates)
+    return f"; did you mean {suggestion!r}?" if suggestion else ""
 
 
 def unknown_key_message(key: str, valid: Iterable[str]) -> str:

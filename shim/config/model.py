@@ -85,9 +85,6 @@ class LimitsConfig:
     max_head_bytes: int = 32 * 1024
     #: concurrent client connections per worker; more are refused with 503 until one closes
     max_connections: int = 1024
-    #: one WebSocket message, for a core that reassembles messages (closed with 1009 above it);
-    #: the public listener splices frames as they arrive, so its memory is bounded without it
-    websocket_max_message: int = 1024 * 1024
     #: a request body up to this size is read whole before an upstream connection is taken
     #: (a framing error gets a 400 before the portal sees anything; a slow small body holds no
     #: pooled connection); a larger one streams as it arrives (nginx buffers bodies by default)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -45,6 +45,7 @@ from shim.config.source import DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH
 from shim.config.source import resolve_config_path as resolve_config_path
 from shim.config.values import (
     choice,
+    parse_admin_listen,
     parse_bool,
     parse_cidrs,
     parse_count,
@@ -74,6 +75,16 @@ ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "MSC4191_SHIM_ADMIN_LISTEN": ("admin", "listen"),
         "MSC4191_SHIM_LOG_LEVEL": ("log", "level"),
         "MSC4191_SHIM_LOG_FORMAT": ("log", "format"),
+    }
+)
+
+#: keys a file may still hold from an earlier version: what happened to each and what to do,
+#: instead of a bare "unknown key"
+REMOVED_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "limits.websocket_max_message": "removed: it never limited anything (the public listener "
+        "relays WebSocket frames as they arrive and never holds a whole message, so its memory "
+        "is bounded without it); delete the key",
     }
 )
 
@@ -138,14 +149,13 @@ _LIMITS: Mapping[str, Parser] = {
     "max_connections": parse_count,
     "request_buffer": parse_size,
     "send_timeout": parse_positive_duration,
-    "websocket_max_message": parse_size,
 }
 _LOG: Mapping[str, Parser] = {
     "format": choice("json", "text"),
     "level": parse_log_level,
     "flush_interval": parse_flush_interval,
 }
-_ADMIN: Mapping[str, Parser] = {"listen": parse_listen}
+_ADMIN: Mapping[str, Parser] = {"listen": parse_admin_listen}
 _TLS: Mapping[str, Parser] = {"cert_file": parse_file, "key_file": parse_file}
 _TOP: Mapping[str, Parser] = {
     "listen": parse_listen,
@@ -203,8 +213,14 @@ def parse_config(raw: object, source: str = "") -> Config:
     )
     top.finish()
     if problems:
-        raise ConfigError(problems, source)
+        raise ConfigError([_removed(problem) for problem in problems], source)
     return config
+
+
+def _removed(problem: ConfigProblem) -> ConfigProblem:
+    if problem.path in REMOVED_KEYS and problem.message.startswith("unknown key"):
+        return replace(problem, message=REMOVED_KEYS[problem.path])
+    return problem
 
 
 def apply_env_overrides(raw: object, env: Mapping[str, str]) -> object:
@@ -224,6 +240,18 @@ def apply_env_overrides(raw: object, env: Mapping[str, str]) -> object:
     return result
 
 
+def overridden_keys(env: Mapping[str, str]) -> dict[str, str]:
+    """The key paths the environment sets (`upstream.url`), each with its variable's name."""
+    return {".".join(keys): name for name, keys in ENV_OVERRIDES.items() if name in env}
+
+
+def blame_environment(error: ConfigError, env: Mapping[str, str]) -> ConfigError:
+    """`error` with each problem in a value the environment set naming that variable."""
+    keys = overridden_keys(env)
+    problems = [replace(p, variable=keys.get(p.path, "")) for p in error.problems]
+    return ConfigError(problems, error.source)
+
+
 def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, and parse the file at `path`."""
     env = os.environ if env is None else env
@@ -236,4 +264,7 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([yaml_problem(exc, path)], path) from None
-    return parse_config(apply_env_overrides(raw if raw is not None else {}, env), path)
+    try:
+        return parse_config(apply_env_overrides(raw if raw is not None else {}, env), path)
+    except ConfigError as exc:
+        raise blame_environment(exc, env) from None

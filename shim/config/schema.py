@@ -37,9 +37,7 @@ from shim.core.actions import (
 DURATION: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 SIZE: Final = r"^\s*\d+\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$"
 #: int fields that are sizes (`1MiB`), by name; every other int is a plain count
-SIZE_FIELDS: Final = frozenset(
-    {"max_body_bytes", "max_head_bytes", "request_buffer", "websocket_max_message"}
-)
+SIZE_FIELDS: Final = frozenset({"max_body_bytes", "max_head_bytes", "request_buffer"})
 
 Schema = dict[str, Any]
 
@@ -68,12 +66,24 @@ def _aliases_schema() -> Schema:
     }
 
 
-#: (section class, field) -> the file's keys for it, when they are not the field itself
+def _admin_listen_schema() -> Schema:
+    return {
+        "description": "host:port of /healthz, /readyz, /metrics and the status page; a bare "
+        "port is refused (it would bind every interface)",
+        "default": str(model.AdminConfig().listen),
+        **_scalar_schema(ListenAddress, "listen"),
+        "type": "string",
+    }
+
+
+#: (section class, field) -> the file's keys for it, when they are not the field itself or the
+#: parser reads them more strictly than their type says
 YAML_FIELDS: Final[Mapping[tuple[type[Any], str], Mapping[str, Callable[[], Schema]]]] = {
     (model.AccountManagementConfig, "table"): {
         "dialect": _dialect_schema,
         "aliases": _aliases_schema,
     },
+    (model.AdminConfig, "listen"): {"listen": _admin_listen_schema},
 }
 
 

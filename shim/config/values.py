@@ -107,6 +107,18 @@ def parse_listen(value: object) -> ListenAddress:
     return ListenAddress(host, port)
 
 
+def parse_admin_listen(value: object) -> ListenAddress:
+    """`parse_listen`, but a bare port is refused: on the admin listener it would silently bind
+    every interface and publish /metrics and the status page, where its default is loopback."""
+    if isinstance(value, int | str) and not isinstance(value, bool) and str(value).isdigit():
+        raise ValueError(
+            f"a bare port ({value!r}) would bind every interface and expose /metrics and the "
+            f"status page; write 127.0.0.1:{value} (this host only) or 0.0.0.0:{value} (every "
+            "interface, as in a container)"
+        )
+    return parse_listen(value)
+
+
 def parse_cidr(value: object) -> IPNetwork:
     if not isinstance(value, str):
         raise ValueError(f"expected a CIDR such as 10.0.0.0/8 or ::1/128, got {value!r}")

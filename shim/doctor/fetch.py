@@ -38,8 +38,11 @@ from shim.doctor.report import (
     format_json,
     format_text,
     homeserver_sections,
+    stopped_report,
+    unreachable,
 )
 from shim.doctor.values import Answer, Fetched, Followed, Hop, NoAnswer
+from shim.server.client_errors import no_answer_reason
 
 REQUEST_TIMEOUT: Final = 5.0
 #: the chain and the deep links together (the shim-side probe of --config adds at most 5 s);
@@ -79,11 +82,9 @@ async def get(
                     break
             location = response.headers.get(hdrs.LOCATION)
             return Answer(response.status, bytes(body[: limit + 1])), location
-    except TimeoutError:
-        return NoAnswer(f"no answer within {seconds:.3g} s"), None
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         # ValueError: a URL aiohttp refuses; OSError: what the connector did not wrap
-        return NoAnswer(str(exc) or type(exc).__name__), None
+        return NoAnswer(no_answer_reason(exc, float(f"{seconds:.3g}"))), None
 
 
 async def fetch_document(session: aiohttp.ClientSession, url: str, deadline: Deadline) -> Fetched:
@@ -155,8 +156,12 @@ async def build_report(
 ) -> Report:
     """Everything doctor asks, then the pure report; the shim-side section with a config."""
     deadline = Deadline(DEADLINE)
+    header = f"msc4191-shim doctor: homeserver {homeserver or '-'}, issuer {issuer or '-'}"
     async with aiohttp.ClientSession() as session:
         answers = await gather_chain(session, homeserver, issuer, deadline)
+        stop = unreachable(answers)
+        if stop is not None:  # nothing else is worth asking: one line says so
+            return stopped_report(header, stop, {"homeserver": homeserver, "issuer": issuer})
         _, metadata = read_chain(answers)
         landings = await open_links(session, planned_links(metadata), deadline)
     sections, needs_shim, facts = homeserver_sections(answers, landings)

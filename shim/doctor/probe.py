@@ -24,10 +24,10 @@ from shim.doctor.diagnose import (
     admin_base_url,
     diagnose,
     exit_status,
-    format_report,
 )
-from shim.doctor.report import Report, Section, format_json
+from shim.doctor.report import Report, Section, format_findings, format_json
 from shim.doctor.values import Answer, Fetched, NoAnswer
+from shim.server.client_errors import no_answer_reason
 
 PROBE_TIMEOUT: Final = 5.0
 #: /metrics of one shim is a few tens of KiB; this only stops a wrong URL streaming forever
@@ -48,13 +48,7 @@ async def fetch(
             return Answer(response.status, bytes(body[: limit + 1]))
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         # ValueError: a URL aiohttp refuses; OSError: what the connector did not wrap
-        return NoAnswer(_reason(exc))
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {PROBE_TIMEOUT:g} s"
-    return str(exc) or type(exc).__name__
+        return NoAnswer(no_answer_reason(exc, PROBE_TIMEOUT))
 
 
 async def probe(config: Config, admin_url: str) -> DoctorInputs:
@@ -106,5 +100,5 @@ def run_doctor(
         report = Report(header, (Section("the shim (--config)", tuple(findings)),))
         print(format_json(report), file=out or sys.stdout)
     else:
-        print(header, format_report(findings), sep="\n", file=out or sys.stdout)
+        print(header, *format_findings(findings), sep="\n", file=out or sys.stdout)
     return exit_status(findings)

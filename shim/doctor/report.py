@@ -14,7 +14,7 @@ from typing import Any, Final
 from shim.core.discovery import parse_json_object
 from shim.doctor.chain import ChainAnswers, read_chain
 from shim.doctor.links import Landing, check_advertised, check_clients, check_names
-from shim.doctor.values import Answer, Finding
+from shim.doctor.values import Answer, Finding, NoAnswer
 from shim.doctor.verdict import check_era, portal_era, shim_reasons, verdict
 
 EXIT_OK: Final = 0
@@ -34,6 +34,8 @@ class Report:
     #: True: the deployment needs the shim (in front or not); None: doctor could not tell
     needs_shim: bool | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
+    #: the run stopped at its first request (nothing answered): the text is that one finding
+    stopped: bool = False
 
     @property
     def problems(self) -> tuple[Finding, ...]:
@@ -77,6 +79,39 @@ def homeserver_sections(
     return sections, needs, facts
 
 
+def unreachable(answers: ChainAnswers) -> Finding | None:
+    """The finding that ends the run when the first server asked does not answer at all.
+
+    Every later finding would repeat it (the same error for each path, then "no issuer", "no
+    document", "cannot tell"): an operator who mistyped --homeserver wants one line.
+    """
+    if answers.homeserver is not None:
+        asked = (
+            answers.well_known,
+            answers.versions,
+            answers.auth_metadata,
+            answers.unstable_auth_metadata,
+        )
+        failures = [a for a in asked if isinstance(a, NoAnswer)]
+        if len(failures) < len(asked):
+            return None
+        what = f"the homeserver {answers.homeserver} does not answer: {failures[0].reason}"
+        return Finding(
+            "FAIL", what, "check --homeserver, that it runs, and that this host can reach it"
+        )
+    if answers.issuer is not None and isinstance(answers.issuer_document, NoAnswer):
+        what = f"the issuer {answers.issuer} does not answer: {answers.issuer_document.reason}"
+        return Finding(
+            "FAIL", what, "check --issuer, that it runs, and that this host can reach it"
+        )
+    return None
+
+
+def stopped_report(header: str, finding: Finding, facts: Mapping[str, Any]) -> Report:
+    """A run that stopped at `finding`: printed as that one line."""
+    return Report(header, (Section("reach", (finding,)),), None, facts, stopped=True)
+
+
 def _issuer_doc(answers: ChainAnswers) -> dict[str, Any] | None:
     fetched = answers.issuer_document
     if not isinstance(fetched, Answer) or fetched.status != 200:
@@ -96,16 +131,25 @@ def _landing_fact(landing: Landing) -> dict[str, Any]:
 
 
 def format_findings(findings: Iterable[Finding]) -> list[str]:
-    """`LEVEL  what  — todo`, one line per finding, its details indented below it."""
+    """`LEVEL  what  — todo`, one line per finding, its details indented below it.
+
+    A finding that introduces its details (`…, because:`) is followed by them first and its
+    todo after them, so the sentence reads on into its reasons.
+    """
     lines = []
     for finding in findings:
         todo = f"  — {finding.todo}" if finding.todo else ""
-        lines.append(f"{finding.level:<4}  {finding.what}{todo}")
+        introduces = finding.details and finding.what.endswith(":")
+        lines.append(f"{finding.level:<4}  {finding.what}{'' if introduces else todo}")
         lines += [f"        - {detail}" for detail in finding.details]
+        if introduces and finding.todo:
+            lines.append(f"      — {finding.todo}")
     return lines
 
 
 def format_text(report: Report) -> str:
+    if report.stopped:
+        return "\n".join(format_findings(report.problems))
     lines = [report.header]
     for section in report.sections:
         lines.append(f"== {section.title}")

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from shim.proxy.state import ShimState
+from shim.server.client_errors import no_answer_reason
 from shim.server.status_page import PortalDocument, status_page
 
 #: /readyz asks the upstream at most this often, however often it is probed
@@ -44,10 +45,14 @@ class UpstreamReadiness:
                 ssl=runtime.upstream_ssl,
                 timeout=aiohttp.ClientTimeout(total=READY_CHECK_TIMEOUT),
             ) as response:
-                return True, f"upstream {runtime.upstream_origin} answered {response.status}"
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            reason = str(exc) or type(exc).__name__
-            return False, f"upstream {runtime.upstream_origin} did not answer: {reason}"
+                # any HTTP answer means the portal is up: its root may well be a 404 or a 302
+                return True, (
+                    f"ready: upstream {runtime.upstream_origin} is reachable "
+                    f"(GET / answered {response.status}; any HTTP answer counts)"
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            reason = no_answer_reason(exc, READY_CHECK_TIMEOUT)
+            return False, f"not ready: upstream {runtime.upstream_origin} did not answer: {reason}"
 
 
 HEALTH_KEY = web.AppKey("readiness", UpstreamReadiness)

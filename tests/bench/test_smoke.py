@@ -24,7 +24,7 @@ SCENARIOS = ("get_1k", "get_1m", "deeplink", "discovery")
 pytestmark = [
     pytest.mark.skipif(
         any(shutil.which(tool) is None for tool in ("nginx", "wrk", "taskset")),
-        reason="needs nginx and wrk: apt-get install -y nginx-light wrk (make test installs them)",
+        reason="needs nginx and wrk: scripts/setup.sh --test installs them (make test does)",
     ),
     pytest.mark.timeout(90),
 ]

@@ -309,7 +309,9 @@ def _image_python() -> str:
         probe = [candidate, "-c", "import ensurepip, sys; assert sys.version_info[:2] == (3, 11)"]
         if Path(candidate).exists() and subprocess.run(probe, check=False).returncode == 0:
             return candidate
-    unavailable(f"no world-runnable Python 3.11 with venv at {' or '.join(IMAGE_PYTHONS)}")
+    unavailable(
+        f"no world-runnable Python 3.11 with venv at {' or '.join(IMAGE_PYTHONS)}", "python3.11"
+    )
 
 
 def _require_namespaces() -> None:

@@ -38,7 +38,7 @@ _FLAGS = (
 
 def require_chromium() -> Path:
     """The Chromium binary; skips the test when it is missing, or fails when `CI` is set."""
-    return require_file(CHROMIUM, f"{CHROMIUM} is missing; {INSTALL_HINT}")
+    return require_file(CHROMIUM, f"{CHROMIUM} is missing; {INSTALL_HINT}", tool="chromium")
 
 
 # A timeout of its own (ASYNC109) so that a hung Chromium costs 30 s, not the test's whole budget;

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shim.config.dump import REDACTED, config_as_yaml_data, dump_config, redact_url
+from shim.config.dump import (
+    REDACTED,
+    config_as_yaml_data,
+    dump_config,
+    format_duration,
+    format_size,
+    redact_url,
+)
 from shim.config.parse import apply_env_overrides, parse_config
+from shim.config.values import parse_duration, parse_size
 from tests.support.paths import REPO
 
 EXAMPLE = yaml.safe_load((REPO / "config.example.yaml").read_text(encoding="utf-8"))
@@ -26,10 +35,10 @@ def test_defaults_and_environment_are_applied() -> None:
         {"MSC4191_SHIM_LOG_LEVEL": "debug", "MSC4191_SHIM_LISTEN": ":9999"},
     )
     data = config_as_yaml_data(parse_config(raw))
-    assert data["log"] == {"format": "json", "level": "DEBUG", "flush_interval": "0.1s"}
+    assert data["log"] == {"format": "json", "level": "DEBUG", "flush_interval": "100ms"}
     assert data["listen"] == "0.0.0.0:9999"
     assert data["upstream"]["connect_timeout"] == "5s"
-    assert data["discovery"]["max_body_bytes"] == 1024 * 1024
+    assert data["discovery"]["max_body_bytes"] == "1MiB"
     assert data["account_management"]["dialect"] == "mas-0.9"
     assert data["account_management"]["aliases"] == {}
 
@@ -49,6 +58,31 @@ def test_a_custom_dialect_and_aliases_round_trip() -> None:
     assert data["account_management"]["dialect"] == {"org.matrix.device_delete": "delete_device"}
     assert data["account_management"]["aliases"] == raw["account_management"]["aliases"]  # type: ignore[index]
     assert parse_config(data) == config
+
+
+def test_the_example_file_dumps_as_it_is_written() -> None:
+    """Every value `config dump` writes for the example reads as the example writes it (100ms,
+    1MiB, 0.0.0.0:8080): the two are what an operator compares."""
+    dumped = config_as_yaml_data(parse_config(EXAMPLE))
+    assert dumped.pop("tls") is None  # commented out in the example
+    assert dumped == EXAMPLE
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.1, "100ms"), (0.25, "250ms"), (0.0, "0s"), (10.0, "10s"), (1.5, "1.5s")],
+)
+def test_durations_are_written_as_the_example_writes_them(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("size", "text"), [(1 << 20, "1MiB"), (32 << 10, "32KiB"), (3 << 30, "3GiB"), (1000, "1000")]
+)
+def test_sizes_are_written_in_binary_units(size: int, text: str) -> None:
+    assert format_size(size) == text
+    assert parse_size(text) == size
 
 
 def test_credentials_are_redacted() -> None:

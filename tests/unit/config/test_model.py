@@ -59,11 +59,10 @@ def test_limits_are_read_with_their_units() -> None:
                 "body_idle_timeout": 3,
                 "max_head_bytes": "16KiB",
                 "max_connections": 10,
-                "websocket_max_message": "64KiB",
             },
         }
     )
-    assert config.limits == LimitsConfig(2.0, 0.5, 3.0, 16384, 10, 65536)
+    assert config.limits == LimitsConfig(2.0, 0.5, 3.0, 16384, 10)
     assert config.upstream.max_connections == 8
 
 

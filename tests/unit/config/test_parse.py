@@ -11,6 +11,7 @@ import yaml
 
 from shim.config.errors import ConfigError
 from shim.config.parse import ENV_OVERRIDES, apply_env_overrides, load_config, parse_config
+from shim.config.schema import config_schema
 from shim.config.values import (
     ListenAddress,
     parse_duration,
@@ -229,3 +230,161 @@ def test_a_custom_dialect_cannot_send_users_to_the_wrong_page(
     with pytest.raises(ConfigError) as caught:
         parse_config(raw)
     assert [str(p) for p in caught.value.problems] == [f"account_management.dialect: {message}"]
+
+
+# --- rules pinned one by one (each was changed by a mutation probe and nothing failed) -------
+
+
+def _file_keys() -> list[tuple[str, str]]:
+    """(section, key) for every key the file may hold, read from the schema the model generates:
+    ("", "listen") for a top-level key, ("discovery", "cache") inside a section."""
+    properties = config_schema()["properties"]
+    found = [("", key) for key in properties]
+    for section, schema in properties.items():
+        options = [schema, *schema.get("anyOf", ())]
+        for option in options:
+            found += [(section, key) for key in option.get("properties", {})]
+    return found
+
+
+def _misspelt(key: str) -> str:
+    return key[:-1] if key.endswith("s") else key + "s"
+
+
+@pytest.mark.parametrize(("section", "key"), _file_keys(), ids=lambda v: v or "top")
+def test_a_misspelt_key_is_refused_in_every_section_with_the_right_one_suggested(
+    section: str, key: str
+) -> None:
+    bad = _misspelt(key)
+    raw: dict[str, object] = {"upstream": {"url": "http://p"}}
+    if section:
+        inner = raw.setdefault(section, {})
+        assert isinstance(inner, dict)
+        inner[bad] = "x"
+    else:
+        raw[bad] = "x"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    where = f"{section}.{bad}" if section else bad
+    assert f"{where}: unknown key; did you mean '{key}'?" in [str(p) for p in caught.value.problems]
+
+
+def test_the_issues_example_cache_tll_is_refused() -> None:
+    raw = {"upstream": {"url": "http://p"}, "discovery": {"cache_tll": "5m"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    assert [str(p) for p in caught.value.problems] == [
+        "discovery.cache_tll: unknown key; did you mean 'cache'?"
+    ]
+
+
+@pytest.mark.parametrize("text", [0, "0", "0KiB", "0 MiB"])
+def test_a_size_of_zero_is_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="expected a size above zero"):
+        parse_size(text)
+    for section, key in (("discovery", "max_body_bytes"), ("limits", "max_head_bytes")):
+        with pytest.raises(ConfigError, match=rf"{section}\.{key}: expected a size above zero"):
+            parse_config({"upstream": {"url": "http://p"}, section: {key: text}})
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:65535", "[::1]:65535", ":65535", "65535"])
+def test_port_65535_is_accepted(listen: str) -> None:
+    assert parse_listen(listen).port == 65535
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:65536", "[::1]:65536", ":65536", "65536", ":99999"])
+def test_a_port_above_65535_is_refused(listen: str) -> None:
+    with pytest.raises(ValueError, match="expected a port from 0 to 65535, got"):
+        parse_listen(listen)
+    problem = r"^1 configuration problem:\n  - listen: expected a port"
+    with pytest.raises(ConfigError, match=problem):
+        parse_config({"upstream": {"url": "http://p"}, "listen": listen})
+
+
+@pytest.mark.parametrize("bare", [9090, "9090"])
+def test_a_bare_admin_port_is_refused_not_bound_on_every_interface(bare: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upstream": {"url": "http://p"}, "admin": {"listen": bare}})
+    assert [str(p) for p in caught.value.problems] == [
+        f"admin.listen: a bare port ({bare!r}) would bind every interface and expose /metrics "
+        "and the status page; write 127.0.0.1:9090 (this host only) or 0.0.0.0:9090 (every "
+        "interface, as in a container)"
+    ]
+    # written out, every interface is a choice; and the public listener's bare port stays one
+    admin = parse_config({"upstream": {"url": "http://p"}, "admin": {"listen": "0.0.0.0:9090"}})
+    assert admin.admin.listen == ListenAddress("0.0.0.0", 9090)
+    public = parse_config({"upstream": {"url": "http://p"}, "listen": 8080})
+    assert public.listen == ListenAddress("0.0.0.0", 8080)
+
+
+def test_a_bad_value_from_the_environment_is_blamed_on_its_variable(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("upstream: {url: 'http://127.0.0.1:1'}\nlog: {level: LOUD}\n")
+    env = {"MSC4191_SHIM_LISTEN": "x", "MSC4191_SHIM_LOG_FORMAT": "text"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env)
+    assert str(caught.value).splitlines() == [
+        f"2 configuration problems in {path} and the environment:",
+        "  - listen (set by MSC4191_SHIM_LISTEN): expected host:port such as 0.0.0.0:8080, got 'x'",
+        "  - log.level: expected one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'",
+    ]
+
+
+def test_a_file_problem_alone_is_not_blamed_on_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("upstream: {url: 'http://127.0.0.1:1'}\nlisten: x\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {"MSC4191_SHIM_LOG_LEVEL": "debug"})
+    assert str(caught.value).splitlines()[0] == f"1 configuration problem in {path}:"
+    assert str(caught.value.problems[0]).startswith("listen: expected host:port")
+
+
+def test_the_removed_websocket_max_message_says_what_to_do() -> None:
+    raw = {"upstream": {"url": "http://p"}, "limits": {"websocket_max_message": "1MiB"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    [problem] = caught.value.problems
+    assert problem.path == "limits.websocket_max_message"
+    assert problem.message.startswith("removed: it never limited anything")
+    assert problem.message.endswith("; delete the key")
+
+
+@pytest.mark.parametrize(
+    ("dialect", "hint"),
+    [
+        ("mas-0.8", "; MAS 0.8 speaks the dialect 'mas-0.7': did you mean 'mas-0.7'?"),
+        ("mas-1.4", "; MAS 1.4 speaks the dialect 'mas-0.9': did you mean 'mas-0.9'?"),
+        ("MAS-0.9.2", "; MAS 0.9 speaks the dialect 'mas-0.9': did you mean 'mas-0.9'?"),
+        ("mas-1.12", "; MAS 1.12 speaks the stable names: write 'stable' (or retire the shim)"),
+        ("mas-0.6", "; MAS before 0.7 publishes no account-management metadata to translate"),
+        ("stabel", "; did you mean 'stable'?"),
+        ("msc3842", "; did you mean 'msc3824'?"),
+        ("portal", ""),
+    ],
+)
+def test_an_unknown_dialect_gets_what_to_write_instead(dialect: str, hint: str) -> None:
+    raw = {"upstream": {"url": "http://p"}, "account_management": {"dialect": dialect}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    [problem] = caught.value.problems
+    assert problem.message.endswith(f"got {dialect!r}{hint}")
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("org.matrix.device_delet", "org.matrix.device_delete"),
+        ("org.matrix.profil", "org.matrix.profile"),
+        ("org.matrix.sesion_end", "org.matrix.device_delete"),  # an alias's stable name
+    ],
+)
+def test_a_misspelt_action_name_gets_the_stable_name_suggested(name: str, meant: str) -> None:
+    for raw_section in (
+        {"discovery": {"actions": [name]}},
+        {"account_management": {"aliases": {"x.y": name}}},
+        {"account_management": {"dialect": {name: "rm"}}},
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_config({"upstream": {"url": "http://p"}, **raw_section})
+        [problem] = caught.value.problems
+        assert problem.message.endswith(f"got {name!r}; did you mean {meant!r}?"), problem

@@ -9,9 +9,12 @@ from shim.doctor.links import judge, planned_links
 from shim.doctor.report import (
     Report,
     Section,
+    format_findings,
     format_json,
     format_text,
     homeserver_sections,
+    stopped_report,
+    unreachable,
 )
 from shim.doctor.values import Answer, Finding, Followed, Hop, NoAnswer
 from tests.support.paths import REPO
@@ -77,3 +80,49 @@ def test_an_unreachable_homeserver_cannot_tell() -> None:
     assert needs is None
     assert [s.title for s in sections] == ["discovery", "verdict"]
     assert sections[-1].findings[0].what.startswith("cannot tell whether this deployment needs")
+
+
+def test_a_finding_that_introduces_its_reasons_reads_on_into_them() -> None:
+    """`…, because:` is followed by its reasons, and what to do comes after them."""
+    because = Finding("INFO", "still needed, because:", "or upgrade the portal", ("one", "two"))
+    plain = Finding("WARN", "a thing", "do this", ("detail",))
+    assert format_findings([because, plain]) == [
+        "INFO  still needed, because:",
+        "        - one",
+        "        - two",
+        "      — or upgrade the portal",
+        "WARN  a thing  — do this",
+        "        - detail",
+    ]
+
+
+def test_a_homeserver_that_answers_nothing_stops_the_run_in_one_line() -> None:
+    down = NoAnswer("cannot connect to matrix.example.com:443: connection refused")
+    answers = ChainAnswers(HS, HS, down, down, down, down, None, None)
+    finding = unreachable(answers)
+    assert finding is not None
+    assert finding.what == (
+        f"the homeserver {HS} does not answer: cannot connect to matrix.example.com:443: "
+        "connection refused"
+    )
+    report = stopped_report("header", finding, {"homeserver": HS})
+    assert report.exit_status == 1
+    assert format_text(report) == f"FAIL  {finding.what}  — {finding.todo}"
+    assert json.loads(format_json(report))["problems"] == [finding.what]
+
+
+def test_a_homeserver_that_answers_anything_gets_the_whole_report() -> None:
+    down = NoAnswer("connection refused")
+    missing = Answer(404, b"")
+    assert unreachable(ChainAnswers(HS, HS, missing, down, down, down, None, None)) is None
+    assert unreachable(ChainAnswers(HS, HS, down, down, down, missing, None, None)) is None
+
+
+def test_an_issuer_alone_that_does_not_answer_is_one_finding() -> None:
+    down = NoAnswer("no answer within 5 s")
+    finding = unreachable(ChainAnswers(None, None, None, None, None, None, ISSUER, down))
+    assert finding is not None
+    assert finding.what == f"the issuer {ISSUER} does not answer: no answer within 5 s"
+    # beside a homeserver that answered, an issuer that does not is a finding among the others
+    ok = Answer(200, b"{}")
+    assert unreachable(ChainAnswers(HS, HS, ok, ok, ok, ok, ISSUER, down)) is None

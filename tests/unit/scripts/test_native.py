@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,45 @@ def test_check_of_this_checkout_agrees_with_stale() -> None:
     # the test session only starts when this holds (tests/conftest.py)
     assert native.main(["check"]) == 0
     assert native.stale() == []
+
+
+def test_the_shared_library_is_importable_from_the_venv_wherever_it_runs(tmp_path: Path) -> None:
+    """After a build, .venv/bin/msc4191-shim (not run from the checkout) finds mypyc's shared
+    library at the checkout's root: a finder for `*__mypyc` names, loaded by a .pth file."""
+    root, site, elsewhere = tmp_path / "checkout", tmp_path / "site", tmp_path / "elsewhere"
+    for folder in (root, site, elsewhere):
+        folder.mkdir()
+    _file(root / f"abc__mypyc{SUFFIX}", 100)  # the build's marker; never imported here
+    (root / "xyz__mypyc.py").write_text("WHERE = __file__\n")  # stands in for the library
+    (root / "other.py").write_text("")
+    written = native.link_shared_library(root, site)
+    assert sorted(p.name for p in written) == [
+        "_msc4191_shim_native.pth",
+        "_msc4191_shim_native.py",
+    ]
+    probe = (
+        "import site, sys; site.addsitedir(sys.argv[1]); import xyz__mypyc; print(xyz__mypyc.WHERE)"
+        "\ntry:\n    import other\nexcept ImportError:\n    print('only *__mypyc')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", probe, str(site)],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.splitlines() == [str(root / "xyz__mypyc.py"), "only *__mypyc"]
+    native.unlink_shared_library(root, site)
+    assert list(site.iterdir()) == []
+
+
+def test_unlinking_leaves_another_checkouts_finder_alone(tmp_path: Path) -> None:
+    ours, theirs, site = tmp_path / "ours", tmp_path / "theirs", tmp_path / "site"
+    for folder in (ours, theirs, site):
+        folder.mkdir()
+    _file(theirs / f"abc__mypyc{SUFFIX}", 100)
+    native.link_shared_library(theirs, site)
+    native.unlink_shared_library(ours, site)
+    assert len(list(site.iterdir())) == 2
+    assert native.link_shared_library(ours, site) == []  # nothing compiled there: nothing written
+    assert native.link_shared_library(theirs, None) == []  # outside a venv: nothing written
