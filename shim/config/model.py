@@ -16,7 +16,7 @@ from shim.config.actions import RedirectUnsupported as RedirectUnsupported
 from shim.config.actions import Unsupported as Unsupported
 from shim.config.values import ListenAddress
 from shim.core.actions import BUILTIN_DIALECTS, ActionTable, build_action_table
-from shim.http.headers import IPNetwork
+from shim.http.forwarding import IPNetwork
 
 Strategy = Literal["redirect", "rewrite"]
 Advertise = Literal["stable", "stable+legacy"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
-import aiohttp
 from yarl import URL
 
 from shim.config.model import Config
@@ -23,7 +22,6 @@ class Runtime:
     upstream_base: str
     upstream_origin: URL
     upstream_ssl: ssl.SSLContext | bool
-    timeout: aiohttp.ClientTimeout
 
     def upstream_url(self, raw_path_qs: str) -> URL:
         """The upstream URL for a raw client path and query, byte for byte (no re-encoding)."""
@@ -40,11 +38,5 @@ def build_runtime(config: Config) -> Runtime:
     """Raises `ConfigError` (upstream.ca_file) when the CA bundle cannot be loaded."""
     url = config.upstream.url
     upstream_ssl = upstream_context(config.upstream)
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        connect=config.upstream.connect_timeout,
-        sock_connect=config.upstream.connect_timeout,
-        sock_read=config.upstream.read_timeout,
-    )
     base = str(url.origin()) + url.raw_path.rstrip("/")
-    return Runtime(config, base, url.origin(), upstream_ssl, timeout)
+    return Runtime(config, base, url.origin(), upstream_ssl)

@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 
 from yarl import URL
 
-from shim.http.headers import IPNetwork
+from shim.http.forwarding import IPNetwork
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

@@ -14,6 +14,9 @@ One decision per request, made once at the edge (`read_forwarding`) and carried 
    `Forwarded` through untouched.
 3. A believed scheme must be `http` or `https`, and a host a plain `host[:port]`; anything else
    is refused (a 400 naming the field), never copied into a URL.
+
+Fields are bytes pairs as the parser gave them (`shim.http.headers`); only the values a rule
+reads are decoded (latin-1, so what is passed on round-trips byte for byte).
 """
 
 from __future__ import annotations
@@ -24,42 +27,41 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from multidict import istr
+from shim.http.headers import RawHeaders, text, values
 
 #: a trusted-proxy range, as the configuration parses it
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-FORWARDED: Final = istr("Forwarded")
-X_FORWARDED_FOR: Final = istr("X-Forwarded-For")
-X_FORWARDED_PROTO: Final = istr("X-Forwarded-Proto")
-X_FORWARDED_HOST: Final = istr("X-Forwarded-Host")
+HOST: Final = b"host"
+FORWARDED: Final = b"forwarded"
+X_FORWARDED_FOR: Final = b"x-forwarded-for"
+X_FORWARDED_PROTO: Final = b"x-forwarded-proto"
+X_FORWARDED_HOST: Final = b"x-forwarded-host"
 
 #: fields that claim something about the client or the original request, beside `X-Forwarded-*`
 #: (the set nginx, HAProxy, Envoy, Cloudflare, Fastly, Akamai and IIS-era stacks write or read)
 _FORWARDING_NAMES: Final = frozenset(
     {
-        "forwarded",
-        "x-real-ip",
-        "x-client-ip",
-        "client-ip",
-        "true-client-ip",
-        "cf-connecting-ip",
-        "fastly-client-ip",
-        "x-cluster-client-ip",
-        "x-original-forwarded-for",
-        "x-original-host",
-        "x-original-url",
-        "x-rewrite-url",
-        "x-host",
-        "x-proxyuser-ip",
-        "x-envoy-external-address",
+        b"forwarded",
+        b"x-real-ip",
+        b"x-client-ip",
+        b"client-ip",
+        b"true-client-ip",
+        b"cf-connecting-ip",
+        b"fastly-client-ip",
+        b"x-cluster-client-ip",
+        b"x-original-forwarded-for",
+        b"x-original-host",
+        b"x-original-url",
+        b"x-rewrite-url",
+        b"x-host",
+        b"x-proxyuser-ip",
+        b"x-envoy-external-address",
     }
 )
-_X_FORWARDED_PREFIX: Final = "x-forwarded-"
+_X_FORWARDED_PREFIX: Final = b"x-forwarded-"
 #: what the shim itself writes for a trusted peer; the peer's other forwarding fields pass
-_REWRITTEN: Final = frozenset(
-    {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
-)
+_REWRITTEN: Final = frozenset({FORWARDED, X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST})
 SCHEMES: Final = ("http", "https")
 
 # host[:port]: a DNS-style name, an IPv4 address or a bracketed IPv6 address (RFC 3986 3.2.2
@@ -74,12 +76,23 @@ class ForwardingRefused(ValueError):  # noqa: N818  # a refusal, as codings.Deco
     """A forwarding or Host field that cannot form an origin; the request gets a 400."""
 
 
-def is_forwarding_field(name: str) -> bool:
+def is_forwarding_field(name: bytes) -> bool:
     """True for a field that claims who the client is or what it asked for, or a look-alike
     spelt with `_` (`X_Forwarded_For`): CGI and WSGI stacks read `-` and `_` as the same, so
     a look-alike would reach the application as the real field."""
-    lowered = name.lower().replace("_", "-")
+    lowered = name.lower()
+    if b"_" in lowered:
+        lowered = lowered.replace(b"_", b"-")
     return lowered.startswith(_X_FORWARDED_PREFIX) or lowered in _FORWARDING_NAMES
+
+
+def stripped(lowered: bytes, *, trusted: bool) -> bool:
+    """The client's field (its name lower-cased) is not passed on: from an untrusted peer any
+    forwarding field; from a trusted one those the shim rewrites; from anyone a look-alike
+    spelt with `_` (a trusted proxy writes `-`)."""
+    if not trusted:
+        return is_forwarding_field(lowered)
+    return lowered in _REWRITTEN or (b"_" in lowered and is_forwarding_field(lowered))
 
 
 def is_trusted(peer: str | None, trusted: Sequence[IPNetwork]) -> bool:
@@ -122,20 +135,18 @@ class Forwarding:
     prior_forwarded: tuple[str, ...] = ()
 
 
-def _values(fields: Sequence[tuple[str, str]], name: str) -> list[str]:
+def _entries(fields: RawHeaders, name: bytes) -> list[str]:
     """Every comma-separated entry of every line of `name`, in order, blanks left out."""
-    wanted = name.lower()
     return [
-        part.strip()
-        for key, value in fields
-        if key.lower() == wanted
-        for part in value.split(",")
-        if part.strip()
+        text(part.strip(b" \t"))
+        for value in values(fields, name)
+        for part in value.split(b",")
+        if part.strip(b" \t")
     ]
 
 
-def _received_host(fields: Sequence[tuple[str, str]]) -> str | None:
-    hosts = [value.strip() for key, value in fields if key.lower() == "host"]
+def _received_host(fields: RawHeaders) -> str | None:
+    hosts = [text(value.strip(b" \t")) for value in values(fields, HOST)]
     if len(hosts) > 1:
         raise ForwardingRefused(f"{len(hosts)} Host fields; send exactly one (RFC 9112 3.2)")
     if not hosts or not hosts[0]:
@@ -146,16 +157,20 @@ def _received_host(fields: Sequence[tuple[str, str]]) -> str | None:
 
 
 def read_forwarding(
-    fields: Sequence[tuple[str, str]], *, peer: str | None, scheme: str, trusted: bool
+    fields: RawHeaders, *, peer: str | None, scheme: str, trusted: bool
 ) -> Forwarding:
-    """The request's believed origin and forwarding chain; ForwardingRefused for a bad value."""
+    """The request's believed origin and forwarding chain; ForwardingRefused for a bad value.
+
+    `fields`: the request's end-to-end fields as received (hop-by-hop ones left out, forwarding
+    ones kept: `RequestFields.end_to_end_received`); for an untrusted peer only the Host is read.
+    """
     host = _received_host(fields)
     if not trusted:
         return Forwarding(peer, False, scheme, host, scheme, host)
     elements = tuple(_split_elements(fields))
     last = _parse_element(elements[-1]) if elements else {}
-    proto = _right_most(fields, X_FORWARDED_PROTO) or _named(last, "proto", FORWARDED)
-    fwd_host = _right_most(fields, X_FORWARDED_HOST) or _named(last, "host", FORWARDED)
+    proto = _right_most(fields, X_FORWARDED_PROTO) or _named(last, "proto")
+    fwd_host = _right_most(fields, X_FORWARDED_HOST) or _named(last, "host")
     believed_scheme = _checked_scheme(proto) if proto is not None else scheme
     believed_host = _checked_host(fwd_host) if fwd_host is not None else host
     return Forwarding(
@@ -165,19 +180,22 @@ def read_forwarding(
         host,
         believed_scheme,
         believed_host,
-        tuple(_values(fields, X_FORWARDED_FOR)),
+        tuple(_entries(fields, X_FORWARDED_FOR)),
         elements,
     )
 
 
-def _right_most(fields: Sequence[tuple[str, str]], name: istr) -> tuple[str, str] | None:
-    values = _values(fields, name)
-    return (str(name), values[-1]) if values else None
+_SHOWN: Final = {X_FORWARDED_PROTO: "X-Forwarded-Proto", X_FORWARDED_HOST: "X-Forwarded-Host"}
 
 
-def _named(element: dict[str, str], key: str, field: istr) -> tuple[str, str] | None:
+def _right_most(fields: RawHeaders, name: bytes) -> tuple[str, str] | None:
+    entries = _entries(fields, name)
+    return (_SHOWN[name], entries[-1]) if entries else None
+
+
+def _named(element: dict[str, str], key: str) -> tuple[str, str] | None:
     value = element.get(key)
-    return (f"{field} {key}=", value) if value is not None else None
+    return (f"Forwarded {key}=", value) if value is not None else None
 
 
 def _checked_scheme(named: tuple[str, str]) -> str:
@@ -204,12 +222,10 @@ _PAIR: Final = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)=("(?:[^"\\]|\\.)*"
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def _split_elements(fields: Sequence[tuple[str, str]]) -> Iterable[str]:
+def _split_elements(fields: RawHeaders) -> Iterable[str]:
     """Forwarded elements in order (a comma outside quotes separates them)."""
-    for key, value in fields:
-        if key.lower() != "forwarded":
-            continue
-        for element in re.findall(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+', value):
+    for value in values(fields, FORWARDED):
+        for element in re.findall(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+', text(value)):
             if element.strip():
                 yield element.strip()
 
@@ -249,21 +265,7 @@ def own_forwarded_element(forwarding: Forwarding) -> str:
 # -- what the upstream is told ------------------------------------------------------------------
 
 
-def strip_forwarding(fields: Iterable[tuple[str, str]], *, trusted: bool) -> list[tuple[str, str]]:
-    """The fields without those the shim rewrites (trusted) or without any forwarding field."""
-    if trusted:
-        return [(name, value) for name, value in fields if not _rewritten_or_look_alike(name)]
-    return [(name, value) for name, value in fields if not is_forwarding_field(name)]
-
-
-def _rewritten_or_look_alike(name: str) -> bool:
-    """A field the shim rewrites for a trusted peer, or any forwarding field spelt with `_`
-    (a trusted proxy writes `-`; with `_` it is a client's, passed through)."""
-    lowered = name.lower()
-    return lowered in _REWRITTEN or ("_" in lowered and is_forwarding_field(lowered))
-
-
-def forwarding_fields(forwarding: Forwarding) -> list[tuple[str, str]]:
+def forwarding_fields(forwarding: Forwarding) -> list[tuple[bytes, bytes]]:
     """The forwarding fields the shim sends upstream, appended after the client's own fields.
 
     X-Forwarded-For gains the peer; X-Forwarded-Proto/-Host say what the shim believed (the
@@ -271,16 +273,21 @@ def forwarding_fields(forwarding: Forwarding) -> list[tuple[str, str]]:
     hop's element.
     """
     chain = [*forwarding.prior_for, *([forwarding.peer] if forwarding.peer else [])]
-    out: list[tuple[str, str]] = []
+    out: list[tuple[bytes, bytes]] = []
     if chain:
-        out.append((X_FORWARDED_FOR, ", ".join(chain)))
-    out.append((X_FORWARDED_PROTO, forwarding.scheme))
+        out.append((b"X-Forwarded-For", ", ".join(chain).encode("latin-1")))
+    out.append((b"X-Forwarded-Proto", forwarding.scheme.encode("latin-1")))
     if forwarding.host:
-        out.append((X_FORWARDED_HOST, forwarding.host))
+        out.append((b"X-Forwarded-Host", forwarding.host.encode("latin-1")))
     if forwarding.prior_forwarded:
         elements = [*forwarding.prior_forwarded, own_forwarded_element(forwarding)]
-        out.append((FORWARDED, ", ".join(elements)))
+        out.append((b"Forwarded", ", ".join(elements).encode("latin-1", "replace")))
     return out
+
+
+def forwarding_lines(forwarding: Forwarding) -> bytes:
+    """`forwarding_fields` as header lines."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in forwarding_fields(forwarding))
 
 
 def public_origin(forwarding: Forwarding, *, public_url_origin: str | None, fallback: str) -> str:

@@ -8,7 +8,6 @@ headers and free text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from aiohttp import hdrs
 
@@ -26,10 +25,7 @@ __all__ = [
     "SECRET_HEADERS",
     "SECRET_QUERY_PARAMS",
     "SECRET_WORDS",
-    "URL_HEADERS",
     "is_secret_param",
-    "redact_header",
-    "redact_headers",
     "redact_path_qs",
     "redact_query",
     "redact_text",
@@ -40,26 +36,6 @@ SECRET_HEADERS = frozenset(
     {hdrs.AUTHORIZATION, hdrs.PROXY_AUTHORIZATION, hdrs.COOKIE, hdrs.SET_COOKIE}
 )
 _SECRET_HEADERS_FOLDED = frozenset(name.casefold() for name in SECRET_HEADERS)
-
-#: Headers that carry a URL, whose query (an OAuth callback's `code`, say) is redacted.
-URL_HEADERS = frozenset({hdrs.LOCATION, hdrs.CONTENT_LOCATION, hdrs.REFERER})
-_URL_HEADERS_FOLDED = frozenset(name.casefold() for name in URL_HEADERS)
-
-
-def redact_header(name: str, value: str) -> str:
-    """One header's value as it may be shown."""
-    folded = name.casefold()
-    if folded in _SECRET_HEADERS_FOLDED:
-        return REDACTED
-    if folded in _URL_HEADERS_FOLDED:
-        return redact_path_qs(value)
-    return value
-
-
-def redact_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Header pairs (say `request.headers.items()`) for debug output, order and repeats kept."""
-    return tuple((name, redact_header(name, value)) for name, value in headers)
-
 
 # `name=value` inside free text, where the pair starts a string, a query, a fragment or a word.
 _PAIR_IN_TEXT = re.compile(r"(?:(?<=[?&#;\s\"'(])|^)([^\s=&#?;\"']+)=([^\s&#;\"'<>]+)")

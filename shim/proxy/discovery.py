@@ -32,7 +32,7 @@ from shim.http.cache import (
     vary_names,
 )
 from shim.http.codings import DecodeRefused, decode_body
-from shim.http.headers import decode_raw
+from shim.http.headers import Fields, decode_raw
 from shim.obs.metrics import DiscoveryOutcome
 from shim.proxy.errors import UpstreamError
 from shim.proxy.exchange import Exchange
@@ -42,7 +42,6 @@ from shim.proxy.h1 import (
     HOP_BY_HOP_NAMES,
     LOCATION,
     REASONS,
-    Fields,
     http_date,
     simple_response,
 )

@@ -13,12 +13,12 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from shim.core.location import rewrite_location
-from shim.http.headers import decode_raw
+from shim.http.forwarding import forwarding_lines
+from shim.http.headers import Fields, decode_raw
 from shim.proxy.access import note_failure
 from shim.proxy.errors import UpstreamClosedError, UpstreamError
 from shim.proxy.exchange import Exchange
 from shim.proxy.flow import BLOCK_BODY_BUFFER, BLOCK_UPSTREAM, MAX_PENDING_BODY
-from shim.proxy.forwarding import forwarding_lines
 from shim.proxy.framing import (
     LAST_CHUNK,
     BodyKind,
@@ -30,7 +30,6 @@ from shim.proxy.framing import (
 )
 from shim.proxy.h1 import (
     HOP_BY_HOP_NAMES,
-    Fields,
     client_response_head,
     interim_head,
     request_line,

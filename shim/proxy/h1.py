@@ -13,10 +13,8 @@ from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from typing import Final
 
-from shim.http.headers import HOP_BY_HOP
+from shim.http.headers import HOP_BY_HOP, Fields
 from shim.proxy.framing import ClientFraming, ResponseHead
-
-Fields = list[tuple[bytes, bytes]]
 
 HOST: Final = b"host"
 CONNECTION: Final = b"connection"
@@ -28,7 +26,7 @@ CONTENT_LENGTH: Final = b"content-length"
 TRANSFER_ENCODING: Final = b"transfer-encoding"
 
 #: hop-by-hop names, lower-cased bytes
-HOP_BY_HOP_NAMES: Final = frozenset(name.lower().encode() for name in HOP_BY_HOP)
+HOP_BY_HOP_NAMES: Final = HOP_BY_HOP
 
 _TARGET_BYTES: Final = bytes(range(0x21, 0x7F))
 
@@ -54,14 +52,6 @@ def origin_form(target: str) -> str | None:
     cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     path_qs = rest[cut:]
     return path_qs if path_qs.startswith("/") else "/" + path_qs
-
-
-def first_value(fields: Fields, name: bytes) -> bytes | None:
-    """The first `name` field's value (`name` lower-cased)."""
-    for field_name, value in fields:
-        if field_name.lower() == name:
-            return value
-    return None
 
 
 def request_line_version(chunk: bytes) -> bool | None:

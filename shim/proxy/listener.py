@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, cast
 import httptools
 
 from shim.config.runtime import Runtime
-from shim.http.forwarding import Forwarding, is_trusted
+from shim.http.forwarding import Forwarding, ForwardingRefused, is_trusted, read_forwarding
+from shim.http.headers import Fields
 from shim.http.target import (
     HTTP2_REFUSAL,
     escape_refusal,
@@ -46,10 +47,8 @@ from shim.proxy.flow import (
     BLOCK_UPSTREAM,
     MAX_QUEUED,
 )
-from shim.proxy.forwarding import ForwardingRefused, read_exchange_forwarding
 from shim.proxy.h1 import (
     REASONS,
-    Fields,
     origin_form,
     request_line_version,
     text_response,
@@ -477,8 +476,8 @@ class ClientConnection(asyncio.Protocol):
             source = facts.end_to_end_received()
         else:
             source = [] if facts.host is None else [(b"Host", facts.host)]
-        forwarding = read_exchange_forwarding(
-            source, peer=self.peer, scheme=self.scheme, runtime=runtime
+        forwarding = read_forwarding(
+            source, peer=self.peer, scheme=self.scheme, trusted=facts.trusted
         )
         self._last_forwarding = (runtime, key, forwarding)
         return forwarding

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from shim.proxy.forwarding import stripped
+from shim.http.forwarding import stripped
+from shim.http.headers import Fields
 from shim.proxy.h1 import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -27,7 +28,6 @@ from shim.proxy.h1 import (
     HOST,
     TRANSFER_ENCODING,
     UPGRADE,
-    Fields,
 )
 
 BodyFraming = Literal["none", "length", "chunked"]

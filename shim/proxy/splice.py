@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from shim.http.headers import Fields
 from shim.proxy.exchange import Exchange
 from shim.proxy.flow import BLOCK_BODY_BUFFER, MAX_PENDING_BODY
 from shim.proxy.forward import Forward
 from shim.proxy.frames import GOING_AWAY, FrameTracker, close_frame
 from shim.proxy.framing import BodyKind, ResponseHead
-from shim.proxy.h1 import Fields, switching_head
+from shim.proxy.h1 import switching_head
 
 if TYPE_CHECKING:
     from shim.proxy.listener import ClientConnection

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final, Literal, Protocol, cast
 
-from shim.http.headers import invalid_response_head
+from shim.http.headers import Fields, invalid_response_head
 from shim.proxy.errors import (
     BadResponseError,
     ReadTimeoutError,
@@ -26,7 +26,6 @@ from shim.proxy.framing import (
     body_kind,
     parse_response_head,
 )
-from shim.proxy.h1 import Fields
 
 if TYPE_CHECKING:
     from shim.proxy.pool import UpstreamPool

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from shim.http.forwarding import (
     Forwarding,
     ForwardingRefused,
+    IPNetwork,
     forwarding_fields,
+    forwarding_lines,
     is_forwarding_field,
+    is_trusted,
     own_forwarded_element,
     public_origin,
     read_forwarding,
-    strip_forwarding,
+    stripped,
     valid_host,
 )
 
 HOST = ("Host", "account.example.com")
+LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 def read(*fields: tuple[str, str], trusted: bool = True) -> Forwarding:
-    return read_forwarding(list(fields), peer="10.0.0.2", scheme="http", trusted=trusted)
+    raw = [(name.encode(), value.encode("latin-1")) for name, value in fields]
+    return read_forwarding(raw, peer="10.0.0.2", scheme="http", trusted=trusted)
 
 
 @pytest.mark.parametrize(
@@ -40,12 +47,13 @@ def read(*fields: tuple[str, str], trusted: bool = True) -> Forwarding:
     ],
 )
 def test_forwarding_fields_are_recognised(name: str) -> None:
-    assert is_forwarding_field(name)
+    assert is_forwarding_field(name.encode())
+    assert is_forwarding_field(name.replace("-", "_").encode())  # a CGI look-alike
 
 
 @pytest.mark.parametrize("name", ["Host", "X-Request-Id", "Origin", "Via", "X-Forwarded"])
 def test_other_fields_are_not(name: str) -> None:
-    assert not is_forwarding_field(name)
+    assert not is_forwarding_field(name.encode())
 
 
 @pytest.mark.parametrize(
@@ -143,19 +151,42 @@ def test_an_invalid_or_repeated_host_is_refused_from_anyone() -> None:
         read(HOST, HOST, trusted=False)
 
 
-def test_strip_removes_every_forwarding_field_from_an_untrusted_peer() -> None:
-    fields = [
-        ("X-Real-IP", "6.6.6.6"),
-        ("Accept", "*/*"),
-        ("X-Forwarded-Port", "443"),
-        ("Forwarded", "for=6.6.6.6"),
-    ]
-    assert strip_forwarding(fields, trusted=False) == [("Accept", "*/*")]
-    assert strip_forwarding(fields, trusted=True) == [
-        ("X-Real-IP", "6.6.6.6"),
-        ("Accept", "*/*"),
-        ("X-Forwarded-Port", "443"),
-    ]
+@pytest.mark.parametrize(
+    ("name", "untrusted", "trusted"),
+    [
+        (b"x-real-ip", True, False),
+        (b"accept", False, False),
+        (b"x-forwarded-port", True, False),
+        (b"forwarded", True, True),
+        (b"x-forwarded-for", True, True),
+        (b"x-forwarded-host", True, True),
+        (b"x_forwarded_port", True, True),
+        (b"x_real_ip", True, True),
+    ],
+)
+def test_what_is_stripped_from_whom(name: bytes, untrusted: bool, trusted: bool) -> None:
+    """An untrusted peer's forwarding fields all go; a trusted peer's only those the shim
+    rewrites; a look-alike spelt with `_` from anyone."""
+    assert stripped(name, trusted=False) is untrusted
+    assert stripped(name, trusted=True) is trusted
+
+
+@pytest.mark.parametrize(
+    ("peer", "trusted", "expected"),
+    [
+        ("127.0.0.1", LOOPBACK, True),
+        ("127.9.9.9", LOOPBACK, True),
+        ("10.0.0.1", LOOPBACK, False),
+        ("::1", LOOPBACK, False),
+        ("127.0.0.1", (), False),
+        (None, LOOPBACK, False),
+        ("", LOOPBACK, False),
+        ("not-an-ip", LOOPBACK, False),
+        ("fe80::1%eth0", (ipaddress.ip_network("fe80::/10"),), True),
+    ],
+)
+def test_is_trusted(peer: str | None, trusted: tuple[IPNetwork, ...], expected: bool) -> None:
+    assert is_trusted(peer, trusted) is expected
 
 
 def test_fields_for_the_upstream_say_what_was_believed() -> None:
@@ -166,15 +197,24 @@ def test_fields_for_the_upstream_say_what_was_believed() -> None:
         ("Forwarded", "for=2.2.2.2"),
     )
     assert forwarding_fields(got) == [
-        ("X-Forwarded-For", "1.1.1.1, 2.2.2.2, 10.0.0.2"),
-        ("X-Forwarded-Proto", "http"),
-        ("X-Forwarded-Host", "account.example.com"),
-        ("Forwarded", "for=2.2.2.2, for=10.0.0.2;host=account.example.com;proto=http"),
+        (b"X-Forwarded-For", b"1.1.1.1, 2.2.2.2, 10.0.0.2"),
+        (b"X-Forwarded-Proto", b"http"),
+        (b"X-Forwarded-Host", b"account.example.com"),
+        (b"Forwarded", b"for=2.2.2.2, for=10.0.0.2;host=account.example.com;proto=http"),
     ]
+    assert forwarding_lines(got) == b"".join(
+        n + b": " + v + b"\r\n" for n, v in forwarding_fields(got)
+    )
+
+
+def test_a_trusted_peers_bytes_pass_on_byte_for_byte() -> None:
+    """Values are read as latin-1, so what is passed on is what came in."""
+    got = read(HOST, ("X-Forwarded-For", "1.1.1.1 (caf\u00e9)"))
+    assert forwarding_fields(got)[0] == (b"X-Forwarded-For", b"1.1.1.1 (caf\xe9), 10.0.0.2")
 
 
 def test_own_element_quotes_ipv6_and_ports() -> None:
-    got = read_forwarding([("Host", "a.example:8443")], peer="::1", scheme="https", trusted=False)
+    got = read_forwarding([(b"Host", b"a.example:8443")], peer="::1", scheme="https", trusted=False)
     assert own_forwarded_element(got) == 'for="[::1]";host="a.example:8443";proto=https'
 
 
