@@ -28,7 +28,7 @@ from shim.http.target import (
 )
 from shim.obs.logs import log_event
 from shim.obs.metrics import LimitName
-from shim.proxy.access import finish_exchange
+from shim.proxy.access import begin_exchange, finish_exchange
 from shim.proxy.dispatch import dispatch
 from shim.proxy.exchange import Exchange
 from shim.proxy.flow import BLOCK_BODY_BUFFER, BLOCK_PIPELINE, BLOCK_UPSTREAM
@@ -361,6 +361,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _activate(self, exchange: Exchange, body: list[bytes]) -> None:
         self.exchange = exchange
+        begin_exchange(self.state, exchange)
         if not exchange.request_complete:
             self._arm("body", self.limits.body_idle_timeout)
         else:
