@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from yarl import URL
@@ -139,7 +139,7 @@ _LIMITS: Mapping[str, Parser] = {
     "websocket_max_message": parse_size,
 }
 _LOG: Mapping[str, Parser] = {
-    "format": choice("json", "text"),
+    "format": choice(*get_args(LogFormat)),
     "level": parse_log_level,
     "flush_interval": parse_flush_interval,
 }

@@ -39,6 +39,7 @@ def finish_exchange(state: ShimState, exchange: Exchange) -> None:
         kind=exchange.kind,
         outcome=exchange.outcome or exchange.error,
         client=exchange.peer,
+        request_fields=exchange.fields,
     )
 
 
