@@ -156,10 +156,12 @@ def _add_observations(histograms: dict[str, Histogram], taken: dict[str, list[fl
 class Metrics:
     """The shim's metrics, in a registry of their own.
 
-    The per-request counts (requests, upstream times, deep links, discovery outcomes) are
-    added up by its `tally` and handed to prometheus-client in batches by `flush`: every
-    collection of the registry flushes first, and the proxy flushes once a second (so that,
-    with several workers, each worker's files are at most a second behind).
+    The per-request counts (requests and their durations, upstream times, deep links,
+    discovery outcomes, the requests in flight) are added up by its `tally` and handed to
+    prometheus-client in batches by `flush`, which also sets the gauges (in flight, the
+    discovery cache's age): every collection of the registry flushes first, and the proxy
+    flushes once a second (so that, with several workers, each worker's files are at most a
+    second behind).
     """
 
     def __init__(self, version: str = __version__) -> None:
