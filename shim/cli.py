@@ -1,4 +1,4 @@
-"""`msc4191-shim`: run, check-config, translate, doctor, config dump|schema.
+"""`msc4191-shim`: run, check-config, healthcheck, translate, doctor, config dump|schema.
 
 Exit status: 0 success, 1 runtime failure, 2 bad configuration or usage.
 """
@@ -25,6 +25,7 @@ EXAMPLES = """\
 examples:
   msc4191-shim run --config /etc/msc4191-shim/config.yaml
   msc4191-shim check-config --config config.yaml
+  msc4191-shim healthcheck                          # the image's HEALTHCHECK
   msc4191-shim config dump --config config.yaml     # the effective configuration
   msc4191-shim config schema > config.schema.json   # JSON Schema of the file
   msc4191-shim translate --dialect mas-0.9 \\
@@ -78,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("--config", help=config_help)
+
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 if the shim on this host answers /healthz on its configured admin listener",
+    )
+    health.add_argument("--config", help=config_help)
 
     translate = commands.add_parser("translate", help="say what the shim does with deep links")
     translate.add_argument("--config", help=config_help)
@@ -192,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         print(f"configuration OK: {resolve_config_path(args.config, os.environ)}")
         return 0
+    if args.command == "healthcheck":
+        return _healthcheck(args.config)
     if args.command == "translate":
         return _translate(args.config, args.dialect, args.urls)
     if args.command == "config":
@@ -201,6 +210,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
+
+
+def _healthcheck(path: str | None) -> int:
+    from shim.doctor.health import check_health
+
+    config = _load(path, "healthcheck")
+    if config is None:
+        return EXIT_CONFIG
+    healthy, found = check_health(config.admin.listen)
+    print(found, file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
 
 
 def _translate(path: str | None, dialect: str | None, urls: Sequence[str]) -> int:

@@ -20,7 +20,8 @@ from shim.http.forwarding import IPNetwork
 
 Strategy = Literal["redirect", "rewrite"]
 Advertise = Literal["stable", "stable+legacy"]
-LogFormat = Literal["json", "text"]
+#: json: our JSON lines; ecs: Elastic Common Schema names (obs/logs.py); text: for people
+LogFormat = Literal["json", "ecs", "text"]
 
 #: the dialect of `account_management.dialect` when the file names none (MAS 0.9 to 1.9)
 DEFAULT_DIALECT = "mas-0.9"

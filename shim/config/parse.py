@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from yarl import URL
@@ -151,7 +151,7 @@ _LIMITS: Mapping[str, Parser] = {
     "send_timeout": parse_positive_duration,
 }
 _LOG: Mapping[str, Parser] = {
-    "format": choice("json", "text"),
+    "format": choice(*get_args(LogFormat)),
     "level": parse_log_level,
     "flush_interval": parse_flush_interval,
 }

@@ -311,5 +311,12 @@ class DiscoveryCache:
             if not any(k == old_key for k, _ in pool):
                 self._vary.pop(old_key, None)
 
+    def oldest_stored(self) -> float | None:
+        """When the oldest document held was stored (`stored_at`), or None when none is."""
+        return min(
+            (doc.stored_at for pool in (self._plain, self._other) for doc in pool.values()),
+            default=None,
+        )
+
     def __len__(self) -> int:
         return len(self._plain) + len(self._other)

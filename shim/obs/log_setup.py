@@ -1,4 +1,5 @@
-"""Installing the logs: the stderr handler on the root logger, in JSON lines or text for people.
+"""Installing the logs: the stderr handler on the root logger, in JSON lines, ECS JSON lines or
+text for people.
 
 Everything goes to stderr through one handler on the root logger, so aiohttp's and asyncio's own
 warnings come out in the same format; aiohttp's access log is silenced (`obs/logs.log_request`
@@ -12,22 +13,33 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from shim.obs.logs import (
     LEVELS,
     direct_to,
+    ecs_record_line,
     flush_access_lines,
     json_record_line,
     text_record_line,
 )
 
+if TYPE_CHECKING:
+    from shim.config.model import LogFormat
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: `time`, `level`, `event`, then the fields."""
+    """One JSON object per line: `time`, `level`, `event`, `message`, then the fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         return json_record_line(record)
+
+
+class EcsFormatter(logging.Formatter):
+    """One Elastic Common Schema object per line: `@timestamp`, `log.level`, `message`, ..."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return ecs_record_line(record)
 
 
 class TextFormatter(logging.Formatter):
@@ -56,12 +68,19 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
-def configure_logging(format: Literal["json", "text"], level: str) -> None:
+_FORMATTERS: dict[str, type[logging.Formatter]] = {
+    "json": JsonFormatter,
+    "ecs": EcsFormatter,
+    "text": TextFormatter,
+}
+
+
+def configure_logging(format: LogFormat, level: str) -> None:
     """Install (or replace, at reload) the stderr handler; silence aiohttp's access log."""
     if level.upper() not in LEVELS:
         raise ValueError(f"log level: expected one of {', '.join(LEVELS)}, got {level!r}")
     handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
+    handler.setFormatter(_FORMATTERS[format]())
     direct_to(handler, format)
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:

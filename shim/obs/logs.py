@@ -1,4 +1,12 @@
-"""Logs: one line per request and per lifecycle event, as JSON lines or as text for people.
+"""Logs: one line per request and per lifecycle event, as JSON lines, as Elastic Common Schema
+(ECS) JSON lines, or as text for people.
+
+JSON (`log.format: json`): `time`, `level`, `event` (the event's name), `message` (for a request
+`GET /path 302`, else the event's name), then the event's own fields. ECS (`log.format: ecs`):
+`@timestamp`, `log.level`, `message`, `ecs.version` first (ecs-logging's spec), then ECS's own
+objects (`log`, `event`, `http`, `url`, `client`, `user_agent`, `error`) and everything else of
+ours under `msc4191_shim`, so no field of ours lands where ECS expects something else (ECS's
+`event` and `client` are objects).
 
 This module builds the lines; `obs/log_setup.py` installs the one stderr handler that writes
 them (this module is compiled with mypyc by setup.py, that one's logging subclasses are not).
@@ -15,10 +23,13 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from math import isfinite
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from shim.config.model import LogFormat
 
 from shim.obs.redact import (
     REDACTED,
@@ -40,7 +51,14 @@ _SECRET_FIELDS: Final = frozenset(
     name.casefold().replace("-", "_") for name in (*SECRET_HEADERS, *SECRET_QUERY_PARAMS)
 )
 _FIELDS_ATTR: Final = "shim_fields"
-_RESERVED: Final = frozenset({"time", "level", "event", "logger", "exception", "stack"})
+#: an access record's User-Agent, for the ECS line only (the JSON and text lines have none)
+_USER_AGENT_ATTR: Final = "shim_user_agent"
+_RESERVED: Final = frozenset({"time", "level", "event", "message", "logger", "exception", "stack"})
+#: the ECS version whose field names the `ecs` format writes
+ECS_VERSION: Final = "8.11.0"
+#: ECS `event.dataset` of access lines and of the other lines
+_ECS_ACCESS_DATASET: Final = "msc4191_shim.access"
+_ECS_LOG_DATASET: Final = "msc4191_shim.log"
 
 
 #: the last second formatted (one entry, as `h1.http_date` keeps its date): a busy shim writes
@@ -111,12 +129,104 @@ def _record_fields(record: logging.LogRecord) -> dict[str, object]:
     return out
 
 
+def _is_access(record: logging.LogRecord) -> bool:
+    return record.name == ACCESS_LOGGER_NAME and record.msg == "request"
+
+
+def _request_message(fields: Mapping[str, object]) -> str:
+    """`GET /account/?action=x 302` (`-` for an aborted response): method and path are scrubbed
+    already, so the message is never scrubbed again (the direct line could not follow)."""
+    status = fields.get("status")
+    return f"{fields.get('method')} {fields.get('path')} {'-' if status is None else status}"
+
+
 def json_record_line(record: logging.LogRecord) -> str:
-    """One JSON object on one line: `time`, `level`, `event`, then the fields
+    """One JSON object on one line: `time`, `level`, `event`, `message`, then the fields
     (`log_setup.JsonFormatter`)."""
+    fields = _record_fields(record)
     line: dict[str, object] = {"time": rfc3339_utc(record.created), "level": record.levelname}
-    line.update(_record_fields(record))
+    if "logger" in fields:
+        line["logger"] = fields.pop("logger")
+    line["event"] = fields["event"]
+    line["message"] = _request_message(fields) if _is_access(record) else fields["event"]
+    line.update(fields)
     return _encode_json(line)
+
+
+def ecs_record_line(record: logging.LogRecord) -> str:
+    """One ECS JSON object on one line (`log_setup.EcsFormatter`): see the module's docstring."""
+    fields = _record_fields(record)
+    if _is_access(record):
+        user_agent = getattr(record, _USER_AGENT_ATTR, None)
+        return _encode_json(_ecs_request(rfc3339_utc(record.created), fields, user_agent))
+    message = fields.pop("event")
+    fields.pop("logger", None)
+    exception = fields.pop("exception", None)
+    stack = fields.pop("stack", None)
+    line: dict[str, object] = {
+        "@timestamp": rfc3339_utc(record.created),
+        "log.level": record.levelname.lower(),
+        "message": message,
+        "ecs.version": ECS_VERSION,
+        "log": {"logger": record.name},
+    }
+    event: dict[str, object] = {"dataset": _ECS_LOG_DATASET}
+    if getattr(record, _FIELDS_ATTR, None) is not None:
+        event["action"] = message  # the shim's own events are named
+    line["event"] = event
+    if exception is not None or stack is not None:
+        line["error"] = {"stack_trace": exception if exception is not None else stack}
+    if fields:
+        line["msc4191_shim"] = fields
+    return _encode_json(line)
+
+
+def _ecs_request(
+    timestamp: str, fields: Mapping[str, object], user_agent: object
+) -> dict[str, object]:
+    """An access record's ECS object, from its (scrubbed) fields; None values are left out."""
+    duration_ms = fields.get("duration_ms")
+    path, _, query = str(fields.get("path")).partition("?")
+    request: dict[str, object] = {"method": fields.get("method")}
+    if fields.get("request_id") is not None:
+        request["id"] = fields.get("request_id")
+    response: dict[str, object] = {}
+    if fields.get("status") is not None:
+        response["status_code"] = fields.get("status")
+    response["body"] = {"bytes": fields.get("bytes")}
+    url: dict[str, object] = {"path": path}
+    if query:
+        url["query"] = query
+    line: dict[str, object] = {
+        "@timestamp": timestamp,
+        "log.level": "info",
+        "message": _request_message(fields),
+        "ecs.version": ECS_VERSION,
+        "log": {"logger": ACCESS_LOGGER_NAME},
+        "event": {
+            "dataset": _ECS_ACCESS_DATASET,
+            "duration": _ecs_duration(duration_ms),
+        },
+        "http": {"request": request, "response": response},
+        "url": url,
+    }
+    if fields.get("client") is not None:
+        line["client"] = {"ip": fields.get("client")}
+    if user_agent is not None:
+        line["user_agent"] = {"original": _clean("", user_agent)}
+    ours: dict[str, object] = {"kind": fields.get("kind")}
+    for key in ("outcome", "upstream_status"):
+        if fields.get(key) is not None:
+            ours[key] = fields.get(key)
+    line["msc4191_shim"] = ours
+    return line
+
+
+def _ecs_duration(duration_ms: object) -> object:
+    """ECS's `event.duration` is in nanoseconds; `duration_ms` is microseconds / 1000."""
+    if isinstance(duration_ms, float | int) and isfinite(duration_ms):
+        return round(duration_ms * 1000) * 1000
+    return None
 
 
 def _text_value(value: object, *, spaces: bool = False) -> str:
@@ -151,7 +261,7 @@ def text_record_line(record: logging.LogRecord) -> str:
     return f"{line}\n{exception}" if exception else line
 
 
-def direct_to(handler: logging.Handler, format: Literal["json", "text"]) -> None:
+def direct_to(handler: logging.Handler, format: LogFormat) -> None:
     """Access lines go straight to `handler`'s stream (stderr) in `format` while it is the only
     handler they would reach (`log_setup.configure_logging` installs it)."""
     flush_access_lines()
@@ -175,7 +285,7 @@ class _AccessOutput:
 
     def __init__(self) -> None:
         #: (the handler `log_setup.configure_logging` installed, its format)
-        self.direct: tuple[logging.Handler, Literal["json", "text"]] | None = None
+        self.direct: tuple[logging.Handler, LogFormat] | None = None
         self.pending: list[str] = []
         self.pending_size = 0
         #: how a flush is run later: the listener's `loop.call_soon` (at the end of this loop
@@ -310,7 +420,7 @@ _MICROS_PLAIN: Final = 10**15
 
 def access_line(
     created: float,
-    format: Literal["json", "text"],
+    format: LogFormat,
     method: str,
     path: str,
     status: int | None,
@@ -321,36 +431,32 @@ def access_line(
     outcome: str | None,
     client: str | None,
     request_id: str | None,
+    user_agent: str | None = None,
 ) -> str:
     """The access line (no newline) the handler's formatter writes for a request record with
-    these fields and `duration_ms` `duration_us / 1000`; `path` is scrubbed already
-    (`_scrubbed_path`), the other strings are not.
+    these fields and `duration_ms` `duration_us / 1000` (and, for ECS, `user_agent`); `path` is
+    scrubbed already (`_scrubbed_path`), the other strings are not.
 
     The shim calls it once a request, with positional arguments (keywords cost more than the
     JSON line's own assembly); the names are there for readers and tests."""
-    if format == "json" and type(method) is str and type(path) is str and type(kind) is str:
-        # the five strings that repeat from request to request, encoded once per combination
-        key = (method, kind, outcome, client, request_id)
-        texts = _texts_cache.get(key)
-        if texts is None:
-            texts = tuple(map(_json_text, key))
-            if len(_texts_cache) >= _PATH_CACHE_SIZE:
-                _texts_cache.clear()
-            _texts_cache[key] = texts
-        status_text = str(status) if type(status) is int else _json_int(status)
-        bytes_text = str(bytes_sent) if type(bytes_sent) is int else _json_int(bytes_sent)
-        if 0 <= duration_us < _MICROS_PLAIN:  # no float formatting: a table
-            duration_text = f"{duration_us // 1000}{_MICROS[duration_us % 1000]}"
-        else:
-            duration_text = _json_float(duration_us / 1000)
-        # one f-string: compiled (setup.py), it is built in one step
-        return (
-            f'{{"time": "{rfc3339_utc(created)}", "level": "INFO", "event": "request", '
-            f'"method": {texts[0]}, "path": {_quote(path)}, "status": {status_text}, '
-            f'"duration_ms": {duration_text}, "bytes": {bytes_text}, '
-            f'"upstream_status": {_json_int(upstream_status)}, "kind": {texts[1]}, '
-            f'"outcome": {texts[2]}, "client": {texts[3]}, "request_id": {texts[4]}}}'
-        )
+    if (
+        format != "text"
+        and type(method) is str
+        and type(path) is str
+        and type(kind) is str
+        and type(bytes_sent) is int
+        and (status is None or type(status) is int)
+    ):
+        if format == "json":
+            return _json_access_line(
+                created, method, path, status, duration_us, bytes_sent, upstream_status, kind,
+                outcome, client, request_id,
+            )  # fmt: skip
+        if upstream_status is None or type(upstream_status) is int:
+            return _ecs_access_line(
+                created, method, path, status, duration_us, bytes_sent, upstream_status, kind,
+                outcome, client, request_id, user_agent,
+            )  # fmt: skip
     values = (
         method,
         path,
@@ -370,11 +476,138 @@ def access_line(
     if format == "json":
         line: dict[str, object] = {"time": rfc3339_utc(created), "level": "INFO"}
         line["event"] = "request"
+        line["message"] = _request_message(fields)
         line.update(fields)
         return _encode_json(line)
+    if format == "ecs":
+        return _encode_json(_ecs_request(rfc3339_utc(created), fields, user_agent))
     parts = [rfc3339_utc(created), "INFO", "request", _text_request(fields)]
     parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
     return " ".join(parts)
+
+
+def _json_access_line(
+    created: float,
+    method: str,
+    path: str,
+    status: int | None,
+    duration_us: int,
+    bytes_sent: int,
+    upstream_status: int | None,
+    kind: str,
+    outcome: str | None,
+    client: str | None,
+    request_id: str | None,
+) -> str:
+    # the five strings that repeat from request to request, encoded once per combination
+    key = (method, kind, outcome, client, request_id)
+    texts = _texts_cache.get(key)
+    if texts is None:
+        texts = tuple(map(_json_text, key))
+        if len(_texts_cache) >= _PATH_CACHE_SIZE:
+            _texts_cache.clear()
+        _texts_cache[key] = texts
+    if status is None:
+        status_text, status_word = "null", "-"
+    else:
+        status_text = status_word = str(status)
+    if 0 <= duration_us < _MICROS_PLAIN:  # no float formatting: a table
+        duration_text = f"{duration_us // 1000}{_MICROS[duration_us % 1000]}"
+    else:
+        duration_text = _json_float(duration_us / 1000)
+    quoted_path = _quote(path)
+    # one f-string: compiled (setup.py), it is built in one step. The message is the quoted
+    # method and path joined inside one pair of quotes: JSON escapes character by character
+    return (
+        f'{{"time": "{rfc3339_utc(created)}", "level": "INFO", "event": "request", '
+        f'"message": {texts[0][:-1]} {quoted_path[1:-1]} {status_word}", '
+        f'"method": {texts[0]}, "path": {quoted_path}, "status": {status_text}, '
+        f'"duration_ms": {duration_text}, "bytes": {bytes_sent}, '
+        f'"upstream_status": {_json_int(upstream_status)}, "kind": {texts[1]}, '
+        f'"outcome": {texts[2]}, "client": {texts[3]}, "request_id": {texts[4]}}}'
+    )
+
+
+_ecs_cache: Final[dict[tuple[str | None, ...], tuple[str, str, str, str]]] = {}
+
+
+def _ecs_parts(
+    method: str,
+    kind: str,
+    outcome: str | None,
+    client: str | None,
+    request_id: str | None,
+    user_agent: str | None,
+) -> tuple[str, str, str, str]:
+    """The pieces of an ECS access line made of strings that repeat from request to request:
+    (quoted method, `http.request`, the `client` and `user_agent` members, `msc4191_shim`'s
+    start), built once per combination."""
+    key = (method, kind, outcome, client, request_id, user_agent)
+    parts = _ecs_cache.get(key)
+    if parts is None:
+        quoted_method = _json_text(method)
+        request = f'{{"method": {quoted_method}'
+        if request_id is not None:
+            request += f', "id": {_json_text(request_id)}'
+        middle = ""
+        if client is not None:
+            middle += f', "client": {{"ip": {_json_text(client)}}}'
+        if user_agent is not None:
+            middle += f', "user_agent": {{"original": {_json_text(user_agent)}}}'
+        ours = f'"msc4191_shim": {{"kind": {_json_text(kind)}'
+        if outcome is not None:
+            ours += f', "outcome": {_json_text(outcome)}'
+        parts = (quoted_method, request + "}", middle, ours)
+        if len(_ecs_cache) >= _PATH_CACHE_SIZE:
+            _ecs_cache.clear()
+        _ecs_cache[key] = parts
+    return parts
+
+
+def _ecs_access_line(
+    created: float,
+    method: str,
+    path: str,
+    status: int | None,
+    duration_us: int,
+    bytes_sent: int,
+    upstream_status: int | None,
+    kind: str,
+    outcome: str | None,
+    client: str | None,
+    request_id: str | None,
+    user_agent: str | None,
+) -> str:
+    quoted_method, request, middle, ours = _ecs_parts(
+        method, kind, outcome, client, request_id, user_agent
+    )
+    url_path, mark, query = path.partition("?")
+    quoted_path = _quote(url_path)
+    if query:
+        url = f'{{"path": {quoted_path}, "query": {_quote(query)}}}'
+        query_text = "?" + _quote(query)[1:-1]
+    else:
+        url = f'{{"path": {quoted_path}}}'
+        query_text = mark
+    body = f'"body": {{"bytes": {bytes_sent}}}'
+    if status is None:
+        response, status_word = f"{{{body}}}", "-"
+    else:
+        status_word = str(status)
+        response = f'{{"status_code": {status_word}, {body}}}'
+    if upstream_status is not None:
+        ours = f'{ours}, "upstream_status": {upstream_status}}}'
+    else:
+        ours += "}"
+    return (
+        f'{{"@timestamp": "{rfc3339_utc(created)}", "log.level": "info", '
+        f'"message": {quoted_method[:-1]} {quoted_path[1:-1]}{query_text} {status_word}", '
+        f'"ecs.version": "{ECS_VERSION}", "log": {{"logger": "{ACCESS_LOGGER_NAME}"}}, '
+        f'"event": {{"dataset": "{_ECS_ACCESS_DATASET}", '
+        f'"duration": {_ecs_duration(duration_us / 1000)}}}, '
+        f'"http": {{"request": {request}, "response": {response}}}, "url": {url}{middle}, '
+        f"{ours}}}"
+    )
 
 
 def log_request(
@@ -389,8 +622,12 @@ def log_request(
     outcome: str | None,
     client: str | None,
     request_id: str | None = None,
+    request_fields: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """One line for a finished request; `status=None` when the response was aborted."""
+    """One line for a finished request; `status=None` when the response was aborted.
+
+    `request_fields` are the request's header fields as received: the ECS line carries its
+    User-Agent (looked for only when that line is written)."""
     out = _out
     direct = out.direct
     # to the microsecond, as an integer: formatting a float costs more than the rest of the line
@@ -411,7 +648,8 @@ def log_request(
                     "outcome": outcome,
                     "client": client,
                     "request_id": request_id,
-                }
+                },
+                _user_agent(request_fields),
             )
             return
         # lines are buffered until the next flush: until then they go the way this one goes
@@ -431,6 +669,7 @@ def log_request(
         outcome,
         client,
         request_id,
+        _user_agent(request_fields) if direct[1] == "ecs" else None,
     )
     out.pending.append(line + "\n")
     out.pending_size += len(line) + 1
@@ -447,7 +686,15 @@ def log_request(
             out.flush_scheduled = True
 
 
-def _log_request_record(fields: dict[str, object]) -> None:
+def _user_agent(fields: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The first User-Agent field's value, as text (Latin-1: a field's bytes as received)."""
+    for name, value in fields:
+        if len(name) == 10 and name.lower() == b"user-agent":
+            return value.decode("latin-1")
+    return None
+
+
+def _log_request_record(fields: dict[str, object], user_agent: str | None) -> None:
     # makeRecord and handle are what `.info()` does, less the search of the stack for the
     # caller's file and line, which no formatter here writes
     record = _access_logger.makeRecord(
@@ -459,7 +706,7 @@ def _log_request_record(fields: dict[str, object]) -> None:
         (),
         None,
         "log_request",
-        {_FIELDS_ATTR: fields},
+        {_FIELDS_ATTR: fields, _USER_AGENT_ATTR: user_agent},
     )
     _access_logger.handle(record)
 

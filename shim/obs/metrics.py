@@ -14,16 +14,22 @@ sum, use prometheus-client's multiprocess mode:
   start: `prepare_multiprocess_dir()`; files left from an earlier run would be added in;
 - every worker then answers `/metrics` with the sum over all workers, dead ones included, so
   counters never go backwards when a worker restarts;
-- gauges need a `multiprocess_mode`: `build_info` uses `max` (every worker reports 1);
+- gauges need a `multiprocess_mode`: `build_info` uses `max` (every worker reports 1), the
+  in-flight gauge `livesum` (the live workers' sum), the discovery cache's age `livemax`;
 - process metrics (`process_*`, `python_gc_*`) are only exported without multiprocess mode.
+
+No `*_created` series: prometheus-client's are switched off for the whole process when this module
+is imported (`disable_created_metrics`). They double the series of every counter and histogram,
+and their value (the process's start) is already in `process_start_time_seconds`.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final, Literal, cast, get_args
 
 from prometheus_client import (
@@ -34,6 +40,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     multiprocess,
     values,
 )
@@ -71,7 +78,6 @@ LimitName = Literal[
     "max_head_bytes",
     "max_connections",
     "send_timeout",
-    "websocket_max_message",
     "upstream_max_connections",
 ]
 
@@ -82,10 +88,18 @@ UPSTREAM_ERROR_REASONS: Final[frozenset[str]] = frozenset(get_args(UpstreamError
 LIMIT_NAMES: Final[frozenset[str]] = frozenset(get_args(LimitName))
 STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "aborted", "other")
 
-#: From a loopback hop (1 ms) to a portal that is struggling (30 s).
+#: From a loopback hop (1 ms) to a portal that is struggling (30 s)...
 UPSTREAM_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-UPSTREAM_BUCKETS_LONG: Final = (10.0, 30.0)
+#: ... and past `upstream.read_timeout` (60 s by default): a request cut by the timeout lands
+#: in the 120 s bucket, apart from slow answers that made it
+UPSTREAM_BUCKETS_LONG: Final = (10.0, 30.0, 60.0, 120.0)
 _UPSTREAM_BOUNDS: Final = UPSTREAM_BUCKETS + UPSTREAM_BUCKETS_LONG
+#: The shim's own answers (a redirect, a cached document) take a tenth of a millisecond or less:
+#: the request duration's buckets start there, then follow the upstream's.
+REQUEST_BUCKETS_SHORT: Final = (0.0001, 0.00025, 0.0005)
+_REQUEST_BOUNDS: Final = REQUEST_BUCKETS_SHORT + _UPSTREAM_BOUNDS
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def status_class(status: int | None) -> str:
@@ -128,13 +142,26 @@ def _flush_if_alive(ref: weakref.ref[Metrics]) -> None:
         metrics.flush()
 
 
+def _add_observations(histograms: dict[str, Histogram], taken: dict[str, list[float]]) -> None:
+    for kind, counts in taken.items():
+        # prometheus-client's own per-child values (what `observe` adds to), one addition per
+        # bucket for a batch of observations
+        histogram = histograms[kind]
+        histogram._sum.inc(counts[0])
+        for bucket, hits in zip(histogram._buckets, counts[1:], strict=True):
+            if hits:
+                bucket.inc(hits)
+
+
 class Metrics:
     """The shim's metrics, in a registry of their own.
 
-    The per-request counts (requests, upstream times, deep links, discovery outcomes) are
-    added up by its `tally` and handed to prometheus-client in batches by `flush`: every
-    collection of the registry flushes first, and the proxy flushes once a second (so that,
-    with several workers, each worker's files are at most a second behind).
+    The per-request counts (requests and their durations, upstream times, deep links,
+    discovery outcomes, the requests in flight) are added up by its `tally` and handed to
+    prometheus-client in batches by `flush`, which also sets the gauges (in flight, the
+    discovery cache's age): every collection of the registry flushes first, and the proxy
+    flushes once a second (so that, with several workers, each worker's files are at most a
+    second behind).
     """
 
     def __init__(self, version: str = __version__) -> None:
@@ -164,6 +191,29 @@ class Metrics:
             "Requests answered, by kind and status class (aborted: no response was completed).",
             ["kind", "status_class"],
             registry=reg,
+        )
+        self.request_duration = Histogram(
+            "msc4191_shim_request_duration_seconds",
+            "Time from a request's complete head to the end of the shim's answer, for every "
+            "answer (redirects, cached and rewritten discovery, passthrough, errors), by kind; "
+            "a websocket's lasts until it closes.",
+            ["kind"],
+            buckets=_REQUEST_BOUNDS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "msc4191_shim_requests_in_flight",
+            "Requests whose head is complete and whose answer is not finished.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.discovery_cache_age = Gauge(
+            "msc4191_shim_discovery_cache_age_seconds",
+            "Age of the oldest discovery document in the cache (0 while none is cached); the "
+            "portal's document is refetched when it stops being fresh, and served stale while "
+            "the portal is down.",
+            registry=reg,
+            multiprocess_mode="livemax",
         )
         self.upstream_duration = Histogram(
             "msc4191_shim_upstream_duration_seconds",
@@ -217,8 +267,10 @@ class Metrics:
         # The children are kept: `.labels()` costs more than the increment, on every request.
         self._requests_by: dict[tuple[str, str], Counter] = {}
         self._upstream_duration_by: dict[str, Histogram] = {}
+        self._request_duration_by: dict[str, Histogram] = {}
         for kind in sorted(REQUEST_KINDS):
             self._upstream_duration_by[kind] = self.upstream_duration.labels(kind=kind)
+            self._request_duration_by[kind] = self.request_duration.labels(kind=kind)
             for status in STATUS_CLASSES:
                 child = self.requests.labels(kind=kind, status_class=status)
                 self._requests_by[kind, status] = child
@@ -234,26 +286,37 @@ class Metrics:
         # deep links: label sets appear as they are seen (bounded by the action tables' names)
         self._deeplinks_by: dict[tuple[str, str, str], Counter] = {}
         self.tally = Tally(
-            REQUEST_KINDS, _UPSTREAM_BOUNDS, self._discovery_by, self._deeplink_child
+            REQUEST_KINDS,
+            _UPSTREAM_BOUNDS,
+            self._discovery_by,
+            self._deeplink_child,
+            _REQUEST_BOUNDS,
         )
-        #: the per-request counts: the request path calls its methods (`request`, `upstream`,
-        #: `deeplink`, `discovery`) itself, compiled to compiled, a C call each (obs/tally.py)
+        #: the per-request counts: the request path calls its methods (`begin`, `finish`,
+        #: `upstream`, `deeplink`, `discovery`) itself, compiled to compiled, a C call each
+        #: (obs/tally.py)
+        #: what the discovery-cache age gauge reads at each flush: the `time.time()` the oldest
+        #: cached document was stored, or None (`watch_discovery_cache`)
+        self._oldest_discovery: Callable[[], float | None] | None = None
+
+    def watch_discovery_cache(self, oldest_stored: Callable[[], float | None]) -> None:
+        """Report the cache's age from `oldest_stored()` (`DiscoveryCache.oldest_stored`)."""
+        self._oldest_discovery = oldest_stored
+        self.flush()
 
     def flush(self) -> None:
         """Hand the counts added up since the last flush to prometheus-client."""
-        requests, upstream, children = self.tally.take()
+        requests, upstream, children, durations = self.tally.take()
         for (kind, status), count in requests.items():
             self._requests_by[kind, status_class(status)].inc(count)
         for child, count in children.items():
             cast(Counter, child).inc(count)
-        for kind, counts in upstream.items():
-            # prometheus-client's own per-child values (what `observe` adds to), one addition
-            # per bucket for a batch of observations
-            histogram = self._upstream_duration_by[kind]
-            histogram._sum.inc(counts[0])
-            for bucket, hits in zip(histogram._buckets, counts[1:], strict=True):
-                if hits:
-                    bucket.inc(hits)
+        _add_observations(self._upstream_duration_by, upstream)
+        _add_observations(self._request_duration_by, durations)
+        self.in_flight.set(self.tally.in_flight)
+        if self._oldest_discovery is not None:
+            oldest = self._oldest_discovery()
+            self.discovery_cache_age.set(0 if oldest is None else max(0.0, time.time() - oldest))
 
     def _deeplink_child(
         self, incoming: str | None, sent: str | None, outcome: str, table: ActionTable

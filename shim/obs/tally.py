@@ -1,9 +1,11 @@
 """The per-request counts between two flushes, added up as plain numbers.
 
-Every request is counted (its kind and status, the upstream's time to the head, the deep link or
-discovery outcome). prometheus-client's `inc` and `observe` take a lock and several Python calls
-each, which a request would pay three or four times; a `Tally` adds the same counts up in dicts,
-and `Metrics.flush` takes them (`take`) and hands them to prometheus-client in batches.
+Every request is counted (its kind and status, its duration from head to answer, the upstream's
+time to the head, the deep link or discovery outcome), and the requests being answered are known
+(`begin` to `finish`: the in-flight gauge). prometheus-client's `inc` and `observe` take a lock
+and several Python calls each, which a request would pay three or four times; a `Tally` adds the
+same counts up in dicts, and `Metrics.flush` takes them (`take`) and hands them to
+prometheus-client in batches.
 
 This module is compiled with the request path (setup.py) and knows nothing of prometheus-client:
 what it counts deep links and discovery documents against are opaque keys (the counters'
@@ -24,9 +26,14 @@ if TYPE_CHECKING:
 #: how many (incoming, sent, outcome) triples `deeplink` remembers the key of
 SEEN_DEEPLINKS: Final = 256
 
-#: what `Tally.take` hands over: requests by (kind, status); upstream times by kind as
-#: [sum, then the count per bucket, +Inf last]; other counts by their key
-Taken = tuple[dict[tuple[str, int | None], int], dict[str, list[float]], dict[object, int]]
+#: what `Tally.take` hands over: requests by (kind, status); request durations and upstream times
+#: by kind as [sum, then the count per bucket, +Inf last]; other counts by their key
+Taken = tuple[
+    dict[tuple[str, int | None], int],
+    dict[str, list[float]],
+    dict[object, int],
+    dict[str, list[float]],
+]
 
 
 def refuse(value: str, allowed: Collection[str], what: str) -> NoReturn:
@@ -39,7 +46,8 @@ class Tally:
 
     `kinds` are the request kinds, `bounds` the upstream-time buckets' upper bounds (ascending),
     `discovery` the key per discovery outcome, and `deeplink_key(incoming, sent, outcome, table)`
-    the key of a deep link's counts (it may raise ValueError for an outcome it does not know).
+    the key of a deep link's counts (it may raise ValueError for an outcome it does not know);
+    `duration_bounds` the request-duration buckets' (`bounds` when not given).
     """
 
     def __init__(
@@ -48,14 +56,21 @@ class Tally:
         bounds: tuple[float, ...],
         discovery: Mapping[str, object],
         deeplink_key: Callable[[str | None, str | None, str, ActionTable], object],
+        duration_bounds: tuple[float, ...] | None = None,
     ) -> None:
         self._kinds = kinds
         self._bounds = bounds
+        self._duration_bounds = bounds if duration_bounds is None else duration_bounds
         self._discovery = dict(discovery)
         self._deeplink_key = deeplink_key
         self._requests: dict[tuple[str, int | None], int] = {}
         self._upstream: dict[str, list[float]] = {}
+        self._durations: dict[str, list[float]] = {}
         self._others: dict[object, int] = {}
+        #: the requests begun and not yet finished, by `id` of their exchange: a set, so that an
+        #: answer for a request that was never begun (a head refused before it was complete)
+        #: changes nothing, and the gauge can never drift below the truth
+        self._in_flight: set[int] = set()
         # the key per deep link as received, for one table: no label work on a repeat; bounded,
         # since `incoming` is the client's
         self._deeplinks_seen: dict[tuple[str | None, str | None, str], object] = {}
@@ -69,17 +84,29 @@ class Tally:
         pending = self._requests
         pending[key] = pending.get(key, 0) + 1
 
+    def begin(self, exchange_id: int) -> None:
+        """A request whose head is complete is being answered (`id` of its exchange)."""
+        self._in_flight.add(exchange_id)
+
+    def finish(
+        self, kind: RequestKind, status: int | None, seconds: float, exchange_id: int
+    ) -> None:
+        """One finished request: counted by kind and status (`None`: aborted), its duration from
+        the complete head to the end of the answer observed, and no longer in flight."""
+        self.request(kind, status)
+        _observe(self._durations, self._duration_bounds, kind, seconds)
+        self._in_flight.discard(exchange_id)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests begun and not finished."""
+        return len(self._in_flight)
+
     def upstream(self, kind: RequestKind, seconds: float) -> None:
         """Time to the upstream's response head."""
-        counts = self._upstream.get(kind)
-        if counts is None:
-            if kind not in self._kinds:
-                refuse(kind, self._kinds, "request kind")
-            counts = self._upstream[kind] = [0.0] * (len(self._bounds) + 2)
-        seconds = max(seconds, 0.0)
-        counts[0] += seconds  # the sum; then the buckets' counts
-        # the first bucket whose bound is >= seconds (the last one is +Inf)
-        counts[bisect.bisect_left(self._bounds, seconds) + 1] += 1
+        if kind not in self._upstream and kind not in self._kinds:
+            refuse(kind, self._kinds, "request kind")
+        _observe(self._upstream, self._bounds, kind, seconds)
 
     def deeplink(
         self, incoming: str | None, sent: str | None, outcome: DeeplinkOutcome, table: ActionTable
@@ -110,6 +137,19 @@ class Tally:
 
     def take(self) -> Taken:
         """Everything counted since the last call; the tally starts again from nothing."""
-        taken = (self._requests, self._upstream, self._others)
-        self._requests, self._upstream, self._others = {}, {}, {}
+        taken = (self._requests, self._upstream, self._others, self._durations)
+        self._requests, self._upstream, self._others, self._durations = {}, {}, {}, {}
         return taken
+
+
+def _observe(
+    histograms: dict[str, list[float]], bounds: tuple[float, ...], kind: str, seconds: float
+) -> None:
+    """One observation into `histograms[kind]`: [sum, then the count per bucket, +Inf last]."""
+    counts = histograms.get(kind)
+    if counts is None:
+        counts = histograms[kind] = [0.0] * (len(bounds) + 2)
+    seconds = max(seconds, 0.0)
+    counts[0] += seconds
+    # the first bucket whose bound is >= seconds (the last one is +Inf)
+    counts[bisect.bisect_left(bounds, seconds) + 1] += 1

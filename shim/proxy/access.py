@@ -1,4 +1,5 @@
-"""The end of every exchange: one access-log line and the request counters, from its record."""
+"""The ends of every exchange: its start (in flight), and its end: one access-log line and the
+request counters, from its record."""
 
 from __future__ import annotations
 
@@ -14,23 +15,31 @@ from shim.proxy.state import ShimState
 logger: Final = logging.getLogger("msc4191_shim.proxy")
 
 
+def begin_exchange(state: ShimState, exchange: Exchange) -> None:
+    """The exchange is the one being answered (`ClientConnection._start`): in flight until
+    `finish_exchange`. A request refused before its head was complete is never begun."""
+    state.metrics.tally.begin(id(exchange))
+
+
 def finish_exchange(state: ShimState, exchange: Exchange) -> None:
     status = None if exchange.aborted else exchange.status
+    duration = time.monotonic() - exchange.started
     # the compiled tally itself: a direct C call, no method lookup
     tally = state.metrics.tally
-    tally.request(exchange.kind, status)
+    tally.finish(exchange.kind, status, duration, id(exchange))
     if exchange.upstream_seconds is not None:
         tally.upstream(exchange.kind, exchange.upstream_seconds)
     log_request(
         method=exchange.method,
         raw_path_qs=exchange.target,
         status=status,
-        duration_s=time.monotonic() - exchange.started,
+        duration_s=duration,
         bytes_sent=exchange.bytes_sent,
         upstream_status=exchange.upstream_status,
         kind=exchange.kind,
         outcome=exchange.outcome or exchange.error,
         client=exchange.peer,
+        request_fields=exchange.fields,
     )
 
 

@@ -35,7 +35,7 @@ from shim.http.target import (
 )
 from shim.obs.logs import log_event
 from shim.obs.metrics import LimitName
-from shim.proxy.access import finish_exchange
+from shim.proxy.access import begin_exchange, finish_exchange
 from shim.proxy.dispatch import dispatch
 from shim.proxy.exchange import Exchange
 from shim.proxy.flow import (
@@ -485,6 +485,7 @@ class ClientConnection(asyncio.Protocol):
     def _start(self, exchange: Exchange) -> None:
         """`exchange` becomes the one being answered."""
         self.exchange = exchange
+        begin_exchange(self.state, exchange)
         if exchange.refusal is not None:
             status, text = exchange.refusal
             self.answer(exchange, status, text)

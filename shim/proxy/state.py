@@ -20,3 +20,6 @@ class ShimState:
     metrics: Metrics
     cache: DiscoveryCache = field(default_factory=DiscoveryCache)
     pool: UpstreamPool = field(default_factory=UpstreamPool)
+
+    def __post_init__(self) -> None:
+        self.metrics.watch_discovery_cache(self.cache.oldest_stored)

@@ -1,7 +1,9 @@
 """`--workers N`: a small supervisor that keeps N shim processes on one port and relays signals.
 
 It imports nothing heavy (no aiohttp, no prometheus-client), so the supervisor stays small; the
-workers share their metrics through prometheus-client's multiprocess directory.
+workers share their metrics through prometheus-client's multiprocess directory. Without one that
+the workers can write, each scrape would return one worker's counters, which look plausible and
+are wrong: the supervisor refuses to start instead (`start_failed`, exit 1).
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from pathlib import Path
 
 from shim.obs import MULTIPROC_ENV
 from shim.server.signals import HELD_SIGNALS, take_held
-
-logger = logging.getLogger("msc4191_shim.workers")
 
 
 def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> None:
@@ -44,23 +44,38 @@ def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> None:
         raise OSError(f"{MULTIPROC_ENV}={str(directory)!r} is not writable by this user")
 
 
-def share_metrics_between(count: int) -> None:
-    """Workers must agree on one PROMETHEUS_MULTIPROC_DIR before prometheus-client loads."""
+def share_metrics_between(count: int) -> str:
+    """Workers must agree on one PROMETHEUS_MULTIPROC_DIR before prometheus-client loads: the
+    variable's directory, prepared, or a new one in the temporary directory. Returns it.
+
+    Raises `OSError` saying what to do when there is none the workers could write.
+    """
     directory = os.environ.get(MULTIPROC_ENV)
     if not directory:
         try:
             directory = tempfile.mkdtemp(prefix="msc4191-shim-metrics-")
         except OSError as exc:
-            logger.warning(
-                "cannot create a metrics directory (%s); set %s to a writable directory, or "
-                "each of the %d workers reports only its own",
-                exc.strerror,
-                MULTIPROC_ENV,
-                count,
-            )
-            return
+            raise OSError(
+                f"--workers {count}: cannot create a directory for the workers' metrics in "
+                f"{tempfile.gettempdir()!r} ({exc.strerror or exc}); set {MULTIPROC_ENV} to a "
+                "directory the shim's user can write (with a read-only root filesystem, mount a "
+                "tmpfs or emptyDir there), or run one worker"
+            ) from exc
         os.environ[MULTIPROC_ENV] = directory
-    prepare_multiprocess_dir(directory)
+    try:
+        prepare_multiprocess_dir(directory)
+    except OSError as exc:
+        raise OSError(
+            f"--workers {count}: the workers' metrics need a shared directory: {exc}"
+        ) from exc
+    return directory
+
+
+def forget_live_gauges(directory: str, pid: int) -> None:
+    """A dead worker's `live*` gauge files (in flight, the cache's age) no longer count: what
+    prometheus-client's `multiprocess.mark_process_dead` does, without importing it here."""
+    for stale in Path(directory).glob(f"gauge_live*_{pid}.db"):
+        stale.unlink(missing_ok=True)
 
 
 #: a worker that dies is started again after this long, doubling per death up to the cap (the
@@ -86,6 +101,8 @@ class Supervisor:
 
     count: int
     argv: Sequence[str]
+    #: the workers' shared metrics directory
+    metrics_dir: str
     workers: list[Worker] = field(default_factory=list)
     stopping: bool = False
     died_abnormally: bool = False
@@ -129,6 +146,7 @@ class Supervisor:
 
     def _died(self, worker: Worker, code: int, now: float) -> None:
         self.died_abnormally = True  # a worker is never meant to exit while the shim runs
+        forget_live_gauges(self.metrics_dir, worker.process.pid)
         if now - worker.started >= STABLE_AFTER:
             worker.backoff = RESTART_BACKOFF[0]
         worker.restart_at = now + worker.backoff
@@ -170,8 +188,12 @@ def run_workers(count: int, argv: Sequence[str]) -> int:
     A worker that dies is logged (`worker_died`) and started again with backoff
     (`worker_restarted`); the supervisor then exits 1 when it stops, so the death is not lost.
     """
-    share_metrics_between(count)
-    supervisor = Supervisor(count, argv)
+    try:
+        metrics_dir = share_metrics_between(count)
+    except OSError as exc:
+        log_supervisor("start_failed", level=logging.ERROR, error=str(exc))
+        return 1
+    supervisor = Supervisor(count, argv, metrics_dir)
     for signum in HELD_SIGNALS:
         signal.signal(signum, supervisor.relay)
     supervisor.workers = [supervisor.spawn(slot) for slot in range(count)]

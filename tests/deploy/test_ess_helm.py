@@ -36,6 +36,8 @@ ESS = DEPLOY / "ess-helm"
 POST_RENDERER = ESS / "post-renderer.sh"
 FIXTURE = FIXTURES / "ess-helm-26.1.2-mas.yaml"
 MAS = "ess-matrix-authentication-service"
+#: the ConfigMap, named after the release ("ess") by release-names/
+SHIM_CONFIGMAP = "ess-msc4191-shim"
 CHART_INIT_CONTAINERS = ["render-config", "db-wait", "database-migrate"]
 ROUTES = ("values-route", "post-renderer-route")
 
@@ -65,8 +67,9 @@ def render_values_route(docs: list[Manifest]) -> list[Manifest]:
     return rendered
 
 
-def chart_output(route: str) -> str:
-    docs = render_values_route(fixture_docs()) if route == "values-route" else fixture_docs()
+def chart_output(route: str, docs: list[Manifest] | None = None) -> str:
+    docs = fixture_docs() if docs is None else docs
+    docs = render_values_route(docs) if route == "values-route" else docs
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
@@ -84,8 +87,13 @@ def post_render(
     )
 
 
-def rendered(route: str) -> list[Manifest]:
-    done = post_render(chart_output(route), route)
+def rendered(
+    route: str, *more: str, docs: list[Manifest] | None = None, release: str = "ess"
+) -> list[Manifest]:
+    """The chart's output for `route` (for `release` instead of "ess": its names replaced),
+    through the post-renderer with `route` and the `more` overlays."""
+    output = chart_output(route, docs).replace("ess-", f"{release}-")
+    done = post_render(output, route, *more)
     assert done.returncode == 0, done.stderr
     return load_all(done.stdout)
 
@@ -103,7 +111,7 @@ def shim_container(docs: list[Manifest]) -> Manifest:
 
 
 def shim_config(docs: list[Manifest]) -> Config:
-    configmap = find(docs, "ConfigMap", "msc4191-shim")
+    configmap = find(docs, "ConfigMap", SHIM_CONFIGMAP)
     raw = yaml.safe_load(configmap["data"][PurePosixPath(image_env()["MSC4191_SHIM_CONFIG"]).name])
     return parse_config(raw, "deploy/ess-helm ConfigMap")
 
@@ -170,7 +178,7 @@ def test_shim_is_a_native_sidecar_after_nothing_is_lost(route: str) -> None:
 @pytest.mark.parametrize("route", ROUTES)
 def test_configmap_is_mounted_where_the_image_reads_it(route: str) -> None:
     docs = rendered(route)
-    configmap = find(docs, "ConfigMap", "msc4191-shim")
+    configmap = find(docs, "ConfigMap", SHIM_CONFIGMAP)
     assert "namespace" not in configmap["metadata"], "Helm puts it in the release's namespace"
     (mount,) = shim_container(docs)["volumeMounts"]
     assert (
@@ -179,7 +187,7 @@ def test_configmap_is_mounted_where_the_image_reads_it(route: str) -> None:
     )
     assert "subPath" not in mount
     (volume,) = [v for v in pod_spec(docs)["volumes"] if v["name"] == mount["name"]]
-    assert volume["configMap"]["name"] == "msc4191-shim"
+    assert volume["configMap"]["name"] == SHIM_CONFIGMAP
     assert "rendered-config" in {v["name"] for v in pod_spec(docs)["volumes"]}
 
 
@@ -240,6 +248,65 @@ def test_values_route_adds_no_second_sidecar() -> None:
     docs = rendered("values-route")
     names = [c["name"] for c in pod_spec(docs)["initContainers"]]
     assert names == [*CHART_INIT_CONTAINERS, "msc4191-shim"]
+
+
+def test_post_renderer_route_puts_the_sidecar_first() -> None:
+    """What sidecar/kustomization.yaml says: kustomize's merge puts a new init container before
+    the chart's own, so the shim starts first (its startup probe asks only itself)."""
+    docs = rendered("post-renderer-route")
+    names = [c["name"] for c in pod_spec(docs)["initContainers"]]
+    assert names == ["msc4191-shim", *CHART_INIT_CONTAINERS]
+    assert shim_container(docs)["startupProbe"]["httpGet"]["port"] == "shim-admin"
+
+
+def _with_own_extras(docs: list[Manifest]) -> list[Manifest]:
+    """The chart's output for values with an init container and a volume of the operator's."""
+    own = copy.deepcopy(docs)
+    spec = find(own, "Deployment", MAS)["spec"]["template"]["spec"]
+    spec["initContainers"].append({"name": "own-init", "image": "busybox:1.37"})
+    spec["volumes"].append({"name": "own-volume", "emptyDir": {}})
+    return own
+
+
+def test_post_renderer_route_keeps_the_operators_own_init_containers_and_volumes() -> None:
+    """The route for values that have their own `extraInitContainers`/`extraVolumes` (which the
+    values route's file would replace: Helm replaces lists): merged by name, nothing lost."""
+    docs = rendered("post-renderer-route", docs=_with_own_extras(fixture_docs()))
+    names = [c["name"] for c in pod_spec(docs)["initContainers"]]
+    assert names == ["msc4191-shim", *CHART_INIT_CONTAINERS, "own-init"]
+    volumes = {v["name"] for v in pod_spec(docs)["volumes"]}
+    assert {"own-volume", "msc4191-shim-config", "rendered-config"} <= volumes
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_name_of_ours_is_unique_per_release(route: str) -> None:
+    """Two releases in one namespace must not claim the same ConfigMap (Helm would refuse the
+    second, or both would share one configuration)."""
+    first = rendered(route, "monitoring")
+    second = rendered(route, "monitoring", release="my-ess")
+    for docs, release in ((first, "ess"), (second, "my-ess")):
+        mas = f"{release}-matrix-authentication-service"
+        ours = {(d["kind"], d["metadata"]["name"]) for d in docs if "msc4191" in str(d["metadata"])}
+        assert ours == {
+            ("ConfigMap", f"{release}-msc4191-shim"),
+            ("PodMonitor", f"{release}-msc4191-shim"),
+            ("PrometheusRule", f"{release}-msc4191-shim"),
+        }
+        spec = find(docs, "Deployment", mas)["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "msc4191-shim-config"]
+        assert volume["configMap"]["name"] == f"{release}-msc4191-shim"
+        monitor = find(docs, "PodMonitor", f"{release}-msc4191-shim")
+        assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/instance": mas}
+        assert "RELEASE" not in yaml.safe_dump_all(docs)
+        assert "msc4191-shim-release" not in yaml.safe_dump_all(docs), "local to kustomize"
+
+
+def test_post_renderer_refuses_output_without_mas() -> None:
+    docs = [d for d in fixture_docs() if "matrix-authentication" not in str(d["metadata"])]
+    done = post_render(yaml.safe_dump_all(docs), "values-route")
+    assert done.returncode == 2
+    assert "no matrix-authentication-service object" in done.stderr
+    assert done.stdout == ""
 
 
 # ---- the bugs the first recipe had ------------------------------------------------------------
@@ -341,3 +408,43 @@ def test_helm4_plugin_runs_like_helm_runs_it(tmp_path: Path) -> None:
     done = post_render(chart_output("values-route"), "values-route", env=env, command=argv0)
     assert done.returncode == 0, done.stderr
     assert load_all(done.stdout) == rendered("values-route")
+
+
+# ---- monitoring: the PodMonitor and the PrometheusRule ---------------------------------------
+
+#: the fields this recipe uses, as prometheus-operator's monitoring.coreos.com/v1 API defines them
+#: (PodMonitorSpec, PodMetricsEndpoint, RelabelConfig): a misspelt field would be dropped silently
+PODMONITOR_SPEC = {"selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel"}
+POD_METRICS_ENDPOINT = {"port", "path", "interval", "scrapeTimeout", "relabelings"}
+RELABEL_CONFIG = {"sourceLabels", "separator", "targetLabel", "regex", "replacement", "action"}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_podmonitor_scrapes_the_sidecars_admin_port(route: str) -> None:
+    docs = rendered(route, "monitoring")
+    monitor = find(docs, "PodMonitor", "ess-msc4191-shim")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert "namespace" not in monitor["metadata"], "Helm puts it in the release's namespace"
+    spec = monitor["spec"]
+    assert spec.keys() <= PODMONITOR_SPEC
+    selected = spec["selector"]["matchLabels"]
+    pod_labels = find(docs, "Deployment", MAS)["spec"]["template"]["metadata"]["labels"]
+    assert selected.items() <= pod_labels.items(), "it selects the MAS pods"
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert endpoint.keys() <= POD_METRICS_ENDPOINT
+    shim = shim_container(docs)
+    assert container_port(shim, endpoint["port"]) == shim_config(docs).admin.listen.port
+    assert endpoint["path"] == "/metrics"
+    (relabel,) = endpoint["relabelings"]
+    assert relabel.keys() <= RELABEL_CONFIG
+    assert (relabel["targetLabel"], relabel["replacement"]) == ("job", "msc4191-shim")
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "msc4191-shim.rules.yml").read_text("utf-8"))
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert all('job="msc4191-shim"' in expr for expr in exprs), "the job the rules select"
+
+
+def test_monitoring_is_only_there_when_asked_for() -> None:
+    kinds = {doc["kind"] for doc in rendered("values-route")}
+    assert not kinds & {"PodMonitor", "PrometheusRule"}, "without the CRDs Helm would fail"
+    kinds = {doc["kind"] for doc in rendered("values-route", "monitoring")}
+    assert {"PodMonitor", "PrometheusRule"} <= kinds

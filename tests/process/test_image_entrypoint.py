@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -278,8 +279,31 @@ def test_healthcheck_and_expose_match_the_listeners(final: Stage) -> None:
     exposed = {int(port) for i in final.all("EXPOSE") for port in i.args.split()}
     assert exposed == {config.listen.port, config.admin.listen.port}
     assert config.admin.listen.host == "0.0.0.0", "kubelet probes must reach the admin listener"
-    probe = " ".join(healthcheck_command(final))
-    assert f"http://127.0.0.1:{config.admin.listen.port}/healthz" in probe
+    # the shim's own check: it reads the admin address from the configuration the image runs
+    # (tests/process/test_healthcheck.py), so a moved admin listener is still the one asked
+    assert healthcheck_command(final) == [final.last("ENTRYPOINT").exec_form()[0], "healthcheck"]
+
+
+def test_the_base_image_is_pinned_by_digest(stages: list[Stage]) -> None:
+    (default,) = [
+        line.split("=", 1)[1]
+        for line in logical_lines(DOCKERFILE.read_text(encoding="utf-8"))
+        if line.startswith("ARG PYTHON_IMAGE=")
+    ]
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", default), default
+    assert all(stage.base == "${PYTHON_IMAGE}" for stage in stages), "every stage on the pin"
+
+
+def test_oci_labels_say_source_version_and_revision(final: Stage) -> None:
+    labels = dict(
+        item.partition("=")[::2] for label in final.all("LABEL") for item in shlex.split(label.args)
+    )
+    arguments = {i.args.partition("=")[0]: i.args.partition("=")[2] for i in final.all("ARG")}
+    for key, argument in (("source", "SOURCE"), ("version", "VERSION"), ("revision", "REVISION")):
+        assert labels[f"org.opencontainers.image.{key}"] == f"${{{argument}}}"
+        assert argument in arguments, f"ARG {argument} is declared in the final stage"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert arguments["VERSION"] == project["version"], "the default is the package's version"
 
 
 # ---- the run: build the venv, start the "container" ------------------------------------------

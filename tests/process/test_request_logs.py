@@ -97,3 +97,44 @@ async def test_a_reload_applies_a_new_flush_interval(
 async def _get(url: str) -> None:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         await response.read()
+
+
+async def test_ecs_lines_from_the_real_process(shim_process_factory: ShimProcessFactory) -> None:
+    """`log.format: ecs`: every line is an ECS object; a request's carries the names Elastic and
+    Loki index (`event` and `client` objects), its User-Agent, and no secret."""
+    async with portal("mas-0.9") as upstream:
+        shim = await shim_process_factory(shim_settings(upstream, log={"format": "ecs"}))
+        headers = {"User-Agent": "Element/1.11 (test)", "Authorization": f"Bearer {SECRET}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                URL(shim.url + QUERIES[0], encoded=True), headers=headers, allow_redirects=False
+            ) as response,
+        ):
+            assert response.status == 302
+        await shim.wait_for_event("request")
+        assert await shim.terminate(30) == 0
+    assert SECRET not in shim.stderr
+    lines = _json_lines(shim.lines)
+    for line in lines:
+        assert list(line)[:4] == ["@timestamp", "log.level", "message", "ecs.version"], line
+        assert isinstance(line["event"], dict), line
+        assert not isinstance(line.get("client", {}), str), line
+    (request,) = [line["ecs"] for line in shim.events("request")]
+    assert request["http"]["request"]["method"] == "GET"
+    assert request["http"]["response"]["status_code"] == 302
+    assert request["url"]["path"] == "/account/"
+    assert "device_id=D1" in request["url"]["query"]
+    assert request["client"]["ip"] == "127.0.0.1"
+    assert request["user_agent"]["original"] == "Element/1.11 (test)"
+    assert isinstance(request["event"]["duration"], int)
+    assert request["event"]["duration"] > 0
+    assert request["message"].startswith("GET /account/?id_token_hint=")
+    assert request["message"].endswith(" 302")
+    assert [e["event"] for e in map(_ecs_name, lines)][-2:] == ["draining", "stopped"]
+
+
+def _ecs_name(line: dict[str, object]) -> dict[str, object]:
+    event = line["event"]
+    assert isinstance(event, dict)
+    return {"event": event.get("action", "request")}

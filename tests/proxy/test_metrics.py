@@ -7,12 +7,12 @@ from collections.abc import Mapping
 
 import aiohttp
 import pytest
-from aiohttp import hdrs
+from aiohttp import hdrs, web
 from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
-from tests.support.e2e import Stack, demo_stack, shim_in_front
-from tests.support.loopback import free_port, raw_exchange, split_response
+from tests.support.e2e import Stack, app_stack, demo_stack, shim_in_front
+from tests.support.loopback import free_port, raw_exchange, reset, split_response
 
 DEEPLINKS = "msc4191_shim_deeplink_translations_total"
 REQUESTS = "msc4191_shim_requests_total"
@@ -175,3 +175,75 @@ async def test_metrics_are_plain_prometheus_text(client: aiohttp.ClientSession) 
             assert response.status == 200
             assert response.headers[hdrs.CONTENT_TYPE].startswith("text/plain")
         assert await get(client, stack.shim_url + "/metrics") == 404, "never on the public port"
+
+
+def duration_count(kind: str) -> tuple[str, str]:
+    return "msc4191_shim_request_duration_seconds_count", _labels({"kind": kind})
+
+
+IN_FLIGHT = ("msc4191_shim_requests_in_flight", "")
+
+
+async def test_every_answer_has_its_duration_by_kind(client: aiohttp.ClientSession) -> None:
+    """Redirects and cached documents (answered by the shim alone) are timed as passthrough is,
+    and so are the shim's own errors."""
+    async with demo_stack("mas-0.9") as stack:
+        link = stack.shim_url + "/account/?action=org.matrix.device_delete&device_id=A"
+        assert await get(client, link) == 302
+        document = stack.shim_url + "/.well-known/openid-configuration"
+        assert await get(client, document) == 200
+        assert await get(client, document) == 200  # from the cache
+        assert await get(client, stack.shim_url + "/nowhere") == 404
+        star = b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        assert split_response(await raw_exchange(stack.port, star))[0].status == 400
+        await expect(
+            client,
+            stack,
+            {
+                duration_count("deeplink"): 1,
+                duration_count("discovery"): 2,
+                duration_count("passthrough"): 2,
+                duration_count("websocket"): 0,
+                discovery("cached"): 1,
+            },
+        )
+        found = await samples(client, stack)
+        fast = _labels({"kind": "deeplink", "le": "0.25"})
+        assert found["msc4191_shim_request_duration_seconds_bucket", fast] == 1
+
+
+async def test_in_flight_counts_requests_being_answered(client: aiohttp.ClientSession) -> None:
+    release = asyncio.Event()
+    arrived = asyncio.Queue[str]()
+
+    async def slow(request: web.Request) -> web.Response:
+        await arrived.put(request.path)
+        await release.wait()
+        return web.Response(text="done")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", slow)
+    async with app_stack(app) as stack:
+        first = asyncio.create_task(get(client, stack.shim_url + "/one"))
+        second = asyncio.create_task(get(client, stack.shim_url + "/two"))
+        assert {await arrived.get(), await arrived.get()} == {"/one", "/two"}
+        await expect(client, stack, {IN_FLIGHT: 2})
+
+        # a client that leaves mid-request (a reset: a FIN alone may be a half-close, which is
+        # still answered) ends its exchange
+        reader, writer = await asyncio.open_connection("127.0.0.1", stack.port)
+        writer.write(b"GET /three HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await arrived.get() == "/three"
+        await expect(client, stack, {IN_FLIGHT: 3})
+        reset(writer)
+        await expect(client, stack, {IN_FLIGHT: 2})
+
+        # a head refused before it was complete was never in flight
+        bad = b"GET /x HTTP/1.1\r\nHost: x\r\nBad Field: y\r\n\r\n"
+        assert split_response(await raw_exchange(stack.port, bad))[0].status == 400
+        await expect(client, stack, {IN_FLIGHT: 2})
+
+        release.set()
+        assert await first == await second == 200
+        await expect(client, stack, {IN_FLIGHT: 0, requests("passthrough", "aborted"): 1})
+        del reader

@@ -354,10 +354,14 @@ class ShimProcess:
         return "\n".join(self.lines)
 
     def events(self, name: str) -> list[dict[str, Any]]:
+        """The lines of event `name`; an ECS line (`log.format: ecs`) as its own fields (under
+        `msc4191_shim`) with `event` its name and `ecs` the whole line."""
         found = []
         for line in self.lines:
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
+                if isinstance(record, dict) and "ecs.version" in record:
+                    record = _ecs_event(record)
                 if isinstance(record, dict) and record.get("event") == name:
                     found.append(record)
         return found
@@ -398,6 +402,13 @@ class ShimProcess:
         await self.proc.wait()
         if self.reader is not None:
             await self.reader
+
+
+def _ecs_event(line: dict[str, Any]) -> dict[str, Any]:
+    event = line.get("event", {})
+    access = event.get("dataset") == "msc4191_shim.access"
+    name = "request" if access else event.get("action", line.get("message"))
+    return {**line.get("msc4191_shim", {}), "event": name, "ecs": line}
 
 
 def write_config(path: Path, settings: Mapping[str, object]) -> None:

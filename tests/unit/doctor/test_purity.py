@@ -1,4 +1,5 @@
-"""Only `doctor.probe` and `doctor.fetch` touch the network; the rest of doctor is pure.
+"""Only `doctor.probe`, `doctor.fetch` and `doctor.health` touch the network; the rest of
+doctor is pure.
 
 Read with `ast` like tests/unit/test_layers.py: a pure doctor module importing asyncio or aiohttp
 fails here, so its logic stays testable without a server or an event loop.
@@ -12,7 +13,7 @@ import pytest
 
 from tests.unit.test_layers import IO_MODULES, PACKAGE, imported, module_name
 
-IO_SHELL = {"shim.doctor.probe", "shim.doctor.fetch"}
+IO_SHELL = {"shim.doctor.probe", "shim.doctor.fetch", "shim.doctor.health"}
 PURE_DOCTOR = sorted(
     (module_name(p), p) for p in (PACKAGE / "doctor").glob("*.py") if module_name(p) not in IO_SHELL
 )

@@ -319,3 +319,17 @@ def test_cache_keys_are_values() -> None:
     assert key != (key.origin, key.target)
     assert key.plain
     assert not CacheKey(key.origin, key.target + "?x=1").plain
+
+
+def test_oldest_stored_is_across_both_pools_and_none_when_empty() -> None:
+    cache = DiscoveryCache()
+    assert cache.oldest_stored() is None
+    plain = CacheKey("https://account.example.com", "/.well-known/openid-configuration")
+    cache.store(plain, document(stored_at=NOW - 10))
+    cache.store(CacheKey(plain.origin, f"{plain.target}?x=1"), document(stored_at=NOW - 30))
+    cache.store("k", document(stored_at=NOW))
+    assert cache.oldest_stored() == NOW - 30
+    cache.store(CacheKey(plain.origin, f"{plain.target}?x=1"), document(stored_at=NOW - 5))
+    assert cache.oldest_stored() == NOW - 10, "a replaced document no longer counts"
+    cache.adopt(object())
+    assert cache.oldest_stored() is None

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from shim.obs import logs
-from shim.obs.log_setup import JsonFormatter, TextFormatter, configure_logging
+from shim.obs.log_setup import EcsFormatter, JsonFormatter, TextFormatter, configure_logging
 from shim.obs.logs import access_line, log_event, log_request, rfc3339_utc
 from shim.obs.redact import redact_path_qs
 
@@ -78,6 +78,7 @@ def test_request_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert line == {
         "level": "INFO",
         "event": "request",
+        "message": "GET /account/?action=org.matrix.device_view&device_id=ABC 302",
         "method": "GET",
         "path": "/account/?action=org.matrix.device_view&device_id=ABC",
         "status": 302,
@@ -97,6 +98,7 @@ def test_aborted_request_has_no_status(capsys: pytest.CaptureFixture[str]) -> No
     [line] = _json_lines(capsys.readouterr().err)
     assert line["status"] is None
     assert line["outcome"] == "aborted mid-body"
+    assert line["message"].endswith(" -")
 
 
 def test_request_as_text(capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,7 +119,7 @@ def test_event_as_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
     log_event("reload", level=logging.ERROR, result="error", errors="upstream.url: expected...")
     json_line, text_line = capsys.readouterr().err.splitlines()
     parsed = json.loads(json_line)
-    assert parsed["event"] == "start"
+    assert parsed["event"] == parsed["message"] == "start"
     assert (parsed["listen"], parsed["workers"], parsed["tls"]) == ("0.0.0.0:8080", 2, False)
     assert text_line.split(" ", 1)[1] == (
         'ERROR reload result=error errors="upstream.url: expected..."'
@@ -216,7 +218,7 @@ async def test_aiohttp_access_log_is_silenced(
     assert "s3cr3t" not in err
 
 
-@pytest.mark.parametrize("fmt", ["json", "text"])
+@pytest.mark.parametrize("fmt", ["json", "ecs", "text"])
 def test_no_secret_is_ever_written(capfd: pytest.CaptureFixture[str], fmt: str) -> None:
     configure_logging(fmt, "DEBUG")  # type: ignore[arg-type]
     _request(
@@ -247,6 +249,112 @@ def test_no_secret_is_ever_written(capfd: pytest.CaptureFixture[str], fmt: str) 
     assert "action=org.matrix.session_view" in err  # the rest stays readable
 
 
+# -- ECS (log.format: ecs)
+
+#: every ECS field the `ecs` format writes outside `msc4191_shim` (our own namespace), as the ECS
+#: field reference (8.11) names them: a name not here is one Elastic would map as it guesses
+ECS_FIELDS = {
+    "@timestamp",
+    "log.level",
+    "log.logger",
+    "message",
+    "ecs.version",
+    "event.dataset",
+    "event.action",
+    "event.duration",
+    "http.request.method",
+    "http.request.id",
+    "http.response.status_code",
+    "http.response.body.bytes",
+    "url.path",
+    "url.query",
+    "client.ip",
+    "user_agent.original",
+    "error.stack_trace",
+}
+
+
+def _leaves(line: dict[str, Any], prefix: str = "") -> set[str]:
+    found: set[str] = set()
+    for key, value in line.items():
+        name = prefix + key
+        if isinstance(value, dict) and name != "msc4191_shim":
+            found |= _leaves(value, name + ".")
+        else:
+            found.add(name)
+    return found
+
+
+def test_request_as_ecs(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("ecs", "INFO")
+    ua = (b"User-Agent", b"Element X/25.11 (Android)")
+    _request(request_id="r-1", upstream_status=200, request_fields=[(b"Host", b"x"), ua])
+    [line] = _json_lines(capsys.readouterr().err)
+    assert list(line)[:4] == ["@timestamp", "log.level", "message", "ecs.version"]
+    assert TIME.match(line.pop("@timestamp"))
+    assert line == {
+        "log.level": "info",
+        "message": "GET /account/?action=org.matrix.device_view&device_id=ABC 302",
+        "ecs.version": logs.ECS_VERSION,
+        "log": {"logger": "msc4191_shim.access"},
+        "event": {"dataset": "msc4191_shim.access", "duration": 1_200_000},
+        "http": {
+            "request": {"method": "GET", "id": "r-1"},
+            "response": {"status_code": 302, "body": {"bytes": 0}},
+        },
+        "url": {"path": "/account/", "query": "action=org.matrix.device_view&device_id=ABC"},
+        "client": {"ip": "192.0.2.1"},
+        "user_agent": {"original": "Element X/25.11 (Android)"},
+        "msc4191_shim": {"kind": "deeplink", "outcome": "redirect", "upstream_status": 200},
+    }
+
+
+def test_ecs_request_leaves_out_what_it_does_not_know(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("ecs", "INFO")
+    _request(raw_path_qs="/plain", status=None, outcome=None, client=None)
+    [line] = _json_lines(capsys.readouterr().err)
+    assert line["message"] == "GET /plain -"
+    assert line["url"] == {"path": "/plain"}
+    assert line["http"]["response"] == {"body": {"bytes": 0}}
+    assert "client" not in line
+    assert "user_agent" not in line
+    assert line["msc4191_shim"] == {"kind": "deeplink"}
+
+
+def test_every_ecs_line_uses_ecs_names_and_objects(capsys: pytest.CaptureFixture[str]) -> None:
+    """A field of ours never lands on an ECS name: `client` (a string in our events) and
+    `event` (our event's name) are objects in ECS, and an index mapping them as ECS expects
+    would refuse a line with strings there."""
+    configure_logging("ecs", "DEBUG")
+    _request(request_fields=[(b"user-agent", b"curl/8")], request_id="r-2")
+    log_event("http2_refused", level=logging.WARNING, client="192.0.2.7", detail="speak h1")
+    log_event("reload_refused", errors=["a", "b"], logger="mine", message="mine too")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("Error handling request")
+    lines = _json_lines(capsys.readouterr().err)
+    assert len(lines) == 4
+    for line in lines:
+        assert list(line)[:4] == ["@timestamp", "log.level", "message", "ecs.version"]
+        assert _leaves(line) - {"msc4191_shim"} <= ECS_FIELDS, line
+        assert isinstance(line["event"], dict)
+    refused = lines[1]
+    assert (refused["log.level"], refused["message"]) == ("warning", "http2_refused")
+    assert refused["event"] == {"dataset": "msc4191_shim.log", "action": "http2_refused"}
+    assert refused["msc4191_shim"] == {"client": "192.0.2.7", "detail": "speak h1"}
+    assert lines[2]["msc4191_shim"] == {
+        "errors": ["a", "b"],
+        "logger_": "mine",
+        "message_": "mine too",
+    }
+    foreign = lines[3]
+    assert foreign["log"] == {"logger": "aiohttp.server"}
+    assert foreign["message"] == "Error handling request"
+    assert "action" not in foreign["event"]
+    assert "ValueError: boom" in foreign["error"]["stack_trace"]
+
+
 # -- the direct access line: the same text as the formatter's, written once per loop pass
 
 _texts = st.text(max_size=40) | st.sampled_from(["GET", "a=b", "x:y", "code=1", "Cookie: a"])
@@ -256,7 +364,7 @@ _maybe_int = st.none() | st.integers(min_value=-1, max_value=10**12)
 
 @given(
     created=st.floats(min_value=0, max_value=4e9),
-    fmt=st.sampled_from(["json", "text"]),
+    fmt=st.sampled_from(["json", "ecs", "text"]),
     method=_texts,
     raw_path_qs=_texts.map(lambda t: "/a?" + t) | _texts,
     status=_maybe_int,
@@ -267,6 +375,7 @@ _maybe_int = st.none() | st.integers(min_value=-1, max_value=10**12)
     outcome=_maybe_text,
     client=_maybe_text,
     request_id=_maybe_text,
+    user_agent=_maybe_text,
 )
 def test_direct_access_line_is_the_formatters_line(
     created: float,
@@ -281,6 +390,7 @@ def test_direct_access_line_is_the_formatters_line(
     outcome: str | None,
     client: str | None,
     request_id: str | None,
+    user_agent: str | None,
 ) -> None:
     fields: dict[str, object] = {
         "method": method,
@@ -299,7 +409,8 @@ def test_direct_access_line_is_the_formatters_line(
     )
     record.created = created
     record.shim_fields = fields
-    formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    record.shim_user_agent = user_agent
+    formatter = {"json": JsonFormatter, "ecs": EcsFormatter, "text": TextFormatter}[fmt]()
     for _ in range(2):  # the second time from the caches
         direct = access_line(
             created,
@@ -314,6 +425,7 @@ def test_direct_access_line_is_the_formatters_line(
             outcome=outcome,
             client=client,
             request_id=request_id,
+            user_agent=user_agent,
         )
         assert direct == formatter.format(record)
 
@@ -402,11 +514,13 @@ async def test_the_access_buffer_is_bounded(capsys: pytest.CaptureFixture[str]) 
     configure_logging("json", "INFO")
     logs.batch_access_lines(asyncio.get_running_loop().call_soon)
     path = "/x?" + "a" * 1000
-    for _ in range(100):  # about 100 KiB
+    for _ in range(100):  # about 200 KiB (the path is in the message too)
         _request(raw_path_qs=path)
     written = capsys.readouterr().err
     assert written.endswith("\n")
-    assert 64 * 1024 < len(written) < 100 * 1200
+    line = len(written.partition("\n")[0]) + 1
+    # written at once past 64 KiB, and what came after it waits for the flush
+    assert 64 * 1024 < len(written) < 100 * line
     logs.flush_access_lines()
     assert len(_json_lines(written + capsys.readouterr().err)) == 100
 

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from yarl import URL
 
+from shim.config.model import UpstreamConfig
 from shim.core.actions import (
     ACCOUNT_DEACTIVATE,
     BUILTIN_DIALECTS,
@@ -155,15 +158,82 @@ def test_fixed_series_exist_at_zero(metrics: Metrics) -> None:
     assert _series(samples, "deeplink_translations_total") == []
 
 
-def test_bucket_bounds_cover_a_sidecar(metrics: Metrics) -> None:
-    samples = _samples(metrics.render()[0])
-    bounds = sorted(
-        float(labels["le"])
-        for labels in _series(samples, "upstream_duration_seconds_bucket")
-        if labels["kind"] == "passthrough"
+def _bounds(samples: Samples, name: str) -> list[float]:
+    return sorted(
+        float(labels["le"]) for labels in _series(samples, name) if labels["kind"] == "passthrough"
     )
-    assert bounds[0] == 0.001
-    assert bounds[-2:] == [30.0, float("inf")]
+
+
+def test_bucket_bounds_cover_a_sidecar_and_reach_past_the_read_timeout(metrics: Metrics) -> None:
+    samples = _samples(metrics.render()[0])
+    read_timeout = UpstreamConfig(URL("http://portal")).read_timeout  # the default
+    upstream = _bounds(samples, "upstream_duration_seconds_bucket")
+    assert upstream[0] == 0.001
+    assert upstream[-1] == float("inf")
+    assert upstream[-2] > read_timeout, "a request cut by the timeout needs a bucket of its own"
+    assert read_timeout in upstream, "and answers just inside it one apart from it"
+    request = _bounds(samples, "request_duration_seconds_bucket")
+    assert request[0] == 0.0001, "a redirect takes a tenth of a millisecond"
+    assert set(upstream) <= set(request)
+
+
+def test_no_created_series(metrics: Metrics) -> None:
+    metrics.tally.finish("deeplink", 302, 0.0002, 1)
+    metrics.tally.upstream("passthrough", 0.01)
+    for accept in (None, "application/openmetrics-text; version=1.0.0"):
+        body = metrics.render(accept)[0].decode()
+        assert "_created" not in body, body
+
+
+def test_request_duration_is_observed_for_every_kind(metrics: Metrics) -> None:
+    metrics.tally.finish("deeplink", 302, 0.00015, 1)
+    metrics.tally.finish("discovery", 200, 0.0004, 2)
+    metrics.tally.finish("passthrough", 502, 61.0, 3)
+    metrics.tally.finish("passthrough", None, 0.02, 4)
+    samples = _samples(metrics.render()[0])
+    duration = "request_duration_seconds_bucket"
+    assert _get(samples, duration, kind="deeplink", le="0.0001") == 0
+    assert _get(samples, duration, kind="deeplink", le="0.00025") == 1
+    assert _get(samples, duration, kind="discovery", le="0.0005") == 1
+    assert _get(samples, duration, kind="passthrough", le="60.0") == 1
+    assert _get(samples, duration, kind="passthrough", le="120.0") == 2
+    assert _get(samples, "request_duration_seconds_count", kind="passthrough") == 2
+    assert _get(samples, "request_duration_seconds_sum", kind="passthrough") == 61.02
+    assert _get(samples, "requests_total", kind="passthrough", status_class="5xx") == 1
+    assert _get(samples, "requests_total", kind="passthrough", status_class="aborted") == 1
+    for kind in REQUEST_KINDS:
+        assert _get(samples, "request_duration_seconds_count", kind=kind) >= 0
+
+
+def test_in_flight_counts_begun_requests_until_they_finish(metrics: Metrics) -> None:
+    def in_flight() -> float:
+        return _get(_samples(metrics.render()[0]), "requests_in_flight")
+
+    assert in_flight() == 0
+    metrics.tally.begin(1)
+    metrics.tally.begin(2)
+    assert in_flight() == 2
+    metrics.tally.finish("passthrough", 200, 0.01, 1)
+    assert in_flight() == 1
+    # an answer to a request never begun (a head refused before it was complete) changes nothing
+    metrics.tally.finish("passthrough", 400, 0.0, 3)
+    assert in_flight() == 1
+    metrics.tally.finish("passthrough", 200, 0.01, 2)
+    assert in_flight() == 0
+
+
+def test_discovery_cache_age_is_the_oldest_document(metrics: Metrics) -> None:
+    def age() -> float:
+        return _get(_samples(metrics.render()[0]), "discovery_cache_age_seconds")
+
+    assert age() == 0, "no cache watched yet"
+    stored: list[float] = []
+    metrics.watch_discovery_cache(lambda: min(stored, default=None))
+    assert age() == 0, "nothing cached"
+    stored += [time.time() - 90, time.time() - 5]
+    assert 90 <= age() < 95
+    stored.clear()
+    assert age() == 0
 
 
 def test_deeplink_labels_are_bounded(metrics: Metrics) -> None:
