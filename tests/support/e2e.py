@@ -34,6 +34,7 @@ UNSERVED: Mapping[Era, frozenset[str]] = MappingProxyType(
     {
         "mas-0.9": frozenset({"org.matrix.account_deactivate"}),
         "msc3824": frozenset({"org.matrix.account_deactivate", "org.matrix.cross_signing_reset"}),
+        "mas-1.10": frozenset({"org.matrix.account_deactivate"}),
     }
 )
 
