@@ -9,6 +9,7 @@ import aiohttp
 from shim.config.runtime import Runtime
 from shim.http.cache import DiscoveryCache
 from shim.obs.metrics import Metrics
+from shim.proxy.followups import Followups
 from shim.proxy.pool import UpstreamPool
 
 
@@ -20,3 +21,5 @@ class ShimState:
     metrics: Metrics
     cache: DiscoveryCache = field(default_factory=DiscoveryCache)
     pool: UpstreamPool = field(default_factory=UpstreamPool)
+    #: the Locations of the shim's own redirects, lately (`proxy.deeplinks`)
+    followups: Followups = field(default_factory=Followups)

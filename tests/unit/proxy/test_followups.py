@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shim.proxy.deeplinks import FOLLOWUP_ENTRIES, FOLLOWUP_SECONDS, Followups
+from shim.proxy.followups import FOLLOWUP_ENTRIES, FOLLOWUP_SECONDS, Followups
 
 TARGET = "/account/?action=org.matrix.session_end&device_id=ABC"
 
