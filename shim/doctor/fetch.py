@@ -40,6 +40,7 @@ from shim.doctor.report import (
     homeserver_sections,
 )
 from shim.doctor.values import Answer, Fetched, Followed, Hop, NoAnswer
+from shim.obs.clients import DOCTOR_HEADERS
 
 REQUEST_TIMEOUT: Final = 5.0
 #: the chain and the deep links together (the shim-side probe of --config adds at most 5 s);
@@ -155,7 +156,7 @@ async def build_report(
 ) -> Report:
     """Everything doctor asks, then the pure report; the shim-side section with a config."""
     deadline = Deadline(DEADLINE)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=DOCTOR_HEADERS) as session:
         answers = await gather_chain(session, homeserver, issuer, deadline)
         _, metadata = read_chain(answers)
         landings = await open_links(session, planned_links(metadata), deadline)
