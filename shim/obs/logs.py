@@ -209,6 +209,7 @@ _ACCESS_KEYS: Final = (
     "outcome",
     "client",
     "request_id",
+    "user_agent",
 )
 
 
@@ -321,10 +322,12 @@ def access_line(
     outcome: str | None,
     client: str | None,
     request_id: str | None,
+    user_agent: str | None = None,
 ) -> str:
     """The access line (no newline) the handler's formatter writes for a request record with
     these fields and `duration_ms` `duration_us / 1000`; `path` is scrubbed already
-    (`_scrubbed_path`), the other strings are not.
+    (`_scrubbed_path`), the other strings are not. `user_agent` (deep links only) is left out
+    when None.
 
     The shim calls it once a request, with positional arguments (keywords cost more than the
     JSON line's own assembly); the names are there for readers and tests."""
@@ -343,13 +346,14 @@ def access_line(
             duration_text = f"{duration_us // 1000}{_MICROS[duration_us % 1000]}"
         else:
             duration_text = _json_float(duration_us / 1000)
+        agent = "" if user_agent is None else f', "user_agent": {_json_text(user_agent)}'
         # one f-string: compiled (setup.py), it is built in one step
         return (
             f'{{"time": "{rfc3339_utc(created)}", "level": "INFO", "event": "request", '
             f'"method": {texts[0]}, "path": {_quote(path)}, "status": {status_text}, '
             f'"duration_ms": {duration_text}, "bytes": {bytes_text}, '
             f'"upstream_status": {_json_int(upstream_status)}, "kind": {texts[1]}, '
-            f'"outcome": {texts[2]}, "client": {texts[3]}, "request_id": {texts[4]}}}'
+            f'"outcome": {texts[2]}, "client": {texts[3]}, "request_id": {texts[4]}{agent}}}'
         )
     values = (
         method,
@@ -362,10 +366,12 @@ def access_line(
         outcome,
         client,
         request_id,
+        user_agent,
     )
     fields = {
         key: value if key == "path" else _clean(key, value)
         for key, value in zip(_ACCESS_KEYS, values, strict=True)
+        if key != "user_agent" or value is not None
     }
     if format == "json":
         line: dict[str, object] = {"time": rfc3339_utc(created), "level": "INFO"}
@@ -389,8 +395,11 @@ def log_request(
     outcome: str | None,
     client: str | None,
     request_id: str | None = None,
+    user_agent: str | None = None,
 ) -> None:
-    """One line for a finished request; `status=None` when the response was aborted."""
+    """One line for a finished request; `status=None` when the response was aborted.
+
+    `user_agent`: the client's, on deep-link lines (whom to chase, docs/retirement.md)."""
     out = _out
     direct = out.direct
     # to the microsecond, as an integer: formatting a float costs more than the rest of the line
@@ -399,20 +408,21 @@ def log_request(
         if not _access_logger.isEnabledFor(logging.INFO):
             return
         if direct is None or not _reaches_only(direct[0]):
-            _log_request_record(
-                {
-                    "method": method,
-                    "path": redact_path_qs(raw_path_qs),
-                    "status": status,
-                    "duration_ms": duration_us / 1000,
-                    "bytes": bytes_sent,
-                    "upstream_status": upstream_status,
-                    "kind": kind,
-                    "outcome": outcome,
-                    "client": client,
-                    "request_id": request_id,
-                }
-            )
+            fields: dict[str, object] = {
+                "method": method,
+                "path": redact_path_qs(raw_path_qs),
+                "status": status,
+                "duration_ms": duration_us / 1000,
+                "bytes": bytes_sent,
+                "upstream_status": upstream_status,
+                "kind": kind,
+                "outcome": outcome,
+                "client": client,
+                "request_id": request_id,
+            }
+            if user_agent is not None:
+                fields["user_agent"] = user_agent
+            _log_request_record(fields)
             return
         # lines are buffered until the next flush: until then they go the way this one goes
         # (a level or handler changed meanwhile applies from that flush, `direct_to` at once)
@@ -431,6 +441,7 @@ def log_request(
         outcome,
         client,
         request_id,
+        user_agent,
     )
     out.pending.append(line + "\n")
     out.pending_size += len(line) + 1

@@ -267,6 +267,7 @@ _maybe_int = st.none() | st.integers(min_value=-1, max_value=10**12)
     outcome=_maybe_text,
     client=_maybe_text,
     request_id=_maybe_text,
+    user_agent=_maybe_text,
 )
 def test_direct_access_line_is_the_formatters_line(
     created: float,
@@ -281,6 +282,7 @@ def test_direct_access_line_is_the_formatters_line(
     outcome: str | None,
     client: str | None,
     request_id: str | None,
+    user_agent: str | None,
 ) -> None:
     fields: dict[str, object] = {
         "method": method,
@@ -294,6 +296,8 @@ def test_direct_access_line_is_the_formatters_line(
         "client": client,
         "request_id": request_id,
     }
+    if user_agent is not None:  # deep links only: the field is left out otherwise
+        fields["user_agent"] = user_agent
     record = logging.LogRecord(
         "msc4191_shim.access", logging.INFO, __file__, 0, "request", (), None
     )
@@ -314,6 +318,7 @@ def test_direct_access_line_is_the_formatters_line(
             outcome=outcome,
             client=client,
             request_id=request_id,
+            user_agent=user_agent,
         )
         assert direct == formatter.format(record)
 
