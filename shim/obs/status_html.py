@@ -45,7 +45,9 @@ def render_status(snapshot: StatusSnapshot) -> str:
             _header(snapshot),
             _verdict(snapshot),
             _section("Clients' deep links since start", _deeplinks(snapshot.deeplinks)),
-            _section("Discovery documents since start", _counts(snapshot.discovery, "discovery")),
+            _section(
+                "Clients' discovery documents since start", _counts(snapshot.discovery, "discovery")
+            ),
             _section("Upstream errors since start", _counts(snapshot.upstream_errors, "errors")),
             _section("What it fronts", _pairs(snapshot.fronts, "fronts")),
             _section("Configuration", _pairs(snapshot.choices, "choices")),
