@@ -3,7 +3,9 @@
 It is outside the shim on purpose: it knows only its own era's action names (modelled on
 matrix-authentication-service before 1.10, a prototype that served only the `org.matrix.msc4191.*`
 keys, and an MSC3824-era portal) and nothing of the shim's tables, so a test that lands on the right
-page through the shim proves the translation rather than restating it.
+page through the shim proves the translation rather than restating it. `mas-1.10` is the portal
+that no longer needs it: matrix-authentication-service 1.10 and later serves and advertises the
+stable names and its older `org.matrix.session_*` names alike.
 
 - `GET /.well-known/openid-configuration`: the era's discovery document, with every URL under the
   public base (`public_base`, else the request's own scheme and Host, so through a proxy that keeps
@@ -30,7 +32,7 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
-Era = Literal["mas-0.9", "mas-0.7", "prototype-unstable-keys", "msc3824"]
+Era = Literal["mas-0.9", "mas-0.7", "prototype-unstable-keys", "msc3824", "mas-1.10"]
 ERAS: tuple[Era, ...] = get_args(Era)
 
 PORTAL_ACTION_HEADER = "X-Portal-Action"
@@ -63,6 +65,19 @@ ERA_VIEWS: Mapping[Era, Mapping[str, str]] = MappingProxyType(
                 "session_end": "session-end",
             }
         ),
+        # both sets, in the order it advertises them (stable first)
+        "mas-1.10": MappingProxyType(
+            {
+                "org.matrix.profile": "profile",
+                "org.matrix.devices_list": "sessions",
+                "org.matrix.device_view": "session",
+                "org.matrix.device_delete": "session-end",
+                "org.matrix.cross_signing_reset": "cross-signing-reset",
+                "org.matrix.sessions_list": "sessions",
+                "org.matrix.session_view": "session",
+                "org.matrix.session_end": "session-end",
+            }
+        ),
     }
 )
 
@@ -76,7 +91,7 @@ def view_for(era: Era, action: str | None) -> str:
 
 def discovery_document(era: Era, base: str) -> dict[str, object]:
     """The era's `/.well-known/openid-configuration`, every URL under `base` (ending in '/')."""
-    if era in ("mas-0.9", "mas-0.7"):
+    if era in ("mas-0.9", "mas-0.7", "mas-1.10"):
         return _mas_document(base, list(ERA_VIEWS[era]))
     document = _prototype_document(base)
     if era == "prototype-unstable-keys":

@@ -25,6 +25,7 @@ DEMO_DIALECTS = {
     "mas-0.7": "mas-0.7",
     "prototype-unstable-keys": "mas-0.7",
     "msc3824": "msc3824",
+    "mas-1.10": "mas-1.10",
 }
 
 DEMO_LINKS = (

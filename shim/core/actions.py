@@ -44,17 +44,25 @@ BUILTIN_ALIASES: Mapping[str, str] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """The names one portal understands: stable name -> the portal's name (absent: unsupported)."""
+    """The names one portal understands: stable name -> the portal's name (absent: unsupported).
+
+    `also_speaks`: other names the portal serves as written besides those (matrix-authentication
+    -service 1.10 and later serves its old `org.matrix.session_*` names next to the stable ones),
+    so a link with one passes untouched.
+    """
 
     name: str
     portal_names: Mapping[str, str]
+    also_speaks: frozenset[str] = frozenset()
 
     def portal_name(self, stable: str) -> str | None:
         return self.portal_names.get(stable)
 
 
-def _dialect(name: str, names: dict[str, str]) -> Dialect:
-    return Dialect(name, MappingProxyType(names))
+def _dialect(
+    name: str, names: dict[str, str], also_speaks: frozenset[str] = frozenset()
+) -> Dialect:
+    return Dialect(name, MappingProxyType(names), also_speaks)
 
 
 _MAS_07 = {
@@ -69,6 +77,13 @@ BUILTIN_DIALECTS: Mapping[str, Dialect] = MappingProxyType(
         "stable": _dialect("stable", {name: name for name in STABLE_ACTIONS}),
         "mas-0.7": _dialect("mas-0.7", dict(_MAS_07)),
         "mas-0.9": _dialect("mas-0.9", {**_MAS_07, CROSS_SIGNING_RESET: CROSS_SIGNING_RESET}),
+        # MAS 1.10 and later: the stable names (no account deactivation) and, as written, its
+        # older names too; it advertises both sets (tests/data/vectors.json)
+        "mas-1.10": _dialect(
+            "mas-1.10",
+            {name: name for name in (*_MAS_07, CROSS_SIGNING_RESET)},
+            frozenset(name for name in _MAS_07.values() if name not in STABLE_ACTIONS),
+        ),
         "msc3824": _dialect(
             "msc3824",
             {
@@ -100,7 +115,13 @@ class ActionTable:
     def speaks(self, name: str) -> bool:
         """True when the portal understands `name` exactly as written."""
         stable = self.to_stable(name)
-        return stable is not None and self.to_portal(stable) == name
+        if stable is None:
+            return False
+        return self.to_portal(stable) == name or name in self.dialect.also_speaks
+
+    def is_legacy(self, name: str) -> bool:
+        """True for an MSC4191 name the table knows that is not a stable name."""
+        return name not in STABLE_ACTIONS and name in self.to_stable_names
 
     def legacy_names(self, stable: str) -> tuple[str, ...]:
         """The non-stable names the shim accepts for `stable`, in table order."""

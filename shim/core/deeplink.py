@@ -27,8 +27,11 @@ from shim.http.target import split_reference
 #: what `decide` concluded about the query, before the strategy is applied
 Outcome = Literal["passthrough", "translate", "strip", "redirect-unsupported"]
 #: what the shim did with a deep link: the one vocabulary of logs, metrics and `translate`
-#: (`translate` is named after the strategy that carried it out)
-DeeplinkOutcome = Literal["redirect", "rewrite", "strip", "redirect-unsupported", "passthrough"]
+#: (`translate` is named after the strategy that carried it out); `followup`: passed through, the
+#: browser following the shim's own redirect (never a plan's: only the proxy can tell)
+DeeplinkOutcome = Literal[
+    "redirect", "rewrite", "strip", "redirect-unsupported", "passthrough", "followup"
+]
 
 ACTION = "action"
 #: characters that end a header line or a C string; a value holding one is never a known name

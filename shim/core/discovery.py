@@ -12,11 +12,11 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from shim.config.model import AccountManagementConfig, DiscoveryConfig, RedirectUnsupported
-from shim.core.actions import STABLE_ACTIONS
+from shim.core.actions import STABLE_ACTIONS, ActionTable
 
 ACCOUNT_MANAGEMENT_URI = "account_management_uri"
 ACTIONS_SUPPORTED = "account_management_actions_supported"
@@ -46,9 +46,21 @@ def derived_actions(
 
     Known names become stable names and are kept only when a deep link with them reaches a
     destination; with `stable+legacy` the legacy names of the advertised stable ones follow.
+
+    Under a dialect whose portal speaks both name sets (`mas-1.10`), a list that already names
+    the stable name of every MSC4191 name in it, each reachable, is kept as written: its legacy
+    names are the portal's own and it serves them, so they stay under `advertise: stable`, and
+    `stable+legacy` adds names only when it lists no legacy name of its own. The document then
+    passes unchanged. Under other dialects the list is brought to stable names, as the spec's
+    schema wants (its items are an enum of the six).
     """
+    own = upstream_doc.get(ACTIONS_SUPPORTED)
     if discovery.actions is not None:
         names = list(discovery.actions)
+    elif isinstance(own, list) and _keeps_its_own(own, account):
+        names = list(own)
+        if discovery.advertise == "stable" or any(account.table.is_legacy(n) for n in names):
+            return names
     else:
         upstream = _upstream_actions(upstream_doc)
         if upstream is None:
@@ -58,6 +70,37 @@ def derived_actions(
     if discovery.advertise == "stable+legacy":
         names = _unique([*names, *_legacy_names(names, account)])
     return names
+
+
+def lists_stable_names(names: Sequence[Any], table: ActionTable) -> bool:
+    """True when `names` (a portal's action list) holds only strings, at least one MSC4191 name,
+    and the stable name of every MSC4191 name in it; other names (`org.matrix.plan_management`)
+    do not count either way."""
+    if not all(isinstance(name, str) for name in names):
+        return False
+    stables = {table.to_stable(name) for name in names} - {None}
+    return bool(stables) and stables <= set(names)
+
+
+def portal_speaks_msc4191(doc: Mapping[str, Any], table: ActionTable) -> bool:
+    """True when the portal's own document already carries what MSC4191 asks for: a non-empty
+    `account_management_uri` and a stable action list (`lists_stable_names`)."""
+    uri, names = doc.get(ACCOUNT_MANAGEMENT_URI), doc.get(ACTIONS_SUPPORTED)
+    return (
+        isinstance(uri, str)
+        and bool(uri)
+        and isinstance(names, list)
+        and (lists_stable_names(names, table))
+    )
+
+
+def _keeps_its_own(names: list[Any], account: AccountManagementConfig) -> bool:
+    table = account.table
+    return (
+        bool(table.dialect.also_speaks)
+        and lists_stable_names(names, table)
+        and all(_reachable(name, account) for name in names if name in STABLE_ACTIONS)
+    )
 
 
 def _upstream_actions(doc: Mapping[str, Any]) -> list[Any] | None:

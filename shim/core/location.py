@@ -57,12 +57,23 @@ def _back_translate(reference: str, table: ActionTable | None, entry_paths: tupl
 
 
 def back_translate_query(raw_query: str, table: ActionTable) -> str:
-    """The raw query with each known non-stable `action` value replaced by its stable name."""
+    """The raw query with each known non-stable `action` value replaced by its stable name.
+
+    A name the portal serves as written next to its stable name (`mas-1.10`) stays: nothing needs
+    translating for a portal that speaks both.
+    """
     pieces = []
     for param in parse_query(raw_query):
         stable = table.to_stable(param.value) if param.is_action and param.value else None
-        pieces.append(param.raw if stable in (None, param.value) else param.with_value(stable))
+        if stable is None or stable == param.value or _speaks_both(table, param.value, stable):
+            pieces.append(param.raw)
+        else:
+            pieces.append(param.with_value(stable))
     return format_query(pieces)
+
+
+def _speaks_both(table: ActionTable, name: str | None, stable: str) -> bool:
+    return name is not None and table.speaks(name) and table.speaks(stable)
 
 
 def _origin(scheme: str, authority: str | None) -> Origin | None:

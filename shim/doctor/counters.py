@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shim.core.actions import ActionTable
 from shim.doctor.values import Fetched, Finding, NoAnswer, format_counts, plural
-from shim.obs.counts import DeepLinkCount, ShimCounters, counts_from_samples, incoming_kind
+from shim.obs.counts import DeepLinkCount, ShimCounters, counts_from_samples
 from shim.obs.metrics import DiscoveryOutcome
-from shim.obs.retirement import counter_reasons
+from shim.obs.retirement import counter_notes, counter_reasons
 
 __all__ = ["ShimCounters", "check_counters", "counter_reasons", "parse_counters", "read_counters"]
 
@@ -54,9 +54,10 @@ def read_counters(fetched: Fetched, admin_url: str) -> tuple[ShimCounters | None
 
 
 def check_counters(counters: ShimCounters, table: ActionTable) -> list[Finding]:
-    """What the shim did since it started: deep links by name and outcome, discovery, errors."""
+    """What the shim did for clients since it started: deep links by name and outcome, discovery,
+    errors; then whom to chase and the shim's own traffic, which the counts leave out."""
     findings = [Finding("OK", f"the shim (version {counters.version}) serves its metrics")]
-    findings.append(_deeplink_summary(counters.deeplinks, table))
+    findings.append(_deeplink_summary(counters.client_deeplinks, table))
     relayed = {k: n for k, n in counters.discovery.items() if k.startswith(RELAYED_PREFIX)}
     relayed |= {k: n for k, n in counters.discovery.items() if k == STALE_DISCOVERY}
     if not counters.discovery:
@@ -71,30 +72,37 @@ def check_counters(counters: ShimCounters, table: ActionTable) -> list[Finding]:
     if counters.upstream_errors:
         what = f"the shim could not reach the portal: {format_counts(counters.upstream_errors)}"
         findings.append(Finding("WARN", what, "see the shim's log, check the portal"))
+    findings += [Finding("INFO", note) for note in counter_notes(counters)]
     return findings
 
 
 def _deeplink_summary(deeplinks: Sequence[DeepLinkCount], table: ActionTable) -> Finding:
     if not deeplinks:
-        what = "no deep link seen since the shim started"
+        what = "no client deep link seen since the shim started"
         return Finding("INFO", what, "the counts say nothing about clients yet")
     by_name: Counter[str] = Counter()
     by_kind: Counter[str] = Counter()
     by_outcome: Counter[str] = Counter()
+    kinds: dict[str, str] = {}
     for link in deeplinks:
         by_name[link.incoming] += link.count
-        by_kind[incoming_kind(link.incoming)] += link.count
+        by_kind[link.kind] += link.count
         by_outcome[link.outcome] += link.count
-    details = [f"{name}: {n} ({_describe(name, table)})" for name, n in by_name.most_common()]
+        kinds[link.incoming] = link.kind
+    details = [
+        f"{name}: {n} ({_describe(name, kinds[name], table)})" for name, n in by_name.most_common()
+    ]
     details.append(f"outcomes: {format_counts(by_outcome)}")
-    total = plural(by_kind.total(), "deep link")
+    total = plural(by_kind.total(), "client deep link")
     what = f"{total} since the shim started: {format_counts(by_kind)}"
     return Finding("INFO", what, "", tuple(details))
 
 
-def _describe(incoming: str, table: ActionTable) -> str:
-    kind = incoming_kind(incoming)
+def _describe(incoming: str, kind: str, table: ActionTable) -> str:
     if kind == "legacy":
         stable = table.to_stable(incoming)
         return "legacy name" if stable is None else f"legacy name of {stable}"
-    return {"none": "no action", "other": "names the shim does not know"}.get(kind, kind)
+    return {
+        "none": "no action",
+        "unknown": "not an MSC4191 name: passed as sent, nothing to migrate",
+    }.get(kind, kind)

@@ -30,9 +30,9 @@ from shim.doctor.counters import ShimCounters, check_counters, read_counters
 from shim.doctor.dialect import check_dialect, check_names
 from shim.doctor.values import Fetched, Finding, NoAnswer
 from shim.obs.retirement import PORTAL_DISCOVERY_PATH as PORTAL_DISCOVERY_PATH
-from shim.obs.retirement import advertised_names, retirement_reasons
+from shim.obs.retirement import advertised_names, retirement_notes, retirement_reasons
 
-RETIRE: Final = "README 'Can I retire the shim?'"
+RETIRE: Final = "docs/retirement.md"
 EXIT_OK: Final = 0
 EXIT_BROKEN: Final = 1
 
@@ -70,6 +70,8 @@ def diagnose(inputs: DoctorInputs) -> list[Finding]:
         findings += check_dialect(names, table)
     counters, seen = read_counters(inputs.metrics, inputs.admin_url)
     findings += seen if counters is None else check_counters(counters, table)
+    if doc is not None:  # the counters' notes are in check_counters
+        findings += [Finding("INFO", note) for note in retirement_notes(doc, config, None)]
     findings.append(verdict(doc, names, config, counters))
     return findings
 
@@ -169,7 +171,7 @@ def verdict(
         todo = f"its metrics were not read: check which names clients send ({RETIRE})"
         return Finding("INFO", what, todo)
     todo = f"see {RETIRE} before removing it"
-    if not counters.deeplinks:
+    if not counters.client_deeplinks:
         todo += "; no deep link has been seen yet, so watch the metrics for a client release"
     return Finding("INFO", "nothing here needs the shim any more", todo)
 

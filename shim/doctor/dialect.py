@@ -42,10 +42,14 @@ def check_names(names: Sequence[str] | None, table: ActionTable) -> list[Finding
 
 
 def dialect_advice(names: Sequence[str], table: ActionTable) -> str:
-    """The dialect that sends exactly what the portal advertises: a built-in one, else a mapping."""
+    """The dialect that sends exactly what the portal advertises: a built-in one, else a mapping.
+
+    A built-in dialect whose portal also serves other names (`mas-1.10`) fits only a portal that
+    advertises those names too.
+    """
     mapping = portal_mapping(names, table)
     for dialect in BUILTIN_DIALECTS.values():
-        if dict(dialect.portal_names) == mapping:
+        if dict(dialect.portal_names) == mapping and dialect.also_speaks <= set(names):
             return f"set dialect: {dialect.name}"
     pairs = ", ".join(f"{stable}: {name}" for stable, name in mapping.items())
     return f"set dialect: {{{pairs}}}"

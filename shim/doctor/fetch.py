@@ -42,6 +42,7 @@ from shim.doctor.report import (
     unreachable,
 )
 from shim.doctor.values import Answer, Fetched, Followed, Hop, NoAnswer
+from shim.obs.clients import DOCTOR_HEADERS
 from shim.server.client_errors import no_answer_reason
 
 REQUEST_TIMEOUT: Final = 5.0
@@ -157,7 +158,7 @@ async def build_report(
     """Everything doctor asks, then the pure report; the shim-side section with a config."""
     deadline = Deadline(DEADLINE)
     header = f"msc4191-shim doctor: homeserver {homeserver or '-'}, issuer {issuer or '-'}"
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=DOCTOR_HEADERS) as session:
         answers = await gather_chain(session, homeserver, issuer, deadline)
         stop = unreachable(answers)
         if stop is not None:  # nothing else is worth asking: one line says so

@@ -27,6 +27,7 @@ from shim.doctor.diagnose import (
 )
 from shim.doctor.report import Report, Section, format_findings, format_json
 from shim.doctor.values import Answer, Fetched, NoAnswer
+from shim.obs.clients import DOCTOR_HEADERS
 from shim.server.client_errors import no_answer_reason
 
 PROBE_TIMEOUT: Final = 5.0
@@ -55,7 +56,7 @@ async def probe(config: Config, admin_url: str) -> DoctorInputs:
     """Fetch the three answers concurrently; the portal directly, as the shim would reach it."""
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
     admin = admin_url.rstrip("/") + "/metrics"
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, headers=DOCTOR_HEADERS) as session:
         try:
             runtime = build_runtime(config)
         except ConfigError as exc:  # upstream.ca_file unreadable or not PEM

@@ -121,4 +121,4 @@ def verdict(
     what = "this deployment does not need the shim"
     if era is not None:
         what += f": the portal looks like {era}"
-    return Finding("INFO", what, "if a shim is in front, see README 'Can I retire the shim?'")
+    return Finding("INFO", what, "if a shim is in front, see docs/retirement.md")

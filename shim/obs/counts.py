@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
@@ -25,12 +25,27 @@ DISCOVERY: Final = "msc4191_shim_discovery_documents_total"
 UPSTREAM_ERRORS: Final = "msc4191_shim_upstream_errors_total"
 
 
+#: the outcome of a deep link that followed the shim's own redirect, and the family of
+#: `msc4191-shim doctor`'s requests: the shim's own traffic, not clients' (`obs.metrics`)
+FOLLOWUP: Final = "followup"
+DOCTOR: Final = "doctor"
+
+
 @dataclass(frozen=True, slots=True)
 class DeepLinkCount:
     incoming: str
     sent: str
     outcome: str
     count: int
+    #: `stable`, `legacy`, `unknown` or `none` (the `incoming_kind` label)
+    kind: str = "?"
+    #: the client family (`obs.clients`)
+    client: str = "other"
+
+    @property
+    def from_a_client(self) -> bool:
+        """False for the shim's own traffic: a follow-up of its redirect, or doctor's probe."""
+        return self.outcome != FOLLOWUP and self.client != DOCTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +54,16 @@ class ShimCounters:
 
     version: str
     deeplinks: tuple[DeepLinkCount, ...]
+    #: discovery documents served to clients (not to doctor), by outcome
     discovery: Mapping[str, int]
     upstream_errors: Mapping[str, int]
+    #: discovery documents served to `msc4191-shim doctor`, by outcome
+    doctor_discovery: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def client_deeplinks(self) -> tuple[DeepLinkCount, ...]:
+        """The deep links clients sent: not follow-ups of the shim's redirects, not doctor's."""
+        return tuple(link for link in self.deeplinks if link.from_a_client)
 
 
 def counts_from_samples(samples: Iterable[Sample]) -> ShimCounters | None:
@@ -48,6 +71,7 @@ def counts_from_samples(samples: Iterable[Sample]) -> ShimCounters | None:
     version = None
     deeplinks: list[DeepLinkCount] = []
     discovery: Counter[str] = Counter()
+    doctor: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     for sample in samples:
         # another exporter on that port may serve NaN or +Inf, which int() refuses
@@ -59,9 +83,12 @@ def counts_from_samples(samples: Iterable[Sample]) -> ShimCounters | None:
             continue
         elif sample.name == DEEPLINKS:
             incoming, sent = labels.get("incoming", "?"), labels.get("sent", "?")
-            deeplinks.append(DeepLinkCount(incoming, sent, labels.get("outcome", "?"), count))
+            outcome, client = labels.get("outcome", "?"), labels.get("client", "other")
+            kind = labels.get("incoming_kind") or incoming_kind(incoming)
+            deeplinks.append(DeepLinkCount(incoming, sent, outcome, count, kind, client))
         elif sample.name == DISCOVERY:
-            discovery[labels.get("outcome", "?")] += count
+            into = doctor if labels.get("client") == DOCTOR else discovery
+            into[labels.get("outcome", "?")] += count
         elif sample.name == UPSTREAM_ERRORS:
             errors[labels.get("reason", "?")] += count
     if version is None:
@@ -71,13 +98,15 @@ def counts_from_samples(samples: Iterable[Sample]) -> ShimCounters | None:
         tuple(deeplinks),
         MappingProxyType(dict(discovery)),
         MappingProxyType(dict(errors)),
+        MappingProxyType(dict(doctor)),
     )
 
 
 def incoming_kind(incoming: str) -> str:
-    """`stable`, `legacy`, or the label itself (`none`, `other`) for a deep link's incoming name."""
-    # `none` and `other` are what `obs.metrics.action_label` counts an absent or unknown name as
-    if incoming in ("none", "other"):
+    """`stable`, `legacy`, or the label itself (`none`, `unknown`) for an `incoming` label: what
+    the `incoming_kind` label says, for a series without it."""
+    # `none` and `unknown` are what `obs.metrics.action_label` counts an absent or unknown name as
+    if incoming in ("none", "unknown"):
         return incoming
     return "stable" if incoming in STABLE_ACTIONS else "legacy"
 

@@ -319,6 +319,7 @@ _ACCESS_KEYS: Final = (
     "outcome",
     "client",
     "request_id",
+    "user_agent",
 )
 
 
@@ -434,8 +435,8 @@ def access_line(
     user_agent: str | None = None,
 ) -> str:
     """The access line (no newline) the handler's formatter writes for a request record with
-    these fields and `duration_ms` `duration_us / 1000` (and, for ECS, `user_agent`); `path` is
-    scrubbed already (`_scrubbed_path`), the other strings are not.
+    these fields and `duration_ms` `duration_us / 1000`; `path` is scrubbed already
+    (`_scrubbed_path`), the other strings are not. `user_agent`, when given, is written too.
 
     The shim calls it once a request, with positional arguments (keywords cost more than the
     JSON line's own assembly); the names are there for readers and tests."""
@@ -450,7 +451,7 @@ def access_line(
         if format == "json":
             return _json_access_line(
                 created, method, path, status, duration_us, bytes_sent, upstream_status, kind,
-                outcome, client, request_id,
+                outcome, client, request_id, user_agent,
             )  # fmt: skip
         if upstream_status is None or type(upstream_status) is int:
             return _ecs_access_line(
@@ -468,10 +469,12 @@ def access_line(
         outcome,
         client,
         request_id,
+        user_agent,
     )
     fields = {
         key: value if key == "path" else _clean(key, value)
         for key, value in zip(_ACCESS_KEYS, values, strict=True)
+        if key != "user_agent" or value is not None
     }
     if format == "json":
         line: dict[str, object] = {"time": rfc3339_utc(created), "level": "INFO"}
@@ -498,6 +501,7 @@ def _json_access_line(
     outcome: str | None,
     client: str | None,
     request_id: str | None,
+    user_agent: str | None = None,
 ) -> str:
     # the five strings that repeat from request to request, encoded once per combination
     key = (method, kind, outcome, client, request_id)
@@ -516,6 +520,7 @@ def _json_access_line(
     else:
         duration_text = _json_float(duration_us / 1000)
     quoted_path = _quote(path)
+    agent = "" if user_agent is None else f', "user_agent": {_json_text(user_agent)}'
     # one f-string: compiled (setup.py), it is built in one step. The message is the quoted
     # method and path joined inside one pair of quotes: JSON escapes character by character
     return (
@@ -524,7 +529,7 @@ def _json_access_line(
         f'"method": {texts[0]}, "path": {quoted_path}, "status": {status_text}, '
         f'"duration_ms": {duration_text}, "bytes": {bytes_sent}, '
         f'"upstream_status": {_json_int(upstream_status)}, "kind": {texts[1]}, '
-        f'"outcome": {texts[2]}, "client": {texts[3]}, "request_id": {texts[4]}}}'
+        f'"outcome": {texts[2]}, "client": {texts[3]}, "request_id": {texts[4]}{agent}}}'
     )
 
 
@@ -623,11 +628,13 @@ def log_request(
     client: str | None,
     request_id: str | None = None,
     request_fields: Sequence[tuple[bytes, bytes]] = (),
+    user_agent: str | None = None,
 ) -> None:
     """One line for a finished request; `status=None` when the response was aborted.
 
-    `request_fields` are the request's header fields as received: the ECS line carries its
-    User-Agent (looked for only when that line is written)."""
+    `user_agent`: the client's, on deep-link lines (whom to chase, docs/retirement.md);
+    `request_fields`: the request's header fields, read for the User-Agent every ECS line
+    carries (only when that line is written)."""
     out = _out
     direct = out.direct
     # to the microsecond, as an integer: formatting a float costs more than the rest of the line
@@ -636,21 +643,21 @@ def log_request(
         if not _access_logger.isEnabledFor(logging.INFO):
             return
         if direct is None or not _reaches_only(direct[0]):
-            _log_request_record(
-                {
-                    "method": method,
-                    "path": redact_path_qs(raw_path_qs),
-                    "status": status,
-                    "duration_ms": duration_us / 1000,
-                    "bytes": bytes_sent,
-                    "upstream_status": upstream_status,
-                    "kind": kind,
-                    "outcome": outcome,
-                    "client": client,
-                    "request_id": request_id,
-                },
-                _user_agent(request_fields),
-            )
+            fields: dict[str, object] = {
+                "method": method,
+                "path": redact_path_qs(raw_path_qs),
+                "status": status,
+                "duration_ms": duration_us / 1000,
+                "bytes": bytes_sent,
+                "upstream_status": upstream_status,
+                "kind": kind,
+                "outcome": outcome,
+                "client": client,
+                "request_id": request_id,
+            }
+            if user_agent is not None:
+                fields["user_agent"] = user_agent
+            _log_request_record(fields, user_agent or _user_agent(request_fields))
             return
         # lines are buffered until the next flush: until then they go the way this one goes
         # (a level or handler changed meanwhile applies from that flush, `direct_to` at once)
@@ -669,7 +676,7 @@ def log_request(
         outcome,
         client,
         request_id,
-        _user_agent(request_fields) if direct[1] == "ecs" else None,
+        user_agent or _user_agent(request_fields) if direct[1] == "ecs" else user_agent,
     )
     out.pending.append(line + "\n")
     out.pending_size += len(line) + 1

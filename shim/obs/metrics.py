@@ -2,7 +2,8 @@
 
 `Metrics` owns its own `CollectorRegistry` (never the process-global one), so tests and
 reloads can create as many as they like. Every label value is drawn from a fixed set; action
-names are bounded by the `ActionTable` (an unknown name counts as `other`).
+names are bounded by the `ActionTable` (a name it does not know counts as `unknown`), clients by
+their family (`obs.clients`).
 
 Several workers (`--workers N`) are several processes, each with its own counters. To see their
 sum, use prometheus-client's multiprocess mode:
@@ -51,6 +52,7 @@ from shim import __version__
 from shim.core.actions import ActionTable
 from shim.core.deeplink import DeeplinkOutcome as DeeplinkOutcome
 from shim.obs import MULTIPROC_ENV
+from shim.obs.clients import CLIENT_FAMILIES
 from shim.obs.tally import Tally, refuse
 
 RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
@@ -109,11 +111,27 @@ def status_class(status: int | None) -> str:
     return f"{status // 100}xx" if 100 <= status <= 599 else "other"
 
 
+#: `incoming_kind`: what the name a client sent is (`name_kind`)
+NameKind = Literal["stable", "legacy", "unknown", "none"]
+#: the label of a name the action table does not know: it is not an MSC4191 name to migrate
+#: (another action the portal serves, such as MAS's `org.matrix.plan_management`, or a typo)
+UNKNOWN_NAME: Final = "unknown"
+
+
 def action_label(name: str | None, table: ActionTable) -> str:
-    """The name itself when the table knows it; `none` when absent; `other` for anything else."""
+    """The name itself when the table knows it; `none` when absent; `unknown` for anything else."""
     if name is None:
         return "none"
-    return name if table.to_stable(name) is not None else "other"
+    return name if table.to_stable(name) is not None else UNKNOWN_NAME
+
+
+def name_kind(name: str | None, table: ActionTable) -> NameKind:
+    """`stable`, `legacy` (an alias or a dialect's name the table knows), `unknown`, `none`."""
+    if name is None:
+        return "none"
+    if table.to_stable(name) is None:
+        return "unknown"
+    return "legacy" if table.is_legacy(name) else "stable"
 
 
 def _check(value: str, allowed: frozenset[str], what: str) -> None:
@@ -224,14 +242,17 @@ class Metrics:
         )
         self.deeplinks = Counter(
             "msc4191_shim_deeplink_translations",
-            "Deep links by the action name clients sent, the name sent to the portal, outcome.",
-            ["incoming", "sent", "outcome"],
+            "Deep links by the action name clients sent (and its kind: stable, legacy, unknown,"
+            " none), the name sent to the portal, outcome (followup: the shim's own redirect"
+            " followed) and client family.",
+            ["incoming", "incoming_kind", "sent", "outcome", "client"],
             registry=reg,
         )
         self.discovery = Counter(
             "msc4191_shim_discovery_documents",
-            "Discovery documents served, by outcome (passthrough_*: why it was not rewritten).",
-            ["outcome"],
+            "Discovery documents served, by outcome (passthrough_*: why it was not rewritten)"
+            " and client family.",
+            ["outcome", "client"],
             registry=reg,
         )
         self.upstream_errors = Counter(
@@ -274,8 +295,10 @@ class Metrics:
             for status in STATUS_CLASSES:
                 child = self.requests.labels(kind=kind, status_class=status)
                 self._requests_by[kind, status] = child
-        self._discovery_by = {
-            o: self.discovery.labels(outcome=o) for o in sorted(DISCOVERY_OUTCOMES)
+        # discovery: every outcome for the usual family from the start; other families as seen
+        self._discovery_by: dict[tuple[str, str], Counter] = {
+            (o, "other"): self.discovery.labels(outcome=o, client="other")
+            for o in sorted(DISCOVERY_OUTCOMES)
         }
         self._upstream_errors_by = {
             r: self.upstream_errors.labels(reason=r) for r in sorted(UPSTREAM_ERROR_REASONS)
@@ -284,11 +307,12 @@ class Metrics:
             self.reloads.labels(result=result)
         self._limit_hits_by = {n: self.limit_hits.labels(limit=n) for n in sorted(LIMIT_NAMES)}
         # deep links: label sets appear as they are seen (bounded by the action tables' names)
-        self._deeplinks_by: dict[tuple[str, str, str], Counter] = {}
+        self._deeplinks_by: dict[tuple[str, str, str, str, str], Counter] = {}
         self.tally = Tally(
             REQUEST_KINDS,
             _UPSTREAM_BOUNDS,
             self._discovery_by,
+            self._discovery_child,
             self._deeplink_child,
             _REQUEST_BOUNDS,
         )
@@ -319,14 +343,29 @@ class Metrics:
             self.discovery_cache_age.set(0 if oldest is None else max(0.0, time.time() - oldest))
 
     def _deeplink_child(
-        self, incoming: str | None, sent: str | None, outcome: str, table: ActionTable
+        self,
+        incoming: str | None,
+        sent: str | None,
+        outcome: str,
+        client: str,
+        table: ActionTable,
     ) -> Counter:
-        """The series of a deep link: names the table does not know are counted as `other`."""
+        """The series of a deep link: names the table does not know are counted as `unknown`."""
         _check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
-        labels = (action_label(incoming, table), action_label(sent, table), outcome)
+        _check(client, CLIENT_FAMILIES, "client family")
+        kind = name_kind(incoming, table)
+        labels = (action_label(incoming, table), kind, action_label(sent, table), outcome, client)
         child = self._deeplinks_by.get(labels)
         if child is None:
             child = self._deeplinks_by[labels] = self.deeplinks.labels(*labels)
+        return child
+
+    def _discovery_child(self, outcome: str, client: str) -> Counter:
+        _check(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
+        _check(client, CLIENT_FAMILIES, "client family")
+        child = self._discovery_by.get((outcome, client))
+        if child is None:
+            child = self._discovery_by[outcome, client] = self.discovery.labels(outcome, client)
         return child
 
     def observe_upstream_error(self, reason: UpstreamErrorReason) -> None:

@@ -18,12 +18,12 @@ from yarl import URL
 
 from shim.config.model import Config
 from shim.config.values import ListenAddress
-from shim.obs.counts import ShimCounters, counts_from_samples, incoming_kind
+from shim.obs.counts import ShimCounters, counts_from_samples
 from shim.obs.metrics import Metrics
 from shim.obs.redact import REDACTED
-from shim.obs.retirement import retirement_reasons
+from shim.obs.retirement import retirement_notes, retirement_reasons
 
-RETIRE_SECTION: Final = "README 'Can I retire the shim?'"
+RETIRE_SECTION: Final = "docs/retirement.md"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +31,13 @@ class NameCount:
     """Deep links that arrived under one action name, and what each became."""
 
     incoming: str
-    #: `stable`, `legacy`, `none` or `other` (see `obs.counts.incoming_kind`)
+    #: `stable`, `legacy`, `none` or `unknown` (the `incoming_kind` label)
     kind: str
     count: int
     #: (`sent` name, outcome, count), the most frequent first
     became: tuple[tuple[str, str, int], ...]
+    #: (client family, count), the most frequent first
+    clients: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class StatusSnapshot:
     portal_detail: str
     #: why the shim is still needed; empty: it can go
     reasons: tuple[str, ...]
+    #: what to know beside the reasons (whom to chase, the shim's own traffic, a portal that
+    #: already speaks MSC4191)
+    notes: tuple[str, ...] = ()
 
 
 def read_counts(metrics: Metrics) -> ShimCounters | None:
@@ -88,22 +93,29 @@ def status_snapshot(
         upstream_errors=counters.upstream_errors if counters else empty,
         portal_detail=portal_detail,
         reasons=retirement_reasons(portal_doc, config, counters),
+        notes=retirement_notes(portal_doc, config, counters),
     )
 
 
 def by_incoming_name(counters: ShimCounters | None) -> tuple[NameCount, ...]:
-    """Deep links per incoming name, the most frequent first."""
+    """Clients' deep links per incoming name, the most frequent first (not the shim's own
+    follow-ups, not doctor's)."""
     if counters is None:
         return ()
     became: dict[str, Counter[tuple[str, str]]] = {}
-    for link in counters.deeplinks:
+    clients: dict[str, Counter[str]] = {}
+    kinds: dict[str, str] = {}
+    for link in counters.client_deeplinks:
         became.setdefault(link.incoming, Counter())[link.sent, link.outcome] += link.count
+        clients.setdefault(link.incoming, Counter())[link.client] += link.count
+        kinds[link.incoming] = link.kind
     names = [
         NameCount(
             name,
-            incoming_kind(name),
+            kinds[name],
             counts.total(),
             tuple((sent, outcome, n) for (sent, outcome), n in counts.most_common()),
+            tuple(clients[name].most_common()),
         )
         for name, counts in became.items()
     ]

@@ -25,7 +25,7 @@ td,th{text-align:left;padding:.2em .5em;border-bottom:1px solid #eee;vertical-al
 th{font-weight:600;width:16em}td.count{text-align:right;width:4em;font-variant-numeric:tabular-nums}
 code{font-size:.92em}.track{background:#f1f1f1;width:100%;height:1.1em;border-radius:3px}
 .bar{height:100%;border-radius:3px}.stable{background:#2e8b57}.legacy{background:#e08a00}
-.none,.other{background:#8a8a8a}.became{color:#555;font-size:.85em;font-weight:400}
+.none,.unknown{background:#8a8a8a}.became{color:#555;font-size:.85em;font-weight:400}
 .key span{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em;vertical-align:middle}
 .verdict{padding:.5em 1em;border-radius:4px}.verdict ul{margin:.3em 0}
 .needed{background:#fff4e0;border:1px solid #e08a00}
@@ -44,8 +44,10 @@ def render_status(snapshot: StatusSnapshot) -> str:
             f"<style>{STYLE}</style></head><body>",
             _header(snapshot),
             _verdict(snapshot),
-            _section("Deep links since start", _deeplinks(snapshot.deeplinks)),
-            _section("Discovery documents since start", _counts(snapshot.discovery, "discovery")),
+            _section("Clients' deep links since start", _deeplinks(snapshot.deeplinks)),
+            _section(
+                "Clients' discovery documents since start", _counts(snapshot.discovery, "discovery")
+            ),
             _section("Upstream errors since start", _counts(snapshot.upstream_errors, "errors")),
             _section("What it fronts", _pairs(snapshot.fronts, "fronts")),
             _section("Configuration", _pairs(snapshot.choices, "choices")),
@@ -67,6 +69,9 @@ def _header(snapshot: StatusSnapshot) -> str:
 
 def _verdict(snapshot: StatusSnapshot) -> str:
     portal = f"<p class=meta>{escape(snapshot.portal_detail)}</p>"
+    if snapshot.notes:
+        items = "".join(f"<li>{escape(note)}</li>" for note in snapshot.notes)
+        portal = f"<ul id=notes>{items}</ul>{portal}"
     if snapshot.reasons:
         items = "".join(f"<li>{escape(reason)}</li>" for reason in snapshot.reasons)
         return (
@@ -101,7 +106,7 @@ def _deeplinks(names: tuple[NameCount, ...]) -> str:
         return "<p class=empty id=deeplinks>No deep link since the shim started.</p>"
     widest = max(name.count for name in names)
     rows = "".join(_deeplink_row(name, widest) for name in names)
-    key = "".join(f"<span class={kind}></span>{kind}" for kind in ("stable", "legacy", "other"))
+    key = "".join(f"<span class={kind}></span>{kind}" for kind in ("stable", "legacy", "unknown"))
     return f"<p class=key>{key}</p><table id=deeplinks>{rows}</table>"
 
 
@@ -110,9 +115,11 @@ def _deeplink_row(name: NameCount, widest: int) -> str:
     became = ", ".join(
         f"{escape(sent)} ({escape(outcome)}): {n}" for sent, outcome, n in name.became
     )
+    clients = ", ".join(f"{escape(client)}: {n}" for client, n in name.clients)
+    sent_by = f"<div class=became>from {clients}</div>" if clients else ""
     return (
         f"<tr data-incoming='{escape(name.incoming)}' data-kind='{escape(name.kind)}'>"
-        f"<th><code>{escape(name.incoming)}</code><div class=became>→ {became}</div></th>"
+        f"<th><code>{escape(name.incoming)}</code><div class=became>→ {became}</div>{sent_by}</th>"
         f"<td class=count>{name.count}</td><td><div class=track>"
         f"<div class='bar {escape(name.kind)}' style='width:{width}'></div></div></td></tr>"
     )

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Final, NoReturn
 if TYPE_CHECKING:
     from shim.core.actions import ActionTable
     from shim.core.deeplink import DeeplinkOutcome
+    from shim.obs.clients import ClientFamily
     from shim.obs.metrics import DiscoveryOutcome, RequestKind
 
-#: how many (incoming, sent, outcome) triples `deeplink` remembers the key of
+#: how many (incoming, sent, outcome, client) tuples `deeplink` remembers the key of
 SEEN_DEEPLINKS: Final = 256
 
 #: what `Tally.take` hands over: requests by (kind, status); request durations and upstream times
@@ -45,23 +46,27 @@ class Tally:
     """Counts since the last `take`.
 
     `kinds` are the request kinds, `bounds` the upstream-time buckets' upper bounds (ascending),
-    `discovery` the key per discovery outcome, and `deeplink_key(incoming, sent, outcome, table)`
-    the key of a deep link's counts (it may raise ValueError for an outcome it does not know);
-    `duration_bounds` the request-duration buckets' (`bounds` when not given).
+    `discovery` the key per (discovery outcome, client family) known at the start,
+    `discovery_key(outcome, client)` the key of any other pair,
+    `deeplink_key(incoming, sent, outcome, client, table)` the key of a deep link's counts (both
+    may raise ValueError for an outcome or family they do not know), and `duration_bounds` the
+    request-duration buckets' (`bounds` when not given).
     """
 
     def __init__(
         self,
         kinds: frozenset[str],
         bounds: tuple[float, ...],
-        discovery: Mapping[str, object],
-        deeplink_key: Callable[[str | None, str | None, str, ActionTable], object],
+        discovery: Mapping[tuple[str, str], object],
+        discovery_key: Callable[[str, str], object],
+        deeplink_key: Callable[[str | None, str | None, str, str, ActionTable], object],
         duration_bounds: tuple[float, ...] | None = None,
     ) -> None:
         self._kinds = kinds
         self._bounds = bounds
         self._duration_bounds = bounds if duration_bounds is None else duration_bounds
         self._discovery = dict(discovery)
+        self._discovery_key = discovery_key
         self._deeplink_key = deeplink_key
         self._requests: dict[tuple[str, int | None], int] = {}
         self._upstream: dict[str, list[float]] = {}
@@ -73,7 +78,7 @@ class Tally:
         self._in_flight: set[int] = set()
         # the key per deep link as received, for one table: no label work on a repeat; bounded,
         # since `incoming` is the client's
-        self._deeplinks_seen: dict[tuple[str | None, str | None, str], object] = {}
+        self._deeplinks_seen: dict[tuple[str | None, str | None, str, str], object] = {}
         self._deeplink_table: ActionTable | None = None
 
     def request(self, kind: RequestKind, status: int | None) -> None:
@@ -109,26 +114,33 @@ class Tally:
         _observe(self._upstream, self._bounds, kind, seconds)
 
     def deeplink(
-        self, incoming: str | None, sent: str | None, outcome: DeeplinkOutcome, table: ActionTable
+        self,
+        incoming: str | None,
+        sent: str | None,
+        outcome: DeeplinkOutcome,
+        table: ActionTable,
+        client: ClientFamily = "other",
     ) -> None:
-        """One deep link, by the names the client sent and the portal was sent."""
+        """One deep link, by the names the client sent and the portal was sent, and who sent it."""
         if self._deeplink_table is not table:
             self._deeplink_table = table
             self._deeplinks_seen.clear()
-        seen = (incoming, sent, outcome)
+        seen = (incoming, sent, outcome, client)
         key = self._deeplinks_seen.get(seen)
         if key is None:
-            key = self._deeplink_key(incoming, sent, outcome, table)
+            key = self._deeplink_key(incoming, sent, outcome, client, table)
             if len(self._deeplinks_seen) >= SEEN_DEEPLINKS:
                 self._deeplinks_seen.clear()
             self._deeplinks_seen[seen] = key
         self._add(key)
 
-    def discovery(self, outcome: DiscoveryOutcome) -> None:
-        """One discovery document served, by outcome."""
-        key = self._discovery.get(outcome)
+    def discovery(self, outcome: DiscoveryOutcome, client: ClientFamily = "other") -> None:
+        """One discovery document served, by outcome and who asked for it."""
+        pair = (outcome, client)
+        key = self._discovery.get(pair)
         if key is None:
-            refuse(outcome, self._discovery, "discovery outcome")
+            # bounded: the key function refuses outcomes and families it does not know
+            key = self._discovery[pair] = self._discovery_key(outcome, client)
         self._add(key)
 
     def _add(self, key: object) -> None:

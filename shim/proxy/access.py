@@ -40,7 +40,18 @@ def finish_exchange(state: ShimState, exchange: Exchange) -> None:
         outcome=exchange.outcome or exchange.error,
         client=exchange.peer,
         request_fields=exchange.fields,
+        user_agent=_user_agent(exchange) if exchange.kind == "deeplink" else None,
     )
+
+
+#: a longer User-Agent is cut here on the line (it is the client's, up to the head's limit)
+USER_AGENT_CHARS: Final = 256
+
+
+def _user_agent(exchange: Exchange) -> str | None:
+    """The client's User-Agent for its deep link's line: whom to chase (docs/retirement.md)."""
+    value = exchange.header(b"user-agent")
+    return None if value is None else value[:USER_AGENT_CHARS].decode("latin-1")
 
 
 def note_failure(

@@ -1,12 +1,20 @@
 """Deep links on the account-management entry paths: a 302 written from the head alone, the
-query rewritten on the way upstream, or the request passed through."""
+query rewritten on the way upstream, or the request passed through.
+
+A browser that gets the shim's 302 asks for its Location through the shim again, with the name
+the portal speaks (a legacy one, under a legacy dialect). That request is not a client sending a
+legacy name: it is counted apart, as `followup`, when it asks for exactly a Location the shim
+issued to the same client address a moment before (`proxy.followups`).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Final
 
 from shim.config.model import AccountManagementConfig
 from shim.core.deeplink import DeepLinkPlan, plan_deeplink
+from shim.obs.clients import client_family
 from shim.proxy.exchange import Exchange
 from shim.proxy.forward import Forward
 from shim.proxy.h1 import http_date
@@ -39,15 +47,38 @@ def planned(path: str, query: str, account: AccountManagementConfig) -> DeepLink
     return plan
 
 
+def client_address(exchange: Exchange) -> str:
+    """The client's address: the one a trusted proxy reports (its right-most X-Forwarded-For),
+    else the peer's."""
+    forwarding = exchange.forwarding
+    if forwarding is not None and forwarding.trusted and forwarding.prior_for:
+        return forwarding.prior_for[-1]
+    return exchange.peer or ""
+
+
 def handle_deeplink(conn: ClientConnection, exchange: Exchange) -> Handler | None:
     account = exchange.runtime.config.account_management
-    path, _, query = exchange.target.partition("?")
+    target = exchange.target
+    path, _, query = target.partition("?")
     plan = planned(path, query, account)
     exchange.kind = "deeplink"
-    exchange.outcome = plan.outcome
+    outcome = plan.outcome
+    followups = conn.state.followups
+    if (
+        outcome == "passthrough"
+        and len(followups)
+        and (followups.take(client_address(exchange), target, time.monotonic()))
+    ):
+        outcome = "followup"
+    exchange.outcome = outcome
     decision = plan.decision
-    conn.state.metrics.tally.deeplink(decision.incoming, decision.sent, plan.outcome, account.table)
+    client = client_family(exchange.header(b"user-agent"))
+    conn.state.metrics.tally.deeplink(
+        decision.incoming, decision.sent, outcome, account.table, client
+    )
     if plan.location is not None:
+        if outcome != "redirect-unsupported":  # on this site: its follow-up comes back here
+            followups.issued(client_address(exchange), plan.location, time.monotonic())
         redirect(conn, exchange, plan.location)
         return None
     return _forward(conn, exchange, plan.target or exchange.target)

@@ -33,6 +33,7 @@ from shim.http.cache import (
 )
 from shim.http.codings import DecodeRefused, decode_body
 from shim.http.headers import Fields, decode_raw
+from shim.obs.clients import client_family
 from shim.obs.metrics import DiscoveryOutcome
 from shim.proxy.errors import UpstreamError
 from shim.proxy.exchange import Exchange
@@ -187,7 +188,7 @@ def _encoded_fields(document: CachedDocument) -> tuple[tuple[bytes, bytes], ...]
 
 
 def count(conn: ClientConnection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
-    conn.state.metrics.tally.discovery(outcome)
+    conn.state.metrics.tally.discovery(outcome, client_family(exchange.header(b"user-agent")))
     exchange.outcome = outcome
 
 

@@ -9,6 +9,7 @@ import aiohttp
 from shim.config.runtime import Runtime
 from shim.http.cache import DiscoveryCache
 from shim.obs.metrics import Metrics
+from shim.proxy.followups import Followups
 from shim.proxy.pool import UpstreamPool
 
 
@@ -23,3 +24,6 @@ class ShimState:
 
     def __post_init__(self) -> None:
         self.metrics.watch_discovery_cache(self.cache.oldest_stored)
+
+    #: the Locations of the shim's own redirects, lately (`proxy.deeplinks`)
+    followups: Followups = field(default_factory=Followups)

@@ -81,6 +81,21 @@ def test_mas_07_document_lacks_cross_signing_reset() -> None:
     assert document["account_management_actions_supported"] == MAS_07_ACTIONS
 
 
+def test_mas_110_document_lists_both_name_sets_as_mas_does() -> None:
+    document = discovery_document("mas-1.10", BASE)
+
+    assert list(document) == MAS_KEYS
+    # the order of tests/data/vectors.json's mas-1.10-and-later: stable names, then the old ones
+    assert document["account_management_actions_supported"] == [
+        "org.matrix.profile",
+        "org.matrix.devices_list",
+        "org.matrix.device_view",
+        "org.matrix.device_delete",
+        "org.matrix.cross_signing_reset",
+        *MAS_07_ACTIONS[1:],
+    ]
+
+
 def test_prototype_document_has_only_the_unstable_keys() -> None:
     document = discovery_document("prototype-unstable-keys", BASE)
 
@@ -122,6 +137,12 @@ def test_every_url_in_a_document_is_under_the_base(era: Era) -> None:
         ("msc3824", "session_end", "session-end"),
         ("msc3824", "sessions_list", "sessions"),
         ("msc3824", "org.matrix.session_end", "unknown-action"),
+        ("mas-1.10", "org.matrix.device_delete", "session-end"),
+        ("mas-1.10", "org.matrix.session_end", "session-end"),
+        ("mas-1.10", "org.matrix.devices_list", "sessions"),
+        ("mas-1.10", "org.matrix.sessions_list", "sessions"),
+        ("mas-1.10", "session_end", "unknown-action"),
+        ("mas-1.10", "org.matrix.account_deactivate", "unknown-action"),
     ],
 )
 def test_view_for(era: Era, action: str | None, view: str) -> None:

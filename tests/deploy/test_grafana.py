@@ -20,6 +20,8 @@ from shim.obs.metrics import Metrics
 from tests.support.paths import REPO
 
 DASHBOARD = REPO / "deploy" / "grafana" / "msc4191-shim.json"
+#: the one home of the retirement queries
+RETIREMENT = REPO / "docs" / "retirement.md"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 #: labels Prometheus attaches to every scraped series (target labels)
 SCRAPE_LABELS = frozenset({"job", "instance"})
@@ -40,7 +42,8 @@ def exposed_series() -> dict[str, frozenset[str]]:
     """Sample name -> its label names, from a live registry that has seen every kind of event."""
     metrics = Metrics()
     table = parse_config({"upstream": {"url": "http://portal"}}).account_management.table
-    metrics.tally.deeplink("session_end", "org.matrix.session_end", "redirect", table)
+    metrics.tally.deeplink("session_end", "org.matrix.session_end", "redirect", table, "element-x")
+    metrics.tally.discovery("rewritten", "doctor")
     metrics.tally.upstream("deeplink", 0.01)
     series: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
@@ -125,8 +128,27 @@ def test_the_latency_panel_reads_the_upstream_histogram() -> None:
     assert all("by (le" in e for e in quantiles)
 
 
-def test_the_readme_leaves_the_queries_to_the_retirement_page() -> None:
-    """The README is for a first read: no PromQL; the queries live with the retirement guide."""
+def retirement_queries() -> list[str]:
+    """The PromQL blocks of docs/retirement.md, in order."""
+    text = RETIREMENT.read_text(encoding="utf-8")
+    return re.findall(r"```promql\n(.*?)\n```", text, flags=re.S)
+
+
+def without_job(expr: str) -> str:
+    """A panel's query as docs/retirement.md writes it: no `job`, no stat panel's zero."""
+    expr = expr.replace('job=~"$job", ', "").replace('{job=~"$job"}', "")
+    return expr.removesuffix(" or vector(0)")
+
+
+def test_the_retirement_queries_are_panels() -> None:
+    blocks = retirement_queries()
+    assert len(blocks) == 4
+    ours = [without_job(e) for e in exprs(load())]
+    for query in blocks:
+        assert query in ours, f"docs/retirement.md query missing from the dashboard: {query}"
+
+
+def test_the_retirement_queries_live_in_one_place() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "```promql" not in readme
     assert "msc4191_shim_" not in readme

@@ -15,11 +15,13 @@ import aiohttp
 import pytest
 import yaml
 
+from demo.portal import make_portal_app
 from shim.config.parse import AdminConfig, Config, parse_config
 from shim.config.values import parse_listen
 from shim.doctor.probe import run_doctor
-from tests.support.e2e import Stack, demo_stack
-from tests.support.loopback import free_port
+from shim.obs.clients import DOCTOR_USER_AGENT
+from tests.support.e2e import Stack, demo_stack, recording
+from tests.support.loopback import free_port, serve_app
 
 PROTOTYPE_ON_MAS_07 = {"account_management": {"dialect": "mas-0.7"}}
 
@@ -42,12 +44,14 @@ def running_config(stack: Stack) -> Config:
 
 async def test_doctor_explains_the_prototype_portal(capsys: pytest.CaptureFixture[str]) -> None:
     async with demo_stack("prototype-unstable-keys", PROTOTYPE_ON_MAS_07) as stack:
+        # the legacy links first: after the shim's 302 for device_delete, the same legacy URL
+        # from the same address within seconds is its follow-up, counted apart
         await follow(
             stack,
-            "org.matrix.device_delete",
             "org.matrix.session_end",
             "org.matrix.session_end",
             "org.matrix.sessions_list",
+            "org.matrix.device_delete",
         )
         status = await asyncio.to_thread(
             run_doctor, running_config(stack), shim_admin_url=stack.admin_url
@@ -64,12 +68,16 @@ async def test_doctor_explains_the_prototype_portal(capsys: pytest.CaptureFixtur
         "org.matrix.session_view, org.matrix.session_end" in out
     )
     assert "OK    dialect mas-0.7 matches the actions the portal offers" in out
-    assert "INFO  4 deep links since the shim started: legacy: 3, stable: 1" in out
+    assert "INFO  4 client deep links since the shim started: legacy: 3, stable: 1" in out
     assert "- org.matrix.session_end: 2 (legacy name of org.matrix.device_delete)" in out
     assert "- org.matrix.device_delete: 1 (stable)" in out
     assert "- outcomes: passthrough: 3, redirect: 1" in out
     assert "INFO  the shim is still needed because:" in out
-    assert "- clients still sent 3 legacy-named deep links since the shim started" in out
+    assert "- it changed 1 client deep link since it started (redirect: 1)" in out
+    assert (
+        "INFO  clients still sent 3 legacy-named deep links since the shim started (other: 3)"
+        in out
+    )
     assert "FAIL" not in out
 
 
@@ -87,7 +95,7 @@ async def test_doctor_finds_the_admin_listener_from_the_config(
         "not serve it  — the shim drops it from discovery and applies `unsupported`: "
         "set dialect: mas-0.9" in out
     )
-    assert "INFO  no deep link seen since the shim started" in out
+    assert "INFO  no client deep link seen since the shim started" in out
 
 
 def test_nothing_listening_is_a_failure_not_a_traceback(
@@ -117,6 +125,16 @@ def test_an_unusable_ca_file_is_a_finding(
     assert "does not answer: upstream.ca_file cannot be used" in capsys.readouterr().out
 
 
+async def test_doctor_with_a_config_says_who_it_is() -> None:
+    portal = make_portal_app("mas-0.9")
+    agents = recording(portal)
+    async with serve_app(portal) as upstream:
+        config = parse_config({"upstream": {"url": upstream.url}})
+        # the portal stands in for the admin listener too: its /metrics is a 404, a finding
+        await asyncio.to_thread(run_doctor, config, shim_admin_url=upstream.url)
+    assert sorted(agents) == [DOCTOR_USER_AGENT] * 3  # the root, the document, /metrics
+
+
 async def test_the_doctor_command(tmp_path: Path) -> None:
     """`msc4191-shim doctor --config PATH --admin-url URL`, as an operator runs it."""
     async with demo_stack("prototype-unstable-keys", PROTOTYPE_ON_MAS_07) as stack:
@@ -134,5 +152,5 @@ async def test_the_doctor_command(tmp_path: Path) -> None:
     assert (process.returncode, err.decode()) == (0, "")
     report = out.decode()
     assert "org.matrix.msc4191.account_management_uri" in report
-    assert "INFO  1 deep link since the shim started: legacy: 1" in report
-    assert "- clients still sent 1 legacy-named deep link since the shim started" in report
+    assert "INFO  1 client deep link since the shim started: legacy: 1" in report
+    assert "INFO  clients still sent 1 legacy-named deep link since the shim started" in report

@@ -22,8 +22,11 @@ import pytest
 from aiohttp import web
 
 from demo.portal import Era, make_portal_app
+from shim.doctor.counters import parse_counters
 from shim.doctor.fetch import run_homeserver_doctor
-from tests.support.e2e import demo_stack
+from shim.doctor.probe import run_doctor
+from shim.obs.clients import DOCTOR_USER_AGENT
+from tests.support.e2e import demo_stack, recording
 from tests.support.loopback import free_port, run_cli, serve_app
 from tests.support.paths import REPO
 
@@ -159,6 +162,57 @@ async def test_a_mas_1_10_portal_needs_no_shim() -> None:
         "org.matrix.devices_list",
     ]
     assert all(link["lands"] for link in data["deep_links"])
+
+
+# --- doctor says who it is ---------------------------------------------------------------------
+
+
+async def test_doctor_says_who_it_is_on_every_request() -> None:
+    portal = portal_app("mas-1.10-and-later")
+    at_portal = recording(portal)
+    async with serve_app(portal) as issuer:
+        hs_app = homeserver_app(issuer.url)
+        at_homeserver = recording(hs_app)
+        async with serve_app(hs_app) as hs:
+            status, out = await doctor(hs.url)
+        assert status == 0, out
+        # the homeserver is asked by doctor only; the portal also by the homeserver's own client
+        assert len(at_homeserver) >= 4
+        assert set(at_homeserver) == {DOCTOR_USER_AGENT}
+        at_portal.clear()
+        status, out = await doctor(None, issuer.url)
+        assert status == 0, out
+    assert len(at_portal) >= 10  # the issuer's document and every deep link
+    assert set(at_portal) == {DOCTOR_USER_AGENT}
+
+
+async def test_a_doctor_run_through_the_shim_is_not_client_traffic() -> None:
+    """Pointed at the shim itself (the demo without a homeserver): its probes, its 404s on the
+    homeserver's paths and its follow-ups of the shim's redirects are doctor's, not clients'."""
+    async with demo_stack("mas-0.9") as stack:
+        for _ in range(2):
+            _status, out = await doctor(stack.shim_url + "/", stack.shim_url + "/")
+            assert "the shim (or another translator) is in front and still needed" in out
+        async with aiohttp.ClientSession() as session:
+            await asyncio.sleep(0.1)  # the counts reach /metrics at the end of each exchange
+            async with session.get(stack.admin_url + "/metrics") as response:
+                counters = parse_counters(await response.text())
+        report = io.StringIO()
+        config = stack.shim.state.runtime.config
+        await asyncio.to_thread(run_doctor, config, shim_admin_url=stack.admin_url, out=report)
+    assert counters is not None
+    assert counters.client_deeplinks == ()
+    assert dict(counters.discovery) == {}
+    assert counters.doctor_discovery["rewritten"] >= 1
+    assert counters.doctor_discovery["passthrough_status"] >= 2  # the homeserver's paths: 404
+    doctors = {(d.client, d.outcome) for d in counters.deeplinks}
+    assert {client for client, _ in doctors} == {"doctor"}
+    assert {"redirect", "followup", "passthrough", "strip"} == {outcome for _, outcome in doctors}
+    said = report.getvalue()
+    assert "INFO  no client deep link seen since the shim started" in said
+    assert "legacy-named" not in said
+    assert "relayed untouched" not in said
+    assert "requests from msc4191-shim doctor" in said
 
 
 # --- broken deployments --------------------------------------------------------------------------

@@ -138,3 +138,27 @@ def _ecs_name(line: dict[str, object]) -> dict[str, object]:
     event = line["event"]
     assert isinstance(event, dict)
     return {"event": event.get("action", "request")}
+
+
+async def test_a_deep_links_line_names_the_user_agent_whom_to_chase(
+    shim_process_factory: ShimProcessFactory,
+) -> None:
+    element_x = "Element X/25.01.2 (iPhone; iOS 18.2; Scale/3.00)"
+    async with portal("mas-0.9") as upstream:
+        shim = await shim_process_factory(shim_settings(upstream))
+        async with aiohttp.ClientSession() as session:
+            for target, agent in (
+                ("/account/?action=org.matrix.session_end", element_x),
+                ("/account/?action=org.matrix.sessions_list", "x" * 1000),
+                ("/oauth2/keys.json", element_x),
+            ):
+                headers = {"User-Agent": agent}
+                async with session.get(shim.url + target, headers=headers) as response:
+                    await response.read()
+        await shim.wait_for_event("request", count=3)
+        assert await shim.terminate(30) == 0
+    legacy, long, passthrough = shim.events("request")
+    assert (legacy["kind"], legacy["user_agent"]) == ("deeplink", element_x)
+    assert long["user_agent"] == "x" * 256  # cut: it is the client's
+    assert passthrough["kind"] == "passthrough"
+    assert "user_agent" not in passthrough

@@ -159,15 +159,16 @@ def ordered(body: bytes) -> list[tuple[str, object]]:
 
 
 async def discovery_count(client: aiohttp.ClientSession, stack: Stack, outcome: str) -> float:
+    """Documents served with `outcome`, whichever client family asked."""
     async with client.get(stack.admin_url + "/metrics") as response:
         text = await response.text()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "msc4191_shim_discovery_documents_total" and sample.labels == {
-                "outcome": outcome
-            }:
-                return sample.value
-    return 0.0
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "msc4191_shim_discovery_documents_total"
+        and sample.labels.get("outcome") == outcome
+    )
 
 
 # --- rewriting ------------------------------------------------------------------------------

@@ -11,12 +11,20 @@ from aiohttp import hdrs, web
 from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
+from shim.obs.clients import DOCTOR_USER_AGENT
 from tests.support.e2e import Stack, app_stack, demo_stack, shim_in_front
 from tests.support.loopback import free_port, raw_exchange, reset, split_response
 
 DEEPLINKS = "msc4191_shim_deeplink_translations_total"
 REQUESTS = "msc4191_shim_requests_total"
 DISCOVERY = "msc4191_shim_discovery_documents_total"
+DEVICE_DELETE = "org.matrix.device_delete"
+LEGACY = "org.matrix.session_end"  # what the mas-0.9 portal speaks for DEVICE_DELETE
+CHROME_LINUX = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+ELEMENT_X = "Element X/25.01.2 (iPhone; iOS 18.2; Scale/3.00)"
 #: the request counters are written when aiohttp logs the request, just after the client
 #: has the whole response; a scrape may come a moment earlier
 SETTLE_SECONDS = 2.0
@@ -54,16 +62,19 @@ async def expect(
     assert not wrong, f"(found, wanted): {wrong}"
 
 
-def deeplink(incoming: str, sent: str, outcome: str) -> tuple[str, str]:
-    return DEEPLINKS, _labels({"incoming": incoming, "sent": sent, "outcome": outcome})
+def deeplink(
+    incoming: str, kind: str, sent: str, outcome: str, client: str = "other"
+) -> tuple[str, str]:
+    labels = {"incoming": incoming, "incoming_kind": kind, "sent": sent, "outcome": outcome}
+    return DEEPLINKS, _labels({**labels, "client": client})
 
 
 def requests(kind: str, status_class: str) -> tuple[str, str]:
     return REQUESTS, _labels({"kind": kind, "status_class": status_class})
 
 
-def discovery(outcome: str) -> tuple[str, str]:
-    return DISCOVERY, _labels({"outcome": outcome})
+def discovery(outcome: str, client: str = "other") -> tuple[str, str]:
+    return DISCOVERY, _labels({"outcome": outcome, "client": client})
 
 
 async def get(client: aiohttp.ClientSession, url: str, **headers: str) -> int:
@@ -76,27 +87,31 @@ async def test_deep_links_are_counted_by_names_and_outcome(client: aiohttp.Clien
     async with demo_stack("mas-0.9") as stack:
         account = stack.shim_url + "/account/"
         statuses = [
+            # first: the strip below redirects to this very URL, whose next request from this
+            # address is then counted as the redirect's follow-up
+            await get(client, account),
             await get(client, account + "?action=org.matrix.device_delete&device_id=A"),
             await get(client, account + "?action=org.matrix.device_delete&device_id=B"),
             await get(client, account + "?action=sessions_list"),
             await get(client, account + "?action=org.matrix.account_deactivate"),
             await get(client, account + "?action=org.matrix.session_end"),
             await get(client, account + "?action=org.example.unknown"),
-            await get(client, account),
+            await get(client, account + "?action=org.matrix.plan_management"),
         ]
-        assert statuses == [302, 302, 302, 302, 200, 200, 200]
+        assert statuses == [200, 302, 302, 302, 302, 200, 200, 200]
         await expect(
             client,
             stack,
             {
-                deeplink("org.matrix.device_delete", "org.matrix.session_end", "redirect"): 2,
-                deeplink("sessions_list", "org.matrix.sessions_list", "redirect"): 1,
-                deeplink("org.matrix.account_deactivate", "none", "strip"): 1,
-                deeplink("org.matrix.session_end", "none", "passthrough"): 1,
-                deeplink("other", "none", "passthrough"): 1,
-                deeplink("none", "none", "passthrough"): 1,
+                deeplink(DEVICE_DELETE, "stable", "org.matrix.session_end", "redirect"): 2,
+                deeplink("sessions_list", "legacy", "org.matrix.sessions_list", "redirect"): 1,
+                deeplink("org.matrix.account_deactivate", "stable", "none", "strip"): 1,
+                deeplink("org.matrix.session_end", "legacy", "none", "passthrough"): 1,
+                # not MSC4191 names: nothing to migrate, never counted as legacy
+                deeplink("unknown", "unknown", "none", "passthrough"): 2,
+                deeplink("none", "none", "none", "passthrough"): 1,
                 requests("deeplink", "3xx"): 4,
-                requests("deeplink", "2xx"): 3,
+                requests("deeplink", "2xx"): 4,
             },
         )
 
@@ -116,8 +131,12 @@ async def test_rewrite_and_operator_redirects_are_counted(client: aiohttp.Client
             client,
             stack,
             {
-                deeplink("org.matrix.device_view", "org.matrix.session_view", "rewrite"): 1,
-                deeplink("org.matrix.account_deactivate", "none", "redirect-unsupported"): 1,
+                deeplink(
+                    "org.matrix.device_view", "stable", "org.matrix.session_view", "rewrite"
+                ): 1,
+                deeplink(
+                    "org.matrix.account_deactivate", "stable", "none", "redirect-unsupported"
+                ): 1,
                 requests("deeplink", "2xx"): 1,
                 requests("deeplink", "3xx"): 1,
             },
@@ -175,6 +194,122 @@ async def test_metrics_are_plain_prometheus_text(client: aiohttp.ClientSession) 
             assert response.status == 200
             assert response.headers[hdrs.CONTENT_TYPE].startswith("text/plain")
         assert await get(client, stack.shim_url + "/metrics") == 404, "never on the public port"
+
+
+# --- the shim's own traffic, and who sends what --------------------------------------------
+
+
+async def test_a_redirects_follow_up_is_counted_apart(client: aiohttp.ClientSession) -> None:
+    async with demo_stack("mas-0.9") as stack:
+        account = stack.shim_url + "/account/"
+        # a client that follows the 302, as a browser does: the second request names LEGACY
+        async with client.get(account + f"?action={DEVICE_DELETE}&device_id=A") as response:
+            assert response.status == 200
+            assert response.headers["X-Portal-Action"] == LEGACY
+            assert len(response.history) == 1
+        # the same Location again, later: a client asking for a legacy name by itself
+        assert await get(client, account + f"?action={LEGACY}&device_id=A") == 200
+        # strip redirects too: to the portal's page without the action
+        async with client.get(account + "?action=org.matrix.account_deactivate") as response:
+            assert response.status == 200
+            assert "X-Portal-Action" not in response.headers
+        await expect(
+            client,
+            stack,
+            {
+                deeplink(DEVICE_DELETE, "stable", LEGACY, "redirect"): 1,
+                deeplink(LEGACY, "legacy", "none", "followup"): 1,
+                deeplink(LEGACY, "legacy", "none", "passthrough"): 1,
+                deeplink("org.matrix.account_deactivate", "stable", "none", "strip"): 1,
+                deeplink("none", "none", "none", "followup"): 1,
+            },
+        )
+
+
+async def test_only_the_client_that_got_the_redirect_can_follow_it(
+    client: aiohttp.ClientSession,
+) -> None:
+    # behind a trusted proxy, the client is the address it reports
+    async with demo_stack("mas-0.9", {"trusted_proxies": ["127.0.0.1/32"]}) as stack:
+        account = stack.shim_url + "/account/"
+        location = f"/account/?action={LEGACY}&device_id=A"
+        first = {"X-Forwarded-For": "192.0.2.1"}
+        async with client.get(
+            account + f"?action={DEVICE_DELETE}&device_id=A", headers=first, allow_redirects=False
+        ) as response:
+            assert response.headers["Location"] == location
+        assert (
+            await get(client, stack.shim_url + location, **{"X-Forwarded-For": "192.0.2.2"}) == 200
+        )
+        assert await get(client, stack.shim_url + location, **first) == 200
+        await expect(
+            client,
+            stack,
+            {
+                deeplink(LEGACY, "legacy", "none", "passthrough"): 1,  # 192.0.2.2's own
+                deeplink(LEGACY, "legacy", "none", "followup"): 1,  # 192.0.2.1's follow-up
+            },
+        )
+
+
+async def test_deep_links_and_documents_are_counted_by_client_family(
+    client: aiohttp.ClientSession,
+) -> None:
+    async with demo_stack("mas-0.9") as stack:
+        account = stack.shim_url + "/account/"
+        for agent in (CHROME_LINUX, ELEMENT_X, ELEMENT_X, DOCTOR_USER_AGENT):
+            link = account + f"?action={LEGACY}"
+            assert await get(client, link, **{"User-Agent": agent}) == 200
+        openid = stack.shim_url + "/.well-known/openid-configuration"
+        assert await get(client, openid, **{"User-Agent": DOCTOR_USER_AGENT}) == 200
+        assert await get(client, stack.shim_url + "/_matrix/client/v1/auth_metadata",
+                         **{"User-Agent": DOCTOR_USER_AGENT}) == 404  # fmt: skip
+        assert await get(client, openid, **{"User-Agent": ELEMENT_X}) == 200
+        await expect(
+            client,
+            stack,
+            {
+                deeplink(LEGACY, "legacy", "none", "passthrough", "element-web"): 1,
+                deeplink(LEGACY, "legacy", "none", "passthrough", "element-x"): 2,
+                deeplink(LEGACY, "legacy", "none", "passthrough", "doctor"): 1,
+                discovery("rewritten", "doctor"): 1,
+                discovery("passthrough_status", "doctor"): 1,
+                discovery("cached", "element-x"): 1,
+                discovery("passthrough_status"): 0,
+            },
+        )
+
+
+async def test_a_mas_110_portal_gets_both_name_sets_untouched(
+    client: aiohttp.ClientSession,
+) -> None:
+    extra = {"account_management": {"dialect": "mas-1.10"}}
+    async with demo_stack("mas-1.10", extra) as stack:
+        account = stack.shim_url + "/account/"
+        for name in (DEVICE_DELETE, LEGACY):
+            async with client.get(
+                account + f"?action={name}&device_id=A", allow_redirects=False
+            ) as response:
+                assert response.status == 200
+                assert response.headers["X-Portal-Action"] == name
+        # the demo portal writes its URLs under the Host it is asked with: the shim's, as relayed
+        host = {"Host": URL(stack.shim_url).raw_authority}
+        async with client.get(
+            stack.portal_url + "/.well-known/openid-configuration", headers=host
+        ) as direct:
+            own = await direct.read()
+        async with client.get(stack.shim_url + "/.well-known/openid-configuration") as relayed:
+            assert await relayed.read() == own
+        await expect(
+            client,
+            stack,
+            {
+                deeplink(DEVICE_DELETE, "stable", "none", "passthrough"): 1,
+                deeplink(LEGACY, "legacy", "none", "passthrough"): 1,
+                discovery("unchanged"): 1,
+                discovery("rewritten"): 0,
+            },
+        )
 
 
 def duration_count(kind: str) -> tuple[str, str]:

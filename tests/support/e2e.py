@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from demo.portal import HOME_VIEW, Era, make_portal_app
 from shim.server.process import Shim
@@ -34,6 +35,7 @@ UNSERVED: Mapping[Era, frozenset[str]] = MappingProxyType(
     {
         "mas-0.9": frozenset({"org.matrix.account_deactivate"}),
         "msc3824": frozenset({"org.matrix.account_deactivate", "org.matrix.cross_signing_reset"}),
+        "mas-1.10": frozenset({"org.matrix.account_deactivate"}),
     }
 )
 
@@ -87,3 +89,17 @@ def demo_stack(
 ) -> AbstractAsyncContextManager[Stack]:
     """The demo portal of `era` with the shim in front (see `shim_in_front` for `extra`)."""
     return app_stack(make_portal_app(era), extra)
+
+
+def recording(app: web.Application) -> list[str]:
+    """The User-Agent of every request `app` gets from now on ("-" when there is none)."""
+    agents: list[str] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        agents.append(request.headers.get("User-Agent", "-"))
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app.middlewares.append(record)
+    return agents

@@ -40,11 +40,20 @@ MAS_07 = {
     "org.matrix.device_delete": "org.matrix.session_end",
 }
 
+#: dialect -> the names the portal also serves as written, besides its `DIALECTS` names
+ALSO_SPEAKS = {
+    "mas-1.10": {"org.matrix.sessions_list", "org.matrix.session_view", "org.matrix.session_end"}
+}
+
 #: dialect -> stable name -> the portal's name (absent: not served), written out by hand
 DIALECTS: dict[str, dict[str, str]] = {
     "stable": {name: name for name in STABLE},
     "mas-0.7": MAS_07,
     "mas-0.9": {**MAS_07, "org.matrix.cross_signing_reset": "org.matrix.cross_signing_reset"},
+    "mas-1.10": {
+        name: name
+        for name in (*MAS_07, "org.matrix.cross_signing_reset")  # no account deactivation
+    },
     "msc3824": {
         "org.matrix.profile": "profile",
         "org.matrix.devices_list": "sessions_list",
@@ -67,7 +76,7 @@ def test_no_other_builtin_aliases() -> None:
     assert dict(BUILTIN_ALIASES) == ALIASES
 
 
-def test_builtin_dialects_are_the_four_documented() -> None:
+def test_builtin_dialects_are_the_five_documented() -> None:
     assert set(BUILTIN_DIALECTS) == set(DIALECTS)
 
 
@@ -84,7 +93,24 @@ def test_table_knows_every_accepted_name_in_every_dialect(dialect: str, name: st
     stable = name if name in STABLE else ALIASES[name]
     assert table.to_stable(name) == stable
     assert table.to_portal(stable) == DIALECTS[dialect].get(stable)
-    assert table.speaks(name) == (DIALECTS[dialect].get(stable) == name)
+    also = ALSO_SPEAKS.get(dialect, set())
+    assert table.speaks(name) == (DIALECTS[dialect].get(stable) == name or name in also)
+    assert table.is_legacy(name) == (name not in STABLE)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_what_each_dialect_also_speaks(dialect: str) -> None:
+    assert BUILTIN_DIALECTS[dialect].also_speaks == ALSO_SPEAKS.get(dialect, set())
+
+
+def test_mas_110_speaks_both_name_sets_but_not_the_unprefixed_ones() -> None:
+    table = build_action_table(BUILTIN_DIALECTS["mas-1.10"], {})
+    for stable, legacy in MAS_07.items():
+        assert table.speaks(stable)
+        assert table.speaks(legacy)
+    assert not table.speaks("session_end")  # MSC3824's: the shim still translates it
+    assert table.to_portal("org.matrix.device_delete") == "org.matrix.device_delete"
+    assert table.to_portal("org.matrix.account_deactivate") is None
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -93,6 +119,7 @@ def test_unknown_names_are_unknown(dialect: str) -> None:
     for name in ("", "org.matrix.deactivate_account", "ORG.MATRIX.PROFILE", "org.matrix.profile "):
         assert table.to_stable(name) is None
         assert not table.speaks(name)
+        assert not table.is_legacy(name)
 
 
 def test_custom_dialect_names_are_recognised_and_map_back() -> None:

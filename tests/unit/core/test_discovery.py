@@ -24,7 +24,9 @@ from shim.core.discovery import (
     account_management_uri,
     derived_actions,
     if_none_match_matches,
+    lists_stable_names,
     parse_json_object,
+    portal_speaks_msc4191,
     render_json,
     rewrite_discovery,
     rewrite_well_known,
@@ -269,6 +271,110 @@ def test_configured_actions_override(advertise: str) -> None:
     if advertise == "stable+legacy":
         expected += LEGACY[DEVICE_VIEW]
     assert derived_actions(upstream, config.discovery, config.account_management) == expected
+
+
+# --- a portal that speaks both name sets (dialect mas-1.10) ------------------------------------
+
+MAS_110_OWN = [
+    *FIVE,
+    "org.matrix.sessions_list",
+    "org.matrix.session_view",
+    "org.matrix.session_end",
+]
+
+
+@pytest.mark.parametrize("advertise", ["stable", "stable+legacy"])
+def test_mas_110_keeps_the_portals_own_document(advertise: str) -> None:
+    config = make_config("mas-1.10", discovery={"advertise": advertise})
+    upstream = load_vectors()["mas-1.10-and-later"]
+    assert upstream["account_management_actions_supported"] == MAS_110_OWN
+    doc = rewrite_discovery(
+        upstream,
+        discovery=config.discovery,
+        account=config.account_management,
+        default_uri=DEFAULT_URI,
+    )
+    assert doc == upstream
+    assert list(doc) == list(upstream)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_other_dialects_bring_the_same_list_to_stable_names(dialect: str) -> None:
+    config = make_config(dialect)
+    upstream = load_vectors()["mas-1.10-and-later"]
+    actions = derived_actions(upstream, config.discovery, config.account_management)
+    assert actions == EXPECTED["mas-1.10-and-later"][dialect]
+
+
+MAS_110_CASES = [
+    pytest.param(
+        [*MAS_110_OWN, "org.matrix.plan_management"],
+        "stable",
+        [*MAS_110_OWN, "org.matrix.plan_management"],
+        id="another-action-stays",
+    ),
+    pytest.param(
+        ["org.matrix.sessions_list", "org.matrix.session_end"],
+        "stable",
+        [DEVICES_LIST, DEVICE_DELETE],
+        id="legacy-only-is-translated",
+    ),
+    pytest.param(
+        [PROFILE, DEVICE_DELETE],
+        "stable+legacy",
+        [PROFILE, DEVICE_DELETE, *LEGACY[PROFILE], *LEGACY[DEVICE_DELETE]],
+        id="no-legacy-of-its-own-so-the-shim-adds-them",
+    ),
+    pytest.param(
+        [DEVICE_DELETE, "org.matrix.session_end", ACCOUNT_DEACTIVATE],
+        "stable",
+        [DEVICE_DELETE],
+        id="an-unreachable-stable-name-means-translate",
+    ),
+    pytest.param(
+        [DEVICE_DELETE, "org.matrix.session_end", 5],
+        "stable",
+        [DEVICE_DELETE],
+        id="a-non-string-means-translate",
+    ),
+]
+
+
+@pytest.mark.parametrize(("upstream", "advertise", "expected"), MAS_110_CASES)
+def test_mas_110_lists(upstream: list[Any], advertise: str, expected: list[str]) -> None:
+    config = make_config("mas-1.10", discovery={"advertise": advertise})
+    doc = {"account_management_actions_supported": upstream}
+    assert derived_actions(doc, config.discovery, config.account_management) == expected
+
+
+LISTS = [
+    pytest.param(MAS_110_OWN, True, id="mas-1.10"),
+    pytest.param([*FIVE, "org.matrix.plan_management"], True, id="stable-and-another"),
+    pytest.param(["org.matrix.session_end", DEVICE_DELETE], True, id="legacy-with-stable"),
+    pytest.param(["org.matrix.session_end"], False, id="legacy-only"),
+    pytest.param(["org.matrix.plan_management"], False, id="no-msc4191-name"),
+    pytest.param([], False, id="empty"),
+    pytest.param([PROFILE, 5], False, id="not-a-string"),
+]
+
+
+@pytest.mark.parametrize(("names", "expected"), LISTS)
+def test_lists_stable_names(names: list[Any], expected: bool) -> None:
+    table = make_config("mas-0.9").account_management.table
+    assert lists_stable_names(names, table) is expected
+
+
+def test_portal_speaks_msc4191_needs_the_uri_and_the_stable_list() -> None:
+    table = make_config("mas-0.9").account_management.table
+    vectors = load_vectors()
+    assert portal_speaks_msc4191(vectors["mas-1.10-and-later"], table)
+    assert not portal_speaks_msc4191(vectors["mas-0.9-to-1.9"], table)
+    assert not portal_speaks_msc4191(vectors["prototype-unstable-keys"], table)
+    no_uri = {
+        k: v for k, v in vectors["mas-1.10-and-later"].items() if k != "account_management_uri"
+    }
+    assert not portal_speaks_msc4191(no_uri, table)
+    assert not portal_speaks_msc4191({**no_uri, "account_management_uri": ""}, table)
 
 
 URI_CASES = [

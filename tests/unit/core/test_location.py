@@ -15,6 +15,7 @@ PUBLIC = "https://account.example.com"
 ENTRY = ("/account/",)
 MAS_09 = build_action_table(BUILTIN_DIALECTS["mas-0.9"], {})
 MSC3824 = build_action_table(BUILTIN_DIALECTS["msc3824"], {})
+MAS_110 = build_action_table(BUILTIN_DIALECTS["mas-1.10"], {})
 
 
 def rewrite(location: str, table: ActionTable | None = None, upstream: URL = UPSTREAM) -> str:
@@ -140,6 +141,24 @@ def test_no_back_translation_without_a_table() -> None:
 )
 def test_back_translate_query_msc3824(query: str, expected: str) -> None:
     assert back_translate_query(query, MSC3824) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "table", "expected"),
+    [
+        # mas-1.10 serves both names: nothing to translate back
+        ("action=org.matrix.session_end&device_id=X", MAS_110, None),
+        ("action=org.matrix.sessions_list", MAS_110, None),
+        # its MSC3824 spelling it does not serve: back to the stable name
+        ("action=session_end", MAS_110, "action=org.matrix.device_delete"),
+        # mas-0.9 serves only the legacy name: back to the stable one, as before
+        ("action=org.matrix.session_end", MAS_09, "action=org.matrix.device_delete"),
+    ],
+)
+def test_back_translate_leaves_names_a_portal_serves_beside_the_stable_one(
+    query: str, table: ActionTable, expected: str | None
+) -> None:
+    assert back_translate_query(query, table) == (query if expected is None else expected)
 
 
 ANY_TEXT = st.text(st.characters(exclude_categories=()))

@@ -102,6 +102,7 @@ METADATA: Mapping[Era, tuple[str, str, bool]] = {
     "mas-0.7": ("OK", "OK", False),
     "prototype-unstable-keys": ("WARN", "WARN", True),
     "msc3824": ("WARN", "WARN", False),
+    "mas-1.10": ("OK", "OK", False),
 }
 
 
@@ -253,8 +254,22 @@ def test_a_portal_that_also_speaks_stable_names_gets_a_hint_not_a_warning() -> N
     findings = check_dialect(MAS_110_NAMES, table)
     assert [f.level for f in findings] == ["OK", "INFO"]
     assert findings[1].what == "the portal advertises the stable name of every action it serves"
-    mapping = ", ".join(f"{n}: {n}" for n in STABLE_ACTIONS if n != DEACTIVATE)
-    assert findings[1].todo == f"set dialect: {{{mapping}}}"
+    assert findings[1].todo == "set dialect: mas-1.10"
+
+
+def test_mas_110_is_advised_only_for_a_portal_that_lists_both_name_sets() -> None:
+    table = config("mas-0.9").account_management.table
+    only_stable = tuple(n for n in MAS_110_NAMES if n not in LEGACY_SESSION_NAMES)
+    mapping = ", ".join(f"{n}: {n}" for n in only_stable)
+    assert dialect_advice(only_stable, table) == f"set dialect: {{{mapping}}}"
+    assert dialect_advice(MAS_110_NAMES, table) == "set dialect: mas-1.10"
+
+
+def test_a_mas_110_dialect_matches_a_mas_110_portal() -> None:
+    table = config("mas-1.10").account_management.table
+    assert [(f.level, f.what) for f in check_dialect(MAS_110_NAMES, table)] == [
+        ("OK", "dialect mas-1.10 matches the actions the portal offers")
+    ]
 
 
 # --- the shim's counters -------------------------------------------------------------------------
@@ -277,7 +292,7 @@ def test_counters_from_a_real_exposition() -> None:
     assert {(d.incoming, d.outcome, d.count) for d in counters.deeplinks} == {
         ("org.matrix.session_end", "passthrough", 2),
         ("org.matrix.device_delete", "redirect", 1),
-        ("other", "passthrough", 1),
+        ("unknown", "passthrough", 1),
         ("none", "passthrough", 1),
     }
     assert dict(counters.discovery) == {"rewritten": 2, "stale": 1}
@@ -312,8 +327,8 @@ def test_deep_link_summary_counts_stable_and_legacy_names() -> None:
     )
     doc = discovery_document("mas-0.7", BASE)
     findings = diagnose(inputs(doc, "mas-0.7", metrics_text("mas-0.7", links)))
-    (summary,) = (f for f in findings if "deep link" in f.what and f.level == "INFO")
-    assert summary.what == "3 deep links since the shim started: legacy: 2, stable: 1"
+    (summary,) = (f for f in findings if "client deep links since" in f.what)
+    assert summary.what == "3 client deep links since the shim started: legacy: 2, stable: 1"
     assert summary.details == (
         "org.matrix.session_end: 1 (legacy name of org.matrix.device_delete)",
         "org.matrix.sessions_list: 1 (legacy name of org.matrix.devices_list)",
@@ -321,8 +336,14 @@ def test_deep_link_summary_counts_stable_and_legacy_names() -> None:
         "outcomes: passthrough: 2, redirect: 1",
     )
     reasons = findings[-1].details
-    assert "clients still sent 2 legacy-named deep links since the shim started" in reasons
-    assert "it changed 1 deep link since it started (redirect: 1)" in reasons
+    assert "it changed 1 client deep link since it started (redirect: 1)" in reasons
+    # legacy names the portal serves are whom to chase, not a reason
+    assert not any("legacy-named" in reason for reason in reasons)
+    assert (
+        "clients still sent 2 legacy-named deep links since the shim started (other: 2): not a "
+        "reason by itself where the portal serves those names, but whom to chase before a portal "
+        "that drops them"
+    ) in [f.what for f in findings]
 
 
 def test_relayed_discovery_and_upstream_errors_are_warnings() -> None:
@@ -333,18 +354,49 @@ def test_relayed_discovery_and_upstream_errors_are_warnings() -> None:
     warnings = [f.what for f in findings if f.level == "WARN"]
     assert "discovery documents relayed untouched or stale: passthrough_status: 1" in warnings
     assert "the shim could not reach the portal: refused: 1" in warnings
-    assert "no deep link seen since the shim started" in [f.what for f in findings]
+    assert "no client deep link seen since the shim started" in [f.what for f in findings]
 
 
 # --- the verdict ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("era", "dialect"), [(e, d) for e in ERAS for d in BUILTIN_DIALECTS])
+#: the legacy eras, and the dialects that are not mas-1.10's own in front of MAS 1.10
+LEGACY_SETUPS = [(e, d) for e in ERAS if e != "mas-1.10" for d in BUILTIN_DIALECTS] + [
+    ("mas-1.10", d) for d in BUILTIN_DIALECTS if d != "mas-1.10"
+]
+
+
+@pytest.mark.parametrize(("era", "dialect"), LEGACY_SETUPS)
 def test_every_legacy_era_still_needs_the_shim(era: Era, dialect: str) -> None:
     findings = diagnose(inputs(discovery_document(era, BASE), dialect, metrics_text(dialect)))
     assert findings[-1].what == "the shim is still needed because:"
     assert findings[-1].level == "INFO"
     assert exit_status(findings) == 0
+
+
+def test_a_mas_110_portal_with_its_dialect_no_longer_needs_the_shim() -> None:
+    links: tuple[tuple[str | None, str | None, DeeplinkOutcome], ...] = (
+        ("org.matrix.device_delete", None, "passthrough"),
+        ("org.matrix.session_end", None, "passthrough"),
+        ("org.matrix.plan_management", None, "passthrough"),
+    )
+    metrics = metrics_text("mas-1.10", links, discovery=("unchanged", "passthrough_status"))
+    extra = {"discovery": {"advertise": "stable+legacy"}}
+    findings = diagnose(inputs(discovery_document("mas-1.10", BASE), "mas-1.10", metrics, **extra))
+    assert findings[-1].what == "nothing here needs the shim any more"
+    assert {f.level for f in findings} <= {"OK", "INFO", "WARN"}
+    # the portal's own 404 relayed is a warning about the portal, not a reason to keep the shim
+    assert not any("already speaks" in f.what for f in findings)
+
+
+def test_the_same_portal_under_mas_09_is_told_it_already_speaks_msc4191() -> None:
+    findings = diagnose(
+        inputs(discovery_document("mas-1.10", BASE), "mas-0.9", metrics_text("mas-0.9"))
+    )
+    assert findings[-1].what == "the shim is still needed because:"
+    (note,) = (f for f in findings if "already speaks" in f.what)
+    assert note.what.startswith("the portal already speaks MSC4191; you may not need the shim")
+    assert "set dialect: mas-1.10" in note.what
 
 
 def test_verdict_reasons_for_the_prototype_portal() -> None:
@@ -360,7 +412,6 @@ def test_verdict_reasons_for_the_prototype_portal() -> None:
         "org.matrix.devices_list -> org.matrix.sessions_list, "
         "org.matrix.device_view -> org.matrix.session_view, "
         "org.matrix.device_delete -> org.matrix.session_end",
-        "clients still sent 1 legacy-named deep link since the shim started",
     )
 
 
@@ -382,7 +433,7 @@ def test_a_stable_portal_with_stable_clients_no_longer_needs_the_shim() -> None:
     assert findings[-1] == Finding(
         "INFO",
         "nothing here needs the shim any more",
-        "see README 'Can I retire the shim?' before removing it",
+        "see docs/retirement.md before removing it",
     )
     assert {f.level for f in findings} == {"OK", "INFO"}
     assert exit_status(findings) == 0

@@ -404,6 +404,8 @@ def test_direct_access_line_is_the_formatters_line(
         "client": client,
         "request_id": request_id,
     }
+    if user_agent is not None:  # deep links only: the field is left out otherwise
+        fields["user_agent"] = user_agent
     record = logging.LogRecord(
         "msc4191_shim.access", logging.INFO, __file__, 0, "request", (), None
     )

@@ -18,6 +18,7 @@ from shim.core.actions import (
     build_action_table,
 )
 from shim.obs import MULTIPROC_ENV
+from shim.obs.clients import CLIENT_FAMILIES
 from shim.obs.metrics import (
     DEEPLINK_OUTCOMES,
     DISCOVERY_OUTCOMES,
@@ -25,6 +26,7 @@ from shim.obs.metrics import (
     DeeplinkOutcome,
     Metrics,
     action_label,
+    name_kind,
     status_class,
 )
 from shim.server.workers import prepare_multiprocess_dir
@@ -94,14 +96,31 @@ def test_status_class(status: int | None, expected: str) -> None:
         ("session_end", "session_end"),  # built-in alias
         ("org.matrix.session_view", "org.matrix.session_view"),  # the dialect's own name
         ("org.matrix.deactivate_account", "org.matrix.deactivate_account"),  # configured alias
-        ("", "other"),
-        ("org.matrix.unknown", "other"),
-        ("Org.Matrix.Profile", "other"),
-        ("x" * 10_000, "other"),
+        ("", "unknown"),
+        ("org.matrix.unknown", "unknown"),
+        ("org.matrix.plan_management", "unknown"),  # MAS's, not an MSC4191 name
+        ("Org.Matrix.Profile", "unknown"),
+        ("x" * 10_000, "unknown"),
     ],
 )
 def test_action_label(name: str | None, expected: str) -> None:
     assert action_label(name, _table()) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (None, "none"),
+        ("org.matrix.device_view", "stable"),
+        ("session_end", "legacy"),  # built-in alias
+        ("org.matrix.session_view", "legacy"),  # the dialect's own name
+        ("org.matrix.deactivate_account", "legacy"),  # configured alias
+        ("org.matrix.plan_management", "unknown"),  # never unstable: nothing to migrate
+        ("", "unknown"),
+    ],
+)
+def test_name_kind(name: str | None, expected: str) -> None:
+    assert name_kind(name, _table()) == expected
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -115,8 +134,10 @@ def test_render_reports_every_observation(metrics: Metrics) -> None:
     metrics.tally.upstream("passthrough", 0.003)
     metrics.tally.upstream("passthrough", 12.0)
     metrics.tally.deeplink("org.matrix.device_view", "org.matrix.session_view", "redirect", table)
-    metrics.tally.deeplink("org.matrix.account_deactivate", None, "strip", table)
+    metrics.tally.deeplink("org.matrix.account_deactivate", None, "strip", table, "element-x")
+    metrics.tally.deeplink("org.matrix.session_view", None, "followup", table, "element-web")
     metrics.tally.discovery("rewritten")
+    metrics.tally.discovery("cached", "doctor")
     metrics.observe_upstream_error("refused")
     metrics.observe_reload(True)
     metrics.observe_reload(False)
@@ -133,13 +154,30 @@ def test_render_reports_every_observation(metrics: Metrics) -> None:
     assert _get(samples, "upstream_duration_seconds_bucket", kind="passthrough", le="30.0") == 2
     redirect = {
         "incoming": "org.matrix.device_view",
+        "incoming_kind": "stable",
         "sent": "org.matrix.session_view",
         "outcome": "redirect",
+        "client": "other",
     }
     assert _get(samples, "deeplink_translations_total", **redirect) == 1
-    strip = {"incoming": "org.matrix.account_deactivate", "sent": "none", "outcome": "strip"}
+    strip = {
+        "incoming": "org.matrix.account_deactivate",
+        "incoming_kind": "stable",
+        "sent": "none",
+        "outcome": "strip",
+        "client": "element-x",
+    }
     assert _get(samples, "deeplink_translations_total", **strip) == 1
-    assert _get(samples, "discovery_documents_total", outcome="rewritten") == 1
+    followup = {
+        "incoming": "org.matrix.session_view",
+        "incoming_kind": "legacy",
+        "sent": "none",
+        "outcome": "followup",
+        "client": "element-web",
+    }
+    assert _get(samples, "deeplink_translations_total", **followup) == 1
+    assert _get(samples, "discovery_documents_total", outcome="rewritten", client="other") == 1
+    assert _get(samples, "discovery_documents_total", outcome="cached", client="doctor") == 1
     assert _get(samples, "upstream_errors_total", reason="refused") == 1
     assert _get(samples, "config_reloads_total", result="ok") == 1
     assert _get(samples, "config_reloads_total", result="error") == 2
@@ -153,7 +191,9 @@ def test_fixed_series_exist_at_zero(metrics: Metrics) -> None:
             assert _get(samples, "requests_total", kind=kind, status_class=cls) == 0
         assert _get(samples, "upstream_duration_seconds_count", kind=kind) == 0
     for outcome in DISCOVERY_OUTCOMES:
-        assert _get(samples, "discovery_documents_total", outcome=outcome) == 0
+        assert _get(samples, "discovery_documents_total", outcome=outcome, client="other") == 0
+    # other families' series appear as they are seen
+    assert {s["client"] for s in _series(samples, "discovery_documents_total")} == {"other"}
     assert _get(samples, "config_reloads_total", result="ok") == 0
     assert _series(samples, "deeplink_translations_total") == []
 
@@ -242,8 +282,9 @@ def test_deeplink_labels_are_bounded(metrics: Metrics) -> None:
         metrics.tally.deeplink(f"made-up-{i}", f"made-up-{i}", "passthrough", table)
         metrics.tally.deeplink(None, None, "passthrough", table)
     series = _series(_samples(metrics.render()[0]), "deeplink_translations_total")
-    assert sorted(s["incoming"] for s in series) == ["none", "other"]
-    assert sorted(s["sent"] for s in series) == ["none", "other"]
+    assert sorted(s["incoming"] for s in series) == ["none", "unknown"]
+    assert sorted(s["sent"] for s in series) == ["none", "unknown"]
+    assert sorted(s["incoming_kind"] for s in series) == ["none", "unknown"]
 
 
 def test_every_deeplink_series_is_within_the_table(metrics: Metrics) -> None:
@@ -252,12 +293,19 @@ def test_every_deeplink_series_is_within_the_table(metrics: Metrics) -> None:
     for incoming in names:
         for sent in names:
             for outcome in get_args(DeeplinkOutcome):
-                metrics.tally.deeplink(incoming, sent, outcome, table)
+                for client in sorted(CLIENT_FAMILIES):
+                    metrics.tally.deeplink(incoming, sent, outcome, table, client)  # type: ignore[arg-type]
     series = _series(_samples(metrics.render()[0]), "deeplink_translations_total")
-    allowed = {*table.to_stable_names, "none", "other"}
+    allowed = {*table.to_stable_names, "none", "unknown"}
     assert {s["incoming"] for s in series} == allowed
     assert {s["sent"] for s in series} <= allowed
-    assert len(series) == len(allowed) ** 2 * len(DEEPLINK_OUTCOMES)
+    assert {s["client"] for s in series} == CLIENT_FAMILIES
+    # the kind is the incoming name's, so it multiplies nothing
+    assert len(series) == len(allowed) ** 2 * len(DEEPLINK_OUTCOMES) * len(CLIENT_FAMILIES)
+    assert {(s["incoming"], s["incoming_kind"]) for s in series} == {
+        (name, name_kind(name, table) if name not in ("none", "unknown") else name)
+        for name in allowed
+    }
 
 
 @pytest.mark.parametrize(
@@ -266,7 +314,9 @@ def test_every_deeplink_series_is_within_the_table(metrics: Metrics) -> None:
         lambda m: m.tally.request("websockets", 200),
         lambda m: m.tally.upstream("other", 0.1),
         lambda m: m.tally.deeplink(None, None, "redirect_unsupported", _table()),
+        lambda m: m.tally.deeplink(None, None, "passthrough", _table(), "firefox"),
         lambda m: m.tally.discovery("passthrough"),
+        lambda m: m.tally.discovery("cached", "synapse"),
         lambda m: m.observe_upstream_error("timeout"),
     ],
 )
@@ -280,8 +330,9 @@ def test_unknown_label_values_are_refused(
 def test_instances_do_not_share_a_registry() -> None:
     first, second = Metrics(), Metrics()
     first.tally.discovery("stale")
-    assert _get(_samples(first.render()[0]), "discovery_documents_total", outcome="stale") == 1
-    assert _get(_samples(second.render()[0]), "discovery_documents_total", outcome="stale") == 0
+    stale = {"outcome": "stale", "client": "other"}
+    assert _get(_samples(first.render()[0]), "discovery_documents_total", **stale) == 1
+    assert _get(_samples(second.render()[0]), "discovery_documents_total", **stale) == 0
 
 
 def test_single_process_exports_process_metrics(metrics: Metrics) -> None:
@@ -373,8 +424,14 @@ def test_multiprocess_workers_are_summed(tmp_path: Path, monkeypatch: pytest.Mon
     assert _get(samples, "requests_total", kind="passthrough", status_class="2xx") == 0
     assert _get(samples, "upstream_duration_seconds_count", kind="deeplink") == 2
     assert _get(samples, "upstream_duration_seconds_bucket", kind="deeplink", le="0.0025") == 2
-    link = {"incoming": "session_end", "sent": "org.matrix.session_end", "outcome": "redirect"}
+    link = {
+        "incoming": "session_end",
+        "incoming_kind": "legacy",
+        "sent": "org.matrix.session_end",
+        "outcome": "redirect",
+        "client": "other",
+    }
     assert _get(samples, "deeplink_translations_total", **link) == 2
-    assert _get(samples, "discovery_documents_total", outcome="cached") == 2
+    assert _get(samples, "discovery_documents_total", outcome="cached", client="other") == 2
     assert _get(samples, "build_info", version="9.9.9") == 1
     assert b"process_resident_memory_bytes" not in body

@@ -60,15 +60,46 @@ def test_deep_links_grouped_by_incoming_name_most_first() -> None:
         config(), read_counts(seen(Metrics(), config())), STABLE_DOC, "", started_at=0.0,
         all_workers=False, now=90.0,
     )  # fmt: skip
+    other = (("other", 1),)
     assert snapshot.deeplinks == (
-        NameCount("session_end", "legacy", 3, (("org.matrix.session_end", "redirect", 3),)),
         NameCount(
-            "org.matrix.device_delete", "stable", 1, (("org.matrix.session_end", "redirect", 1),)
+            "session_end",
+            "legacy",
+            3,
+            (("org.matrix.session_end", "redirect", 3),),
+            (("other", 3),),
         ),
-        NameCount("org.matrix.profile", "stable", 1, (("org.matrix.profile", "passthrough", 1),)),
+        NameCount(
+            "org.matrix.device_delete",
+            "stable",
+            1,
+            (("org.matrix.session_end", "redirect", 1),),
+            other,
+        ),
+        NameCount(
+            "org.matrix.profile", "stable", 1, (("org.matrix.profile", "passthrough", 1),), other
+        ),
     )
     assert snapshot.uptime_seconds == 90.0
     assert dict(snapshot.fronts)["dialect"] == "mas-0.9"
+
+
+def test_the_shims_own_traffic_is_not_among_the_clients_names() -> None:
+    cfg = config()
+    metrics = seen(Metrics(), cfg)
+    table = cfg.account_management.table
+    metrics.tally.deeplink("org.matrix.session_end", None, "followup", table, "element-web")
+    metrics.tally.deeplink("org.matrix.device_view", "org.matrix.session_view", "redirect",
+                           table, "doctor")  # fmt: skip
+    metrics.tally.deeplink("org.matrix.plan_management", None, "passthrough", table, "element-x")
+    snapshot = status_snapshot(
+        cfg, read_counts(metrics), STABLE_DOC, "", started_at=0.0, all_workers=False
+    )
+    names = {n.incoming: (n.kind, n.count, n.clients) for n in snapshot.deeplinks}
+    assert "org.matrix.session_end" not in names
+    assert "org.matrix.device_view" not in names
+    assert names["unknown"] == ("unknown", 1, (("element-x", 1),))
+    assert any("1 follow-up of its own redirects and 1 request from" in n for n in snapshot.notes)
 
 
 @pytest.mark.parametrize(

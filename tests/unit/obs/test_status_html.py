@@ -21,16 +21,23 @@ SNAPSHOT = StatusSnapshot(
     fronts=(("portal", "https://portal.internal/"), ("dialect", "mas-0.9")),
     choices=(("discovery.advertise", "stable"),),
     deeplinks=(
-        NameCount("session_end", "legacy", 4, (("org.matrix.session_end", "redirect", 4),)),
+        NameCount(
+            "session_end",
+            "legacy",
+            4,
+            (("org.matrix.session_end", "redirect", 4),),
+            (("element-x", 3), ("other", 1)),
+        ),
         NameCount(
             "org.matrix.device_delete", "stable", 2, (("org.matrix.session_end", "redirect", 2),)
         ),
-        NameCount("other", "other", 1, (("other", "passthrough", 1),)),
+        NameCount("unknown", "unknown", 1, (("none", "passthrough", 1),)),
     ),
     discovery={"rewritten": 5, "cached": 7},
     upstream_errors={"refused": 1},
     portal_detail="the portal's own document was read",
-    reasons=("dialect mas-0.9 is not stable", "clients still sent 4 legacy-named deep links"),
+    reasons=("dialect mas-0.9 is not stable", "it changed 6 client deep links"),
+    notes=("clients still sent 4 legacy-named deep links (element-x: 3, other: 1)",),
 )
 
 
@@ -62,19 +69,21 @@ def test_a_bar_per_name_as_wide_as_its_share_of_the_largest() -> None:
     assert [(r["data-incoming"], r["data-kind"]) for r in rows] == [
         ("session_end", "legacy"),
         ("org.matrix.device_delete", "stable"),
-        ("other", "other"),
+        ("unknown", "unknown"),
     ]
     bars = [a for t, a in tags if t == "div" and "bar" in (a.get("class") or "").split()]
     assert [(b["class"], b["style"]) for b in bars] == [
         ("bar legacy", "width:100.0%"),
         ("bar stable", "width:50.0%"),
-        ("bar other", "width:25.0%"),
+        ("bar unknown", "width:25.0%"),
     ]
 
 
 def test_counts_verdict_and_header_are_in_the_text() -> None:
     text = " ".join(parse(render_status(SNAPSHOT)).text)
     assert "org.matrix.session_end (redirect): 4" in text
+    assert "from element-x: 3, other: 1" in text
+    assert "clients still sent 4 legacy-named deep links (element-x: 3, other: 1)" in text
     assert "Still needed" in text
     assert "dialect mas-0.9 is not stable" in text
     assert "1 h 2 min" in text
