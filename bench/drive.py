@@ -33,9 +33,9 @@ from shim.config.runtime import build_runtime
 from shim.obs import logs
 from shim.obs.log_setup import configure_logging
 from shim.obs.metrics import Metrics
-from shim.proxy.listener import ClientConnection
+from shim.proxy.client import ClientConnection
+from shim.proxy.listener import Listener
 from shim.proxy.pool import UpstreamPool
-from shim.proxy.server import ProxyServer
 from shim.proxy.state import ShimState
 from shim.proxy.upstream import UpstreamConnection
 
@@ -106,7 +106,7 @@ async def drive(scenario: str, requests: int, profile: bool) -> str:
         metrics=Metrics(),
         pool=UpstreamPool(None),
     )
-    client = ClientConnection(ProxyServer(state, tls=None))
+    client = ClientConnection(Listener(state, tls=None))
     client_side = Collector()
     client.connection_made(client_side)  # type: ignore[arg-type]
     upstream = UpstreamConnection(state.pool, state.pool.target_for(state.runtime).key)

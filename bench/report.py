@@ -34,7 +34,7 @@ def _command_output(command: Sequence[str], cwd: Path | None = None) -> str:
 def hot_path() -> str:
     """`compiled` when the shim's request path runs as mypyc extensions (scripts/native.py, the
     image), else `python`: the two are measured, and guarded, apart."""
-    probe = "import shim.proxy.listener as m; print(m.__file__)"
+    probe = "import shim.proxy.client as m; print(m.__file__)"
     found = _command_output([sys.executable, "-c", probe], cwd=ROOT)
     return "compiled" if found.endswith(".so") else "python"
 

@@ -16,11 +16,11 @@ from shim.config.model import AccountManagementConfig
 from shim.core.deeplink import DeepLinkPlan, plan_deeplink
 from shim.obs.clients import client_family
 from shim.proxy.exchange import Exchange
-from shim.proxy.forward import Forward
 from shim.proxy.h1 import http_date
+from shim.proxy.passthrough import Passthrough
 
 if TYPE_CHECKING:
-    from shim.proxy.listener import ClientConnection, Handler
+    from shim.proxy.client import ClientConnection, Handler
 
 #: plans for the (path, query) pairs seen lately, under one configuration: most deep links are
 #: the same few (`?action=org.matrix.devices_list`, `...profile`) from every client; a pure
@@ -101,7 +101,7 @@ _REDIRECT: Final = (
 )
 
 
-def _forward(conn: ClientConnection, exchange: Exchange, target: str) -> Forward:
-    forward = Forward(conn, exchange, target.encode("latin-1"))
+def _forward(conn: ClientConnection, exchange: Exchange, target: str) -> Passthrough:
+    forward = Passthrough(conn, exchange, target.encode("latin-1"))
     forward.start()
     return forward

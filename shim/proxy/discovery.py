@@ -37,7 +37,6 @@ from shim.obs.clients import client_family
 from shim.obs.metrics import DiscoveryOutcome
 from shim.proxy.errors import UpstreamError
 from shim.proxy.exchange import Exchange
-from shim.proxy.forward import Forward
 from shim.proxy.framing import BodyKind, ResponseHead
 from shim.proxy.h1 import (
     HOP_BY_HOP_NAMES,
@@ -46,9 +45,10 @@ from shim.proxy.h1 import (
     http_date,
     simple_response,
 )
+from shim.proxy.passthrough import Passthrough
 
 if TYPE_CHECKING:
-    from shim.proxy.listener import ClientConnection, Handler
+    from shim.proxy.client import ClientConnection, Handler
 
 #: conditional and partial requests would let the upstream answer something we cannot rewrite
 CONDITIONAL: Final = frozenset(
@@ -229,7 +229,7 @@ def _existing_account(doc: dict[str, object]) -> str | None:
     return account if isinstance(account, str) and account else None
 
 
-class DiscoveryFetch(Forward):
+class DiscoveryFetch(Passthrough):
     """A cache miss: GET the document through the pool; collect it (up to the limit) to rewrite,
     or relay it as it comes."""
 

@@ -7,23 +7,23 @@ from typing import TYPE_CHECKING
 from shim.proxy.deeplinks import handle_deeplink
 from shim.proxy.discovery import handle_discovery
 from shim.proxy.exchange import Exchange
-from shim.proxy.forward import Forward
-from shim.proxy.splice import Splice
+from shim.proxy.passthrough import Passthrough
+from shim.proxy.upgrade import Upgrade
 
 if TYPE_CHECKING:
-    from shim.proxy.listener import ClientConnection, Handler
+    from shim.proxy.client import ClientConnection, Handler
 
 
 def dispatch(conn: ClientConnection, exchange: Exchange) -> Handler | None:
     route = exchange.route
     if route == "passthrough":
-        forward = Forward(conn, exchange, exchange.target.encode("latin-1"))
+        forward = Passthrough(conn, exchange, exchange.target.encode("latin-1"))
         forward.start()
         return forward
     if route == "deeplink":
         return handle_deeplink(conn, exchange)
     if route == "upgrade":
-        splice = Splice(conn, exchange)
+        splice = Upgrade(conn, exchange)
         splice.start()
         return splice
     return handle_discovery(conn, exchange)

@@ -1,7 +1,7 @@
 """Keep-alive connections to the upstream, reused newest first, bounded in number and idle time.
 
 A connection goes back to the pool only after its response was completely and correctly framed
-and its request completely sent (the caller decides; see `Forward`). `max_connections` bounds
+and its request completely sent (the caller decides; see `Passthrough`). `max_connections` bounds
 the connections open at once (in use and idle); a request that finds none free waits for one up
 to `connect_timeout`.
 """

@@ -20,8 +20,8 @@ from shim.config.tls import check_contexts, listener_context
 from shim.obs.log_setup import configure_logging
 from shim.obs.logs import log_event
 from shim.obs.metrics import Metrics
+from shim.proxy.listener import Listener
 from shim.proxy.pool import UpstreamPool
-from shim.proxy.server import ProxyServer
 from shim.proxy.state import ShimState
 from shim.server.admin import make_admin_app
 from shim.server.signals import take_held
@@ -61,7 +61,7 @@ class Shim:
     #: set when shutdown starts, so /readyz turns 503 and load balancers stop sending
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     runners: list[web.AppRunner] = field(default_factory=list)
-    public: ProxyServer | None = None
+    public: Listener | None = None
     bound: list[str] = field(default_factory=list)
 
     def reload(self) -> None:
@@ -122,7 +122,7 @@ async def start(config: Config, config_path: str | None, *, reuse_port: bool = F
     admin = web.AppRunner(make_admin_app(shim.state, shim.draining), access_log=None)
     shim.runners = [admin]
     try:
-        shim.public = ProxyServer(shim.state, tls=shim.tls)
+        shim.public = Listener(shim.state, tls=shim.tls)
         shim.bound.extend(
             await shim.public.start(config.listen.host, config.listen.port, reuse_port=reuse_port)
         )

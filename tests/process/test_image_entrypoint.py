@@ -542,7 +542,7 @@ def test_the_image_runs_the_compiled_hot_path(image: BuiltImage, builder: Stage)
     """The builder compiles the request path with mypyc (setup.py); the final stage, which has
     no compiler, gets the extensions with the venv."""
     assert builder.env().get("MSC4191_SHIM_COMPILE") == "1"
-    probe = "import shim.proxy.listener as m, shim.http.target as t; "
+    probe = "import shim.proxy.client as m, shim.http.target as t; "
     probe += "print(m.__file__, t.__file__)"
     done = subprocess.run(
         [str(image.venv / "bin" / "python"), "-c", probe],

@@ -38,7 +38,7 @@ from shim.proxy.h1 import (
 from shim.proxy.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
-    from shim.proxy.listener import ClientConnection
+    from shim.proxy.client import ClientConnection
 
 #: RFC 9110 §9.2.2: a request that may be sent again when the connection died before any answer
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -50,7 +50,7 @@ _BLOCK_MEMO_MAX: Final = 8192
 _TRAILER_DROPPED: Final = HOP_BY_HOP_NAMES | {b"content-length", b"host"}
 
 
-class Forward:
+class Passthrough:
     """One exchange relayed to the upstream (also a `ResponseSink` for its answer).
 
     The request's body goes as the connection read it: whole (read before dispatch, up to

@@ -1,4 +1,4 @@
-"""shim/proxy/frames.py: WebSocket frame boundaries in a byte stream; no network."""
+"""shim/proxy/websocket.py: WebSocket frame boundaries in a byte stream; no network."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from shim.proxy.frames import GOING_AWAY, FrameTracker, close_frame
+from shim.proxy.websocket import GOING_AWAY, FrameTracker, close_frame
 
 
 def frame(payload: bytes, *, masked: bool) -> bytes:

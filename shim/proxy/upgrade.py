@@ -13,20 +13,20 @@ from typing import TYPE_CHECKING, Final
 from shim.http.headers import Fields
 from shim.proxy.exchange import Exchange
 from shim.proxy.flow import BLOCK_BODY_BUFFER, MAX_PENDING_BODY
-from shim.proxy.forward import Forward
-from shim.proxy.frames import GOING_AWAY, FrameTracker, close_frame
 from shim.proxy.framing import BodyKind, ResponseHead
 from shim.proxy.h1 import switching_head
+from shim.proxy.passthrough import Passthrough
+from shim.proxy.websocket import GOING_AWAY, FrameTracker, close_frame
 
 if TYPE_CHECKING:
-    from shim.proxy.listener import ClientConnection
+    from shim.proxy.client import ClientConnection
 
 #: how long both sides get to answer a "going away" before they are cut
 CLOSE_TIMEOUT: Final = 2.0
 _GOING_AWAY_REASON: Final = b"proxy shutting down"
 
 
-class Splice(Forward):
+class Upgrade(Passthrough):
     UPGRADE = True
 
     def __init__(self, conn: ClientConnection, exchange: Exchange) -> None:
