@@ -29,13 +29,13 @@ from pathlib import Path
 from targets import SHIM_CONFIG
 
 from shim.config.parse import load_config
-from shim.config.runtime import build_runtime
 from shim.obs import logs
 from shim.obs.log_setup import configure_logging
 from shim.obs.metrics import Metrics
 from shim.proxy.client import ClientConnection
 from shim.proxy.listener import Listener
 from shim.proxy.pool import UpstreamPool
+from shim.proxy.runtime import build_runtime
 from shim.proxy.state import ShimState
 from shim.proxy.upstream import UpstreamConnection
 
@@ -109,7 +109,7 @@ async def drive(scenario: str, requests: int, profile: bool) -> str:
     client = ClientConnection(Listener(state, tls=None))
     client_side = Collector()
     client.connection_made(client_side)  # type: ignore[arg-type]
-    upstream = UpstreamConnection(state.pool, state.pool.target_for(state.runtime).key)
+    upstream = UpstreamConnection(state.pool.forget, state.runtime.target.key)
     upstream_side = Collector()
     upstream.connection_made(upstream_side)  # type: ignore[arg-type]
     state.pool._open.add(upstream)

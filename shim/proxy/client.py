@@ -10,9 +10,9 @@ until the ones before it are answered, and starts only while the client takes it
 edge limits live here: the head timeout and size, the idle time between requests and between
 body reads, how long the client may leave its answer unread, and the number of connections.
 
-The connection's reading side is in one of four phases (`Reading`): between requests, in a
-head, in a body, or stopped (after a parse error, an Upgrade, or a full pipeline: nothing more is
-read, the requests already read are answered, then the connection closes).
+The connection has one explicit phase (`Phase`: open, last, spliced, closed) and its reading
+side another (`Reading`: between requests, in a head, in a body, stopped), as h11 keeps one
+state per role. What a handler may ask of the connection is `protocols.Connection`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING, Final, Literal, Protocol, cast
+from typing import Final, Literal, cast
 
 import httptools
 
-from shim.config.runtime import Runtime
 from shim.http.forwarding import Forwarding, ForwardingRefused, is_trusted, read_forwarding
 from shim.http.headers import Fields
 from shim.http.target import (
@@ -54,11 +53,9 @@ from shim.proxy.h1 import (
     text_response,
     valid_target,
 )
+from shim.proxy.protocols import Admission, Handler
 from shim.proxy.request import RequestFields, read_fields
-from shim.proxy.route import classify_memoized
-
-if TYPE_CHECKING:
-    from shim.proxy.listener import Listener
+from shim.proxy.runtime import Runtime
 
 logger: Final = logging.getLogger("msc4191_shim.proxy")
 
@@ -78,26 +75,22 @@ _VERSION_SIZE: Final = 11
 _CHUNKED_SLICE: Final = 4096
 
 Timer = Literal["none", "idle", "head", "body"]
+#: the reading side: between requests, in a head, in a body, or stopped (nothing more is read as
+#: HTTP/1.1: after a parse error, an Upgrade's head, a half-close or at shutdown)
 Reading = Literal["idle", "head", "body", "stopped"]
+#: the connection: `open` reads and answers requests; `last` answers those read, then closes
+#: (shutdown, or the client half-closed); `spliced` relays an Upgrade's bytes both ways;
+#: `closed`. The exchange being answered is `exchange` (its handler `handler`), those waiting
+#: are `_queue`
+Phase = Literal["open", "last", "spliced", "closed"]
 #: the text of the methods seen most, without decoding them each time
 _METHODS: Final = {
     m.encode("ascii"): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 }
 
 
-class Handler(Protocol):
-    """What a route does with an exchange once it is the one being answered."""
-
-    def request_body(self, data: bytes) -> None: ...
-    def request_end(self) -> None: ...
-    def request_broken(self) -> bool: ...
-    def client_writable(self, writable: bool) -> None: ...
-    def client_lost(self) -> None: ...
-    def going_away(self) -> None: ...
-
-
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, server: Listener) -> None:
+    def __init__(self, server: Admission) -> None:
         self.server = server
         self.state = server.state
         self.loop = server.loop
@@ -133,12 +126,8 @@ class ClientConnection(asyncio.Protocol):
         self._backlog_scheduled = False
         self._blocks = 0
         self.writable = True
-        #: answer the current exchange, then close (shutdown, or the client asked)
-        self.closing = False
-        self.closed = False
-        #: the client half-closed after its requests: answer them, then close
-        self.client_eof = False
-        self.splice: Handler | None = None
+        #: the connection's phase (see `Phase`); `reading` is its reading side's
+        self.phase: Phase = "open"
         self._timer_kind: Timer = "none"
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -148,7 +137,6 @@ class ClientConnection(asyncio.Protocol):
         self._last_fields: RequestFields | None = None
         self._last_forwarding: tuple[Runtime, object, Forwarding] | None = None
         self._trust: tuple[Runtime, bool] | None = None
-        self._prefix: tuple[Runtime, str] | None = None
         #: the last upstream head block and what it was made from (`Passthrough.upstream_head`)
         self.upstream_block: tuple[object, bytes] | None = None
         self._served = False
@@ -162,7 +150,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = peer[0] if isinstance(peer, tuple) else None
         if not self.server.admit(self):
             self._limit_hit("max_connections")
-            self.closed = True
+            self.phase = "closed"
             self.transport.write(
                 text_response(
                     503,
@@ -178,60 +166,56 @@ class ClientConnection(asyncio.Protocol):
         self._arm("idle", self.limits.head_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self.phase = "closed"
         self._release_timers()
         self.server.forget(self)
         handler, self.handler = self.handler, None
-        if self.splice is not None:
-            self.splice.client_lost()
-            self.splice = None
-        elif handler is not None:
+        if handler is not None:
             handler.client_lost()
         self._queue.clear()
         self._parsing = None
 
     def pause_writing(self) -> None:
         self.writable = False
-        if self.splice is None:
+        if self.phase != "spliced":
             # a client that leaves its answers unread gets no more of them, and no more of its
             # requests are read, until it reads; for at most limits.send_timeout
             self._block(BLOCK_CLIENT)
             self._send_timer = self.loop.call_later(self.limits.send_timeout, self._send_timed_out)
-        handler = self.splice or self.handler
-        if handler is not None:
-            handler.client_writable(False)
+        if self.handler is not None:
+            self.handler.client_writable(False)
 
     def resume_writing(self) -> None:
         self.writable = True
         self._cancel_send_timer()
-        handler = self.splice or self.handler
-        if handler is not None:
-            handler.client_writable(True)
-        if self.splice is None:
+        if self.handler is not None:
+            self.handler.client_writable(True)
+        if self.phase != "spliced":
             self._unblock(BLOCK_CLIENT)
-            if self.exchange is None and self._queue and not self.closed:
+            if self.exchange is None and self._queue and self.phase != "closed":
                 self._next()
 
     def eof_received(self) -> bool | None:
         if (
-            self.splice is None
+            self.phase == "open"
             and self.reading == "idle"
             and (self.exchange is not None or self._queue)
         ):
             # a half-close after whole requests: they are answered, then the connection closes
             # (as HAProxy does without `option abortonclose`)
-            self.client_eof = True
-            self._block(BLOCK_STOPPED)
+            self.phase = "last"
+            self._stop()
             return True
         # otherwise the client is gone: the exchange in flight is ended and the upstream told
         # at once, by closing its connection
         return None
 
     def data_received(self, data: bytes) -> None:
-        if self.splice is not None:
-            self.splice.request_body(data)
+        if self.phase == "spliced":
+            if self.handler is not None:  # None once the upstream refused the switch
+                self.handler.request_body(data)
             return
-        if self.closed or self.reading == "stopped":
+        if self.reading == "stopped" or self.phase == "closed":
             return
         if data[:3] == b"PRI" and not self._served and is_http2_preface(data[:24]):
             self._refuse_http2()
@@ -246,7 +230,7 @@ class ClientConnection(asyncio.Protocol):
         until the client has read the answers before it."""
         pos, end = 0, len(data)
         while pos < end:
-            if self.reading == "stopped" or self.closed:
+            if self.reading == "stopped" or self.phase == "closed":
                 return
             if len(self._queue) >= MAX_QUEUED:
                 self._backlog = data[pos:] if pos else data
@@ -296,7 +280,7 @@ class ClientConnection(asyncio.Protocol):
         self._backlog_scheduled = False
         data, self._backlog = self._backlog, None
         self._unblock(BLOCK_BACKLOG)
-        if data and not self.closed:
+        if data and self.phase != "closed":
             self._feed(data)
 
     # -- parser callbacks
@@ -416,16 +400,14 @@ class ClientConnection(asyncio.Protocol):
             target or raw_target.decode("latin-1"),
             http11,
             facts,
-            facts.keep_alive and not self.closing,
+            facts.keep_alive and self.phase == "open",
             runtime,
             self.peer,
             self.scheme,
         )
         exchange.refusal = self._refusal(exchange, facts, target, runtime)
         if exchange.refusal is None:
-            exchange.route = classify_memoized(
-                method, exchange.target, runtime.config, facts.upgrade is not None
-            )
+            exchange.route = runtime.route(method, exchange.target, facts.upgrade is not None)
         return exchange
 
     def _refusal(
@@ -448,10 +430,7 @@ class ClientConnection(asyncio.Protocol):
             exchange.forwarding = self._forwarding(facts, runtime)
         except ForwardingRefused as refused:
             return (400, str(refused))
-        cached = self._prefix
-        if cached is None or cached[0] is not runtime:
-            cached = self._prefix = (runtime, self.state.pool.target_for(runtime).prefix_text)
-        prefix = cached[1]
+        prefix = runtime.target.prefix_text
         if prefix:
             path = target.partition("?")[0]
             if escapes_prefix(prefix, path):
@@ -525,10 +504,7 @@ class ClientConnection(asyncio.Protocol):
         self._start(exchange)
         if exchange.after_head is not None and exchange is self.exchange and self.handler:
             # an Upgrade that waited its turn: what followed its head is the new protocol's
-            self.splice = self.handler
-            self._unblock(BLOCK_STOPPED)
-            if exchange.after_head:
-                self.splice.request_body(exchange.after_head)
+            self._splice(self.handler, exchange.after_head)
 
     def send_continue(self, exchange: Exchange) -> None:
         """`100 Continue` for a client that waits for it before sending its body."""
@@ -537,7 +513,7 @@ class ClientConnection(asyncio.Protocol):
             self.write(_CONTINUE)
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and self.phase != "closed":
             self.transport.write(data)
 
     def answer(self, exchange: Exchange, status: int, text: str) -> None:
@@ -557,7 +533,9 @@ class ClientConnection(asyncio.Protocol):
         self.done(exchange, keep_alive=not close)
 
     def must_close(self, exchange: Exchange) -> bool:
-        return not exchange.keep_alive or self.closing
+        """The answer to `exchange` ends the connection (it says `Connection: close`): the client
+        asked, or it is the last one to answer."""
+        return not exchange.keep_alive or (self.phase == "last" and not self._queue)
 
     def done(self, exchange: Exchange, *, keep_alive: bool) -> None:
         """The answer to `exchange` is complete: log it, then the next request or close."""
@@ -569,37 +547,42 @@ class ClientConnection(asyncio.Protocol):
         finish_exchange(self.state, exchange)
         if not exchange.request_complete:
             keep_alive = False  # the rest of its body would be read as the next request
-        if not keep_alive or self.closing or self.closed:
+        if not keep_alive or self.phase == "closed":
             self.close()
         elif self._queue:
             if self.writable:
                 self._next()
             # else: resume_writing starts it
-        elif self.reading == "stopped" or self.client_eof:
+        elif self.reading == "stopped" or self.phase == "last":
             self.close()  # nothing more will be read
         else:
             self._unblock(BLOCK_PIPELINE)
             self._arm("idle", self.limits.keepalive_timeout)
 
     def close(self) -> None:
-        self.closed = True
+        self.phase = "closed"
         self._release_timers()
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
         """Cut the connection: a response that cannot be completed must not look complete."""
-        self.closed = True
+        self.phase = "closed"
         self._release_timers()
         if self.transport is not None:
             self.transport.abort()
 
     def go_away(self) -> None:
         """Shutdown: close when idle, after the current answer otherwise."""
-        self.closing = True
-        if self.splice is not None:
-            self.splice.going_away()
-        elif self.exchange is None and not self._queue:
+        if self.phase == "spliced":
+            if self.handler is not None:
+                self.handler.going_away()
+            return
+        if self.phase != "open":
+            return
+        self.phase = "last"
+        self._stop()  # no new request; those read are answered
+        if self.exchange is None and not self._queue:
             self.close()
 
     # -- upgrades and refusals
@@ -608,7 +591,7 @@ class ClientConnection(asyncio.Protocol):
         """llhttp read an Upgrade (or CONNECT) head and nothing after it: what follows is the
         new protocol's, or, for an Upgrade this proxy does not relay (h2c), the next request."""
         exchange = self._last_exchange()
-        if exchange is None or self.closed:
+        if exchange is None or self.phase == "closed":
             return
         if exchange.refusal is not None or exchange.route != "upgrade":
             if exchange.refusal is None and rest:
@@ -619,12 +602,16 @@ class ClientConnection(asyncio.Protocol):
         self._stop()
         if exchange is self.exchange and self.handler is not None:
             # the rest belongs to the new protocol, once the upstream agrees to switch
-            self.splice = self.handler
-            self._unblock(BLOCK_STOPPED)
-            if rest:
-                self.splice.request_body(rest)
+            self._splice(self.handler, rest)
         else:
             exchange.after_head = rest  # spliced when its turn comes (`_next`)
+
+    def _splice(self, handler: Handler, rest: bytes) -> None:
+        """From now on the client's bytes are the new protocol's: all go to `handler`."""
+        self.phase = "spliced"
+        self._unblock(BLOCK_STOPPED)
+        if rest:
+            handler.request_body(rest)
 
     def _last_exchange(self) -> Exchange | None:
         """The exchange of the head llhttp read last."""
@@ -691,7 +678,7 @@ class ClientConnection(asyncio.Protocol):
         if not self._blocks & reason:
             return
         self._blocks &= ~reason
-        if not self._blocks and self.transport is not None and not self.closed:
+        if not self._blocks and self.transport is not None and self.phase != "closed":
             self.transport.resume_reading()
 
     def block_reading(self, reason: int, blocked: bool) -> None:
@@ -730,7 +717,7 @@ class ClientConnection(asyncio.Protocol):
     def _expire(self) -> None:
         self._timer = None
         kind = self._timer_kind
-        if kind == "none" or self.closed:
+        if kind == "none" or self.phase == "closed":
             return
         now = self.loop.time()
         if kind == "body" and self._blocks & (BLOCK_UPSTREAM | BLOCK_BODY_BUFFER):
@@ -751,7 +738,7 @@ class ClientConnection(asyncio.Protocol):
         """The client left its answer unread for limits.send_timeout: cut it (nginx's
         send_timeout); its upstream connection is freed with it."""
         self._send_timer = None
-        if self.closed or self.writable:
+        if self.phase == "closed" or self.writable:
             return
         self._limit_hit("send_timeout")
         exchange = self.exchange

@@ -10,41 +10,13 @@ issued to the same client address a moment before (`proxy.followups`).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from shim.config.model import AccountManagementConfig
-from shim.core.deeplink import DeepLinkPlan, plan_deeplink
 from shim.obs.clients import client_family
 from shim.proxy.exchange import Exchange
 from shim.proxy.h1 import http_date
 from shim.proxy.passthrough import Passthrough
-
-if TYPE_CHECKING:
-    from shim.proxy.client import ClientConnection, Handler
-
-#: plans for the (path, query) pairs seen lately, under one configuration: most deep links are
-#: the same few (`?action=org.matrix.devices_list`, `...profile`) from every client; a pure
-#: function's answer, bounded in number and in the size of what is remembered
-_MEMO_SIZE: Final = 1024
-_MEMO_MAX_TARGET: Final = 512
-_plans: Final[dict[tuple[str, str], DeepLinkPlan]] = {}
-_plans_account: Final[list[AccountManagementConfig]] = []
-
-
-def planned(path: str, query: str, account: AccountManagementConfig) -> DeepLinkPlan:
-    """`plan_deeplink`, remembered."""
-    if not _plans_account or _plans_account[0] is not account:
-        _plans.clear()
-        _plans_account[:] = [account]
-    key = (path, query)
-    plan = _plans.get(key)
-    if plan is None:
-        plan = plan_deeplink(path, query, account)
-        if len(path) + len(query) <= _MEMO_MAX_TARGET:
-            if len(_plans) >= _MEMO_SIZE:
-                _plans.clear()
-            _plans[key] = plan
-    return plan
+from shim.proxy.protocols import Connection, Handler
 
 
 def client_address(exchange: Exchange) -> str:
@@ -56,11 +28,11 @@ def client_address(exchange: Exchange) -> str:
     return exchange.peer or ""
 
 
-def handle_deeplink(conn: ClientConnection, exchange: Exchange) -> Handler | None:
+def handle_deeplink(conn: Connection, exchange: Exchange) -> Handler | None:
     account = exchange.runtime.config.account_management
     target = exchange.target
     path, _, query = target.partition("?")
-    plan = planned(path, query, account)
+    plan = exchange.runtime.plan(path, query)
     exchange.kind = "deeplink"
     outcome = plan.outcome
     followups = conn.state.followups
@@ -84,7 +56,7 @@ def handle_deeplink(conn: ClientConnection, exchange: Exchange) -> Handler | Non
     return _forward(conn, exchange, plan.target or exchange.target)
 
 
-def redirect(conn: ClientConnection, exchange: Exchange, location: str) -> None:
+def redirect(conn: Connection, exchange: Exchange, location: str) -> None:
     exchange.status = 302
     close = conn.must_close(exchange)
     # what `simple_response` writes for these fields, in one formatting step
@@ -101,7 +73,7 @@ _REDIRECT: Final = (
 )
 
 
-def _forward(conn: ClientConnection, exchange: Exchange, target: str) -> Passthrough:
+def _forward(conn: Connection, exchange: Exchange, target: str) -> Passthrough:
     forward = Passthrough(conn, exchange, target.encode("latin-1"))
     forward.start()
     return forward

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from aiohttp import hdrs
 from multidict import CIMultiDict, istr
@@ -46,9 +46,7 @@ from shim.proxy.h1 import (
     simple_response,
 )
 from shim.proxy.passthrough import Passthrough
-
-if TYPE_CHECKING:
-    from shim.proxy.client import ClientConnection, Handler
+from shim.proxy.protocols import Connection, Handler
 
 #: conditional and partial requests would let the upstream answer something we cannot rewrite
 CONDITIONAL: Final = frozenset(
@@ -92,16 +90,14 @@ def request_fields(exchange: Exchange) -> Iterator[tuple[str, str]]:
     yield from decode_raw(exchange.fields)
 
 
-def handle_discovery(conn: ClientConnection, exchange: Exchange) -> Handler | None:
+def handle_discovery(conn: Connection, exchange: Exchange) -> Handler | None:
     exchange.kind = "discovery"
-    state = conn.state
     discovery = exchange.runtime.config.discovery
     now = time.time()
-    state.cache.adopt(exchange.runtime)  # documents built under an older configuration go
     # a shared cache never answers for a request that carries credentials (RFC 9111 §3.5)
     use_cache = discovery.cache and exchange.header(_AUTHORIZATION) is None
     key = cache_key(exchange)
-    cached = state.cache.fresh(key, now, request_fields(exchange)) if use_cache else None
+    cached = exchange.runtime.cache.fresh(key, now, request_fields(exchange)) if use_cache else None
     if cached is not None:
         serve(conn, exchange, cached, "cached", now)
         return None
@@ -111,7 +107,7 @@ def handle_discovery(conn: ClientConnection, exchange: Exchange) -> Handler | No
 
 
 def serve(
-    conn: ClientConnection,
+    conn: Connection,
     exchange: Exchange,
     document: CachedDocument,
     outcome: DiscoveryOutcome,
@@ -187,7 +183,7 @@ def _encoded_fields(document: CachedDocument) -> tuple[tuple[bytes, bytes], ...]
     return fields
 
 
-def count(conn: ClientConnection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
+def count(conn: Connection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
     conn.state.metrics.tally.discovery(outcome, client_family(exchange.header(b"user-agent")))
     exchange.outcome = outcome
 
@@ -234,7 +230,7 @@ class DiscoveryFetch(Passthrough):
     or relay it as it comes."""
 
     def __init__(
-        self, conn: ClientConnection, exchange: Exchange, *, use_cache: bool, now: float
+        self, conn: Connection, exchange: Exchange, *, use_cache: bool, now: float
     ) -> None:
         super().__init__(
             conn, exchange, exchange.target.encode("latin-1"), method=b"GET", drop=CONDITIONAL
@@ -323,7 +319,7 @@ class DiscoveryFetch(Passthrough):
             stale_ok=policy is not None and policy.stale_ok,
         )
         if self.use_cache and policy is not None:
-            self.conn.state.cache.store(cache_key(self.exchange), document)
+            self.exchange.runtime.cache.store(cache_key(self.exchange), document)
         return document
 
     def _release(self) -> None:
@@ -339,7 +335,7 @@ class DiscoveryFetch(Passthrough):
     def _serve_stale(self) -> bool:
         if not self.use_cache:
             return False
-        stale = self.conn.state.cache.last_good(
+        stale = self.exchange.runtime.cache.last_good(
             cache_key(self.exchange), request_fields(self.exchange)
         )
         if stale is None:

@@ -11,8 +11,8 @@ import ssl
 from dataclasses import dataclass
 from typing import ClassVar
 
-from shim.config.runtime import Runtime
 from shim.obs.metrics import UpstreamErrorReason
+from shim.proxy.runtime import Runtime
 
 
 class UpstreamError(Exception):

@@ -9,14 +9,13 @@ filled in along the way and written out once at the end.
 from __future__ import annotations
 
 import time
-from typing import Final
 
-from shim.config.runtime import Runtime
 from shim.http.forwarding import Forwarding, public_origin
 from shim.http.headers import first_value
 from shim.obs.metrics import RequestKind
 from shim.proxy.request import RequestFields
 from shim.proxy.route import Route
+from shim.proxy.runtime import Runtime
 
 
 class Exchange:
@@ -140,34 +139,16 @@ class Exchange:
         return None if value is None else value.decode("latin-1")
 
     def public_origin(self) -> str:
-        """`public_url`, else the origin a trusted proxy reports, else the request's own."""
+        """`public_url`'s origin, else the origin a trusted proxy reports, else the request's
+        own, else the portal's."""
         if self._public_origin is None:
-            self._public_origin = _origin_of(self.runtime, self.forwarding, self.scheme)
+            runtime = self.runtime
+            forwarding = self.forwarding
+            fallback = str(runtime.upstream_origin)
+            if forwarding is None:
+                self._public_origin = runtime.public_url_origin or fallback
+            else:
+                self._public_origin = public_origin(
+                    forwarding, public_url_origin=runtime.public_url_origin, fallback=fallback
+                )
         return self._public_origin
-
-
-#: the public origins worked out lately, by the identity of (runtime, forwarding decision) and
-#: the scheme: a connection reuses its decision while its Host stays the same, so this is mostly
-#: a lookup; the entry holds both objects, so their ids cannot be reused while it is there
-_origins: Final[dict[tuple[int, int, str], tuple[Runtime, Forwarding | None, str]]] = {}
-_ORIGINS_SIZE: Final = 256
-
-
-def _origin_of(runtime: Runtime, forwarding: Forwarding | None, scheme: str) -> str:
-    key = (id(runtime), id(forwarding), scheme)
-    entry = _origins.get(key)
-    if entry is not None and entry[0] is runtime and entry[1] is forwarding:
-        return entry[2]
-    public_url = runtime.config.public_url
-    if forwarding is None:
-        origin = runtime.public_origin(scheme, None)
-    else:
-        origin = public_origin(
-            forwarding,
-            public_url_origin=None if public_url is None else str(public_url.origin()),
-            fallback=str(runtime.upstream_origin),
-        )
-    if len(_origins) >= _ORIGINS_SIZE:
-        _origins.clear()
-    _origins[key] = (runtime, forwarding, origin)
-    return origin

@@ -12,6 +12,7 @@ from typing import Any, Final, cast
 from shim.config.model import LimitsConfig
 from shim.obs.logs import batch_access_lines, flush_access_lines
 from shim.proxy.client import ClientConnection
+from shim.proxy.protocols import Admitted
 from shim.proxy.state import ShimState
 
 #: how often the request counters are handed to prometheus-client (see `Metrics.flush`)
@@ -24,7 +25,7 @@ class Listener:
         self.loop = asyncio.get_running_loop()
         self.scheme = "https" if tls is not None else "http"
         self.tls = tls
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[Admitted] = set()
         self.server: asyncio.Server | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -69,14 +70,14 @@ class Listener:
         self.state.metrics.flush()
         self._flusher = self.loop.call_later(METRICS_FLUSH_SECONDS, self._flush_metrics)
 
-    def admit(self, conn: ClientConnection) -> bool:
+    def admit(self, conn: Admitted) -> bool:
         if len(self.connections) >= self.limits.max_connections:
             return False
         self.connections.add(conn)
         self._idle.clear()
         return True
 
-    def forget(self, conn: ClientConnection) -> None:
+    def forget(self, conn: Admitted) -> None:
         self.connections.discard(conn)
         if not self.connections:
             self._idle.set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from shim.core.location import rewrite_location
 from shim.http.forwarding import forwarding_lines
@@ -35,10 +35,8 @@ from shim.proxy.h1 import (
     request_line,
     upstream_field_block,
 )
+from shim.proxy.protocols import Connection
 from shim.proxy.upstream import UpstreamConnection
-
-if TYPE_CHECKING:
-    from shim.proxy.client import ClientConnection
 
 #: RFC 9110 §9.2.2: a request that may be sent again when the connection died before any answer
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -64,7 +62,7 @@ class Passthrough:
 
     def __init__(
         self,
-        conn: ClientConnection,
+        conn: Connection,
         exchange: Exchange,
         target: bytes,
         *,
@@ -125,7 +123,7 @@ class Passthrough:
         conn, exchange = self.conn, self.exchange
         if exchange.expect_continue:
             conn.send_continue(exchange)
-        target = self.pool.target_for(exchange.runtime)
+        target = exchange.runtime.target
         upstream = None if self.retried else self.pool.take_idle(target)
         if upstream is not None:
             self._reused = True
@@ -136,7 +134,7 @@ class Passthrough:
 
     async def _connect(self) -> None:
         runtime = self.exchange.runtime
-        target = self.pool.target_for(runtime)
+        target = runtime.target
         try:
             upstream = await self.pool.connect(target, runtime.config.upstream.connect_timeout)
         except asyncio.CancelledError:
@@ -157,7 +155,7 @@ class Passthrough:
         one parsed request, `RequestFields`), the forwarding fields, then this hop's framing."""
         exchange = self.exchange
         runtime = exchange.runtime
-        target = self.pool.target_for(runtime)
+        target = runtime.target
         forwarding = exchange.forwarding
         assert forwarding is not None  # refused at the edge otherwise
         # the client's Host where it stood, or the portal's own (an HTTP/1.0 request may come
@@ -280,26 +278,13 @@ class Passthrough:
     def response_whole(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None:
         """An answer whose whole body came with its head (or that has none): head, body and
         end in one write."""
-        exchange = self.exchange
-        conn = self.conn
-        exchange.upstream_status = exchange.status = head.status
-        exchange.upstream_seconds = time.monotonic() - self._sent_at
-        self.response_started = True
-        self._close_after = close = not exchange.keep_alive or conn.closing
-        data = client_response_head(
-            head,
-            framing=kind,
-            http11=exchange.http11,
-            close=close,
-            rewrite_location=self._location_rewriter() if head.has_location else None,
-        )
+        self.response_head(head, kind)
+        data, self._head_out = self._head_out, b""
         if body and not self._discard_body:
-            exchange.bytes_sent += len(body)
+            self.exchange.bytes_sent += len(body)
             data += body
-        conn.write(data)
-        self._release_upstream()
-        self.finished = True
-        conn.done(exchange, keep_alive=not close)
+        self.conn.write(data)
+        self._finish()
 
     def response_in_steps(self, head: ResponseHead, kind: BodyKind, body: bytes) -> None:
         """`response_whole` as its three steps, for handlers that take the answer apart (and
@@ -328,6 +313,11 @@ class Passthrough:
             tail += last_chunk(kept)
         if tail:
             self.conn.write(tail)
+        self._finish()
+
+    def _finish(self) -> None:
+        """The answer is complete: the upstream connection back to the pool (or closed), the
+        exchange done."""
         self._release_upstream()
         self.finished = True
         self.conn.done(self.exchange, keep_alive=not self._close_after)

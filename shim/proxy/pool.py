@@ -10,53 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
-from shim.config.runtime import Runtime
 from shim.proxy.errors import ConnectTimeoutError, PoolExhaustedError
+from shim.proxy.runtime import UpstreamTarget
 from shim.proxy.upstream import UpstreamConnection
 
 #: an idle upstream connection is closed after this long (below common servers' keep-alive
 #: timeouts: nginx 75 s, gunicorn 2 s is the exception the retry covers)
 IDLE_TIMEOUT: Final = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamTarget:
-    """Where and how to connect, derived once per runtime."""
-
-    host: str
-    port: int
-    ssl: ssl.SSLContext | None
-    #: the path prefix of `upstream.url`, prepended to every target
-    prefix: bytes
-    #: the Host field when the client's is not preserved
-    authority: bytes
-    #: the prefix as text (it is ASCII)
-    prefix_text: str
-    #: what the pool files this target's connections under
-    key: tuple[str, int, bool]
-
-
-def upstream_target(runtime: Runtime) -> UpstreamTarget:
-    url = runtime.config.upstream.url
-    context = runtime.upstream_ssl if isinstance(runtime.upstream_ssl, ssl.SSLContext) else None
-    assert url.host is not None
-    assert url.port is not None
-    tls = context if url.scheme == "https" else None
-    prefix = url.raw_path.rstrip("/")
-    return UpstreamTarget(
-        host=url.host,
-        port=url.port,
-        ssl=tls,
-        prefix=prefix.encode("ascii"),
-        authority=url.host_port_subcomponent.encode("idna") if url.host_port_subcomponent else b"",
-        prefix_text=prefix,
-        key=(url.host, url.port, tls is not None),
-    )
 
 
 class UpstreamPool:
@@ -74,7 +37,6 @@ class UpstreamPool:
         self._open: set[UpstreamConnection] = set()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._sweeper: asyncio.TimerHandle | None = None
-        self._target: tuple[Runtime, UpstreamTarget] | None = None
         self._connecting = 0
         self.closed = False
 
@@ -82,15 +44,6 @@ class UpstreamPool:
     def size(self) -> int:
         """Connections open or being opened."""
         return len(self._open) + self._connecting
-
-    def target_for(self, runtime: Runtime) -> UpstreamTarget:
-        """The target of `runtime`, cached for the last runtime seen (one per reload)."""
-        cached = self._target
-        if cached is not None and cached[0] is runtime:
-            return cached[1]
-        target = upstream_target(runtime)
-        self._target = (runtime, target)
-        return target
 
     def take_idle(self, target: UpstreamTarget) -> UpstreamConnection | None:
         idle = self._idle.get(target.key)
@@ -124,7 +77,7 @@ class UpstreamPool:
         try:
             async with asyncio.timeout_at(deadline):
                 _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(self, target.key),
+                    lambda: UpstreamConnection(self.forget, target.key),
                     target.host,
                     target.port,
                     ssl=target.ssl,

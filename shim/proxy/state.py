@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from shim.config.runtime import Runtime
-from shim.http.cache import DiscoveryCache
 from shim.obs.metrics import Metrics
 from shim.proxy.followups import Followups
 from shim.proxy.pool import UpstreamPool
+from shim.proxy.runtime import Runtime
 
 
 @dataclass
@@ -19,11 +18,14 @@ class ShimState:
     #: the admin listener's client (readiness checks); the public path uses `pool`
     session: aiohttp.ClientSession
     metrics: Metrics
-    cache: DiscoveryCache = field(default_factory=DiscoveryCache)
     pool: UpstreamPool = field(default_factory=UpstreamPool)
-
-    def __post_init__(self) -> None:
-        self.metrics.watch_discovery_cache(self.cache.oldest_stored)
 
     #: the Locations of the shim's own redirects, lately (`proxy.deeplinks`)
     followups: Followups = field(default_factory=Followups)
+
+    def __post_init__(self) -> None:
+        self.metrics.watch_discovery_cache(self._oldest_cached)
+
+    def _oldest_cached(self) -> float | None:
+        """When the oldest document in the current configuration's cache was stored."""
+        return self.runtime.cache.oldest_stored()

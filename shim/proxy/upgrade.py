@@ -8,7 +8,7 @@ between two frames; any other upgraded connection is closed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from shim.http.headers import Fields
 from shim.proxy.exchange import Exchange
@@ -16,10 +16,8 @@ from shim.proxy.flow import BLOCK_BODY_BUFFER, MAX_PENDING_BODY
 from shim.proxy.framing import BodyKind, ResponseHead
 from shim.proxy.h1 import switching_head
 from shim.proxy.passthrough import Passthrough
+from shim.proxy.protocols import Connection
 from shim.proxy.websocket import GOING_AWAY, FrameTracker, close_frame
-
-if TYPE_CHECKING:
-    from shim.proxy.client import ClientConnection
 
 #: how long both sides get to answer a "going away" before they are cut
 CLOSE_TIMEOUT: Final = 2.0
@@ -29,7 +27,7 @@ _GOING_AWAY_REASON: Final = b"proxy shutting down"
 class Upgrade(Passthrough):
     UPGRADE = True
 
-    def __init__(self, conn: ClientConnection, exchange: Exchange) -> None:
+    def __init__(self, conn: Connection, exchange: Exchange) -> None:
         super().__init__(conn, exchange, exchange.target.encode("latin-1"))
         exchange.keep_alive = False  # after an Upgrade request this is no HTTP connection
         self.protocol = exchange.request.upgrade or b""

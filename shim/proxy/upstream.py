@@ -9,7 +9,8 @@ while reading is paused because the client is not taking the bytes.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final, Literal, Protocol, cast
+from collections.abc import Callable
+from typing import Final, Literal, Protocol, cast
 
 from shim.http.headers import Fields, invalid_response_head
 from shim.proxy.errors import (
@@ -26,9 +27,6 @@ from shim.proxy.framing import (
     body_kind,
     parse_response_head,
 )
-
-if TYPE_CHECKING:
-    from shim.proxy.pool import UpstreamPool
 
 #: the longest response head accepted from the upstream (the client side's own limit, doubled)
 MAX_RESPONSE_HEAD: Final = 65536
@@ -49,8 +47,9 @@ class ResponseSink(Protocol):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    def __init__(self, pool: UpstreamPool, key: object) -> None:
-        self.pool = pool
+    def __init__(self, on_closed: Callable[[UpstreamConnection], None], key: object) -> None:
+        #: told when the connection closes (the pool forgets it)
+        self.on_closed = on_closed
         self.key = key
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -80,7 +79,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         state, self.state = self.state, "closed"
         self._stop_timer()
-        self.pool.forget(self)
+        self.on_closed(self)
         sink, self.sink = self.sink, None
         if sink is None or state == "idle":
             return

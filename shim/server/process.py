@@ -15,13 +15,13 @@ from aiohttp import web
 
 from shim.config.errors import ConfigError
 from shim.config.parse import Config, TlsConfig, load_config
-from shim.config.runtime import build_runtime
 from shim.config.tls import check_contexts, listener_context
 from shim.obs.log_setup import configure_logging
 from shim.obs.logs import log_event
 from shim.obs.metrics import Metrics
 from shim.proxy.listener import Listener
 from shim.proxy.pool import UpstreamPool
+from shim.proxy.runtime import build_runtime
 from shim.proxy.state import ShimState
 from shim.server.admin import make_admin_app
 from shim.server.signals import take_held

@@ -15,12 +15,12 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 
-from shim.config.runtime import Runtime
 from shim.core.discovery import parse_json_object
 from shim.obs.metrics import Metrics
 from shim.obs.retirement import PORTAL_DISCOVERY_PATH
 from shim.obs.status import read_counts, status_snapshot
 from shim.obs.status_html import render_status
+from shim.proxy.runtime import Runtime
 
 PORTAL_CHECK_INTERVAL: Final = 10.0
 PORTAL_CHECK_TIMEOUT: Final = 2.0

@@ -45,7 +45,7 @@ IO_MODULES = ("asyncio", "socket", "aiohttp", "httptools", "uvloop")
 ALLOWED_IO = {"aiohttp.hdrs"}
 #: the one pure-layer module that builds I/O settings from the configuration (an SSL context
 #: for the upstream): it is derived once per load, never on the request path
-IO_EXEMPT = {"shim.config.runtime"}
+IO_EXEMPT = {"shim.proxy.runtime"}
 
 
 def module_name(path: Path) -> str:

@@ -5,38 +5,22 @@ from __future__ import annotations
 import pytest
 
 from shim.config.parse import parse_config
-from shim.proxy.route import classify, classify_memoized, is_upgrade
+from shim.proxy.route import Route, classify
 
 CONFIG = parse_config({"upstream": {"url": "http://portal:8081"}})
 
 
 @pytest.mark.parametrize(
-    ("method", "target"),
+    ("method", "target", "route"),
     [
-        ("GET", "/account/?action=x"),
-        ("GET", "/account/?action=y"),
-        ("POST", "/account/"),
-        ("HEAD", "/.well-known/openid-configuration?x=1"),
-        ("GET", "/.well-known/matrix/client"),
-        ("GET", "/elsewhere"),
+        ("GET", "/account/?action=x", "deeplink"),
+        ("HEAD", "/account/", "deeplink"),
+        ("POST", "/account/", "passthrough"),
+        ("HEAD", "/.well-known/openid-configuration?x=1", "discovery"),
+        ("GET", "/.well-known/matrix/client", "well_known"),
+        ("GET", "/elsewhere", "passthrough"),
     ],
 )
-def test_the_memo_agrees_with_classify(method: str, target: str) -> None:
-    expected = classify(method, target, CONFIG, False)
-    assert classify_memoized(method, target, CONFIG, False) == expected
-    assert classify_memoized(method, target, CONFIG, False) == expected
-    assert classify_memoized(method, target, CONFIG, True) == "upgrade"
-
-
-@pytest.mark.parametrize(
-    ("tokens", "upgrade", "expected"),
-    [
-        ({b"upgrade"}, b"websocket", True),
-        ({b"upgrade", b"keep-alive"}, b"foo/2, bar", True),
-        ({b"upgrade"}, b"h2c", False),
-        ({b"keep-alive"}, b"websocket", False),
-        ({b"upgrade"}, None, False),
-    ],
-)
-def test_is_upgrade(tokens: set[bytes], upgrade: bytes | None, expected: bool) -> None:
-    assert is_upgrade(frozenset(tokens), upgrade) is expected
+def test_classify(method: str, target: str, route: Route) -> None:
+    assert classify(method, target, CONFIG, False) == route
+    assert classify(method, target, CONFIG, True) == "upgrade"
