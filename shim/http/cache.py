@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Final, final
 
-from aiohttp import hdrs
+from shim.http.headers import RawHeaders, text, values
 
 #: How long a document counts as fresh when the upstream says nothing about it.
 DEFAULT_LIFETIME: Final = 300.0
@@ -32,16 +32,23 @@ _DIRECTIVE: Final = re.compile(
 )
 
 
-def _field_values(headers: Mapping[str, str], name: str) -> list[str]:
-    """Every line of a header field, case-insensitively (a plain dict or a multidict)."""
-    wanted = name.lower()
-    return [value for key, value in headers.items() if key.lower() == wanted]
+_CACHE_CONTROL: Final = b"cache-control"
+_AGE: Final = b"age"
+_SET_COOKIE: Final = b"set-cookie"
+_EXPIRES: Final = b"expires"
+_DATE: Final = b"date"
+_VARY: Final = b"vary"
 
 
-def cache_directives(headers: Mapping[str, str]) -> dict[str, str | None]:
+def _field_values(headers: RawHeaders, name: bytes) -> list[str]:
+    """Every line of a header field (`name` lower-cased), as text."""
+    return [text(value) for value in values(headers, name)]
+
+
+def cache_directives(headers: RawHeaders) -> dict[str, str | None]:
     """The Cache-Control directives, lower-cased names, unquoted values; the first one wins."""
     directives: dict[str, str | None] = {}
-    for line in _field_values(headers, hdrs.CACHE_CONTROL):
+    for line in _field_values(headers, _CACHE_CONTROL):
         for match in _DIRECTIVE.finditer(line):
             name, value = match.group(1).lower(), match.group(2)
             if value is not None and value.startswith('"'):
@@ -66,14 +73,14 @@ def _http_date(value: str | None) -> float | None:
         return None
 
 
-def _first(headers: Mapping[str, str], name: str) -> str | None:
+def _first(headers: RawHeaders, name: bytes) -> str | None:
     values = _field_values(headers, name)
     return values[0] if values else None
 
 
-def upstream_age(headers: Mapping[str, str]) -> float:
+def upstream_age(headers: RawHeaders) -> float:
     """The upstream's `Age` (seconds the response already spent in caches before us), else 0."""
-    age = _first(headers, hdrs.AGE)
+    age = _first(headers, _AGE)
     return float(age.strip()) if age is not None and age.strip().isdigit() else 0.0
 
 
@@ -82,7 +89,7 @@ def upstream_age(headers: Mapping[str, str]) -> float:
 _NO_STALE: Final = ("must-revalidate", "proxy-revalidate", "s-maxage")
 
 
-def refusal(headers: Mapping[str, str]) -> str | None:
+def refusal(headers: RawHeaders) -> str | None:
     """Why a shared cache must not store this response at all, or None when it may.
 
     `no-cache` is here too: it allows storing only to revalidate before every use, and the shim
@@ -93,7 +100,7 @@ def refusal(headers: Mapping[str, str]) -> str | None:
     for name in ("no-store", "private", "no-cache"):
         if name in directives:
             return f"Cache-Control: {name}"
-    if _field_values(headers, hdrs.SET_COOKIE):
+    if _field_values(headers, _SET_COOKIE):
         return "Set-Cookie"
     if vary_names(headers) is None:
         return "Vary: *"
@@ -110,7 +117,7 @@ class StoragePolicy:
 
 
 def storage_policy(
-    headers: Mapping[str, str], now: float, default: float = DEFAULT_LIFETIME
+    headers: RawHeaders, now: float, default: float = DEFAULT_LIFETIME
 ) -> StoragePolicy | None:
     """The reuse rules for a response, or None when it must not be stored (see `refusal`)."""
     lifetime = freshness_lifetime(headers, now, default)
@@ -123,7 +130,7 @@ def storage_policy(
 
 
 def freshness_lifetime(
-    headers: Mapping[str, str], now: float, default: float = DEFAULT_LIFETIME
+    headers: RawHeaders, now: float, default: float = DEFAULT_LIFETIME
 ) -> float | None:
     """Seconds from `now` the response stays fresh; None when it must not be stored at all.
 
@@ -140,25 +147,25 @@ def freshness_lifetime(
 
 
 def _explicit_lifetime(
-    headers: Mapping[str, str], directives: Mapping[str, str | None], now: float
+    headers: RawHeaders, directives: Mapping[str, str | None], now: float
 ) -> float | None:
     for name in ("s-maxage", "max-age"):
         if name in directives:
             return _delta_seconds(directives[name])
-    expires_value = _first(headers, hdrs.EXPIRES)
+    expires_value = _first(headers, _EXPIRES)
     if expires_value is None:
         return None
     expires = _http_date(expires_value)
     if expires is None:
         return 0.0  # RFC 9111 5.3: an invalid Expires (such as "0") means already expired
-    date = _http_date(_first(headers, hdrs.DATE))
+    date = _http_date(_first(headers, _DATE))
     return max(0.0, expires - (now if date is None else date))
 
 
-def vary_names(headers: Mapping[str, str]) -> tuple[str, ...] | None:
+def vary_names(headers: RawHeaders) -> tuple[str, ...] | None:
     """The request fields the response varies on, lower-cased and sorted; None for `Vary: *`."""
     names: set[str] = set()
-    for line in _field_values(headers, hdrs.VARY):
+    for line in _field_values(headers, _VARY):
         for name in line.split(","):
             name = name.strip().lower()
             if name == "*":
@@ -171,15 +178,14 @@ def vary_names(headers: Mapping[str, str]) -> tuple[str, ...] | None:
 Variant = tuple[tuple[str, str | None], ...]
 
 
-def variant(names: tuple[str, ...], request_fields: Iterable[tuple[str, str]]) -> Variant:
+def variant(names: tuple[str, ...], request_fields: RawHeaders) -> Variant:
     """The request's values of the fields `names` (repeats joined, RFC 9111 4.1), None if absent."""
     if not names:  # the upstream varies on nothing: nothing to read (the usual case)
         return ()
-    fields = list(request_fields)
     found: dict[str, list[str]] = {}
-    for key, value in fields:
-        if (low := key.lower()) in names:
-            found.setdefault(low, []).append(" ".join(value.split()))
+    for key, value in request_fields:
+        if (low := text(key).lower()) in names:
+            found.setdefault(low, []).append(" ".join(text(value).split()))
     return tuple((name, ", ".join(found[name]) if name in found else None) for name in names)
 
 
@@ -223,7 +229,8 @@ class CachedDocument:
     """A rewritten document as it will be served, with when it was stored and until when fresh."""
 
     body: bytes
-    headers: tuple[tuple[str, str], ...]
+    #: the fields it is served with, as the portal sent them (bytes: one vocabulary)
+    headers: tuple[tuple[bytes, bytes], ...]
     etag: str
     stored_at: float
     fresh_until: float
@@ -245,8 +252,8 @@ class DiscoveryCache:
 
     Documents of plain targets (no query) live apart from the others, so any number of `?x=N`
     variants cannot evict the last good copy of the document clients fetch; within a pool the
-    least recently used goes first. `adopt(generation)` empties the cache when the configuration
-    it was built under is replaced (a reload), so no document made under the old one is served.
+    least recently used goes first. Each configuration (`proxy.runtime.Runtime`) has its own,
+    so no document made under an older one is served after a reload.
     """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
@@ -257,22 +264,11 @@ class DiscoveryCache:
         self._other: OrderedDict[tuple[Hashable, Variant], CachedDocument] = OrderedDict()
         #: the Vary field names of the latest document stored under each key
         self._vary: dict[Hashable, tuple[str, ...]] = {}
-        self._generation: object = None
-
-    def adopt(self, generation: object) -> None:
-        """Serve only documents built under `generation` (compared by identity) from now on."""
-        if generation is not self._generation:
-            self._plain.clear()
-            self._other.clear()
-            self._vary.clear()
-            self._generation = generation
 
     def _pool(self, key: Hashable) -> OrderedDict[tuple[Hashable, Variant], CachedDocument]:
         return self._plain if isinstance(key, CacheKey) and key.plain else self._other
 
-    def _get(
-        self, key: Hashable, request_fields: Iterable[tuple[str, str]]
-    ) -> CachedDocument | None:
+    def _get(self, key: Hashable, request_fields: RawHeaders) -> CachedDocument | None:
         names = self._vary.get(key)
         full = (key, variant(names, request_fields) if names else ())
         pool = self._plain if isinstance(key, CacheKey) and key.plain else self._other  # `_pool`
@@ -282,15 +278,13 @@ class DiscoveryCache:
         return doc
 
     def fresh(
-        self, key: Hashable, now: float, request_fields: Iterable[tuple[str, str]] = ()
+        self, key: Hashable, now: float, request_fields: RawHeaders = ()
     ) -> CachedDocument | None:
         """The document stored for this key and request if it is still fresh at `now`."""
         doc = self._get(key, request_fields)
         return doc if doc is not None and now < doc.fresh_until else None  # `is_fresh`, inline
 
-    def last_good(
-        self, key: Hashable, request_fields: Iterable[tuple[str, str]] = ()
-    ) -> CachedDocument | None:
+    def last_good(self, key: Hashable, request_fields: RawHeaders = ()) -> CachedDocument | None:
         """The stored document, fresh or stale, if it may stand in for a failing upstream."""
         doc = self._get(key, request_fields)
         return doc if doc is not None and doc.stale_ok else None

@@ -8,11 +8,7 @@ While the upstream fails (no answer, or a 5xx) the last good document is served,
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Final
-
-from aiohttp import hdrs
-from multidict import CIMultiDict, istr
 
 from shim.config.parse import Config
 from shim.core.discovery import (
@@ -32,7 +28,8 @@ from shim.http.cache import (
     vary_names,
 )
 from shim.http.codings import DecodeRefused, decode_body
-from shim.http.headers import Fields, decode_raw
+from shim.http.headers import Fields
+from shim.memo import Memo
 from shim.obs.clients import client_family
 from shim.obs.metrics import DiscoveryOutcome
 from shim.proxy.errors import UpstreamError
@@ -50,30 +47,28 @@ from shim.proxy.protocols import Connection, Handler
 
 #: conditional and partial requests would let the upstream answer something we cannot rewrite
 CONDITIONAL: Final = frozenset(
-    name.lower().encode()
-    for name in (
-        hdrs.IF_NONE_MATCH,
-        hdrs.IF_MODIFIED_SINCE,
-        hdrs.IF_MATCH,
-        hdrs.IF_UNMODIFIED_SINCE,
-        hdrs.RANGE,
-        hdrs.IF_RANGE,
-    )
+    {
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-match",
+        b"if-unmodified-since",
+        b"range",
+        b"if-range",
+    }
 )
 #: fields that describe the upstream's bytes, not ours
 REPLACED: Final = frozenset(
-    name.lower().encode()
-    for name in (
-        hdrs.CONTENT_ENCODING,
-        hdrs.CONTENT_LENGTH,
-        hdrs.ETAG,
-        hdrs.LAST_MODIFIED,
-        hdrs.DATE,
-        hdrs.AGE,
-        istr("Content-MD5"),
-        istr("Digest"),
-        istr("Repr-Digest"),
-    )
+    {
+        b"content-encoding",
+        b"content-length",
+        b"etag",
+        b"last-modified",
+        b"date",
+        b"age",
+        b"content-md5",
+        b"digest",
+        b"repr-digest",
+    }
 )
 _AUTHORIZATION: Final = b"authorization"
 _IF_NONE_MATCH: Final = b"if-none-match"
@@ -85,11 +80,6 @@ def cache_key(exchange: Exchange) -> CacheKey:
     return CacheKey(exchange.public_origin(), exchange.target)
 
 
-def request_fields(exchange: Exchange) -> Iterator[tuple[str, str]]:
-    """The request's fields as text, decoded only if the cache asks for them (`Vary`)."""
-    yield from decode_raw(exchange.fields)
-
-
 def handle_discovery(conn: Connection, exchange: Exchange) -> Handler | None:
     exchange.kind = "discovery"
     discovery = exchange.runtime.config.discovery
@@ -97,7 +87,7 @@ def handle_discovery(conn: Connection, exchange: Exchange) -> Handler | None:
     # a shared cache never answers for a request that carries credentials (RFC 9111 §3.5)
     use_cache = discovery.cache and exchange.header(_AUTHORIZATION) is None
     key = cache_key(exchange)
-    cached = exchange.runtime.cache.fresh(key, now, request_fields(exchange)) if use_cache else None
+    cached = exchange.runtime.cache.fresh(key, now, exchange.fields) if use_cache else None
     if cached is not None:
         serve(conn, exchange, cached, "cached", now)
         return None
@@ -135,9 +125,8 @@ def serve(
 #: byte for byte the same, so it is rendered once (by identity; bounded in number and size, so
 #: at most 16 answers of 64 KiB are held besides the cache's own copies)
 _renderings: Final[
-    dict[tuple[int, int, bytes | None, bytes, bool, bool], tuple[CachedDocument, bytes]]
-] = {}
-_RENDERINGS: Final = 16
+    Memo[tuple[int, int, bytes | None, bytes, bool, bool], tuple[CachedDocument, bytes]]
+] = Memo(16)
 _RENDERING_MAX_BYTES: Final = 64 * 1024
 
 
@@ -149,7 +138,7 @@ def _rendered(
     entry = _renderings.get(key)
     if entry is not None and entry[0] is document:
         return entry[1]
-    fields = list(_encoded_fields(document))
+    fields = [*document.headers, (b"ETag", document.etag.encode("ascii"))]
     if age is not None:
         fields.append((b"Age", age))
     body = document.body
@@ -160,27 +149,8 @@ def _rendered(
     if status == 304:  # no Content-Length on a 304: it would describe a body that is not sent
         data = data.replace(b"Content-Length: 0\r\n", b"", 1)
     if len(data) <= _RENDERING_MAX_BYTES:
-        if len(_renderings) >= _RENDERINGS:
-            _renderings.clear()
-        _renderings[key] = (document, data)
+        _renderings.put(key, (document, data))
     return data
-
-
-# a cached document is served many times: its fields are encoded once (bounded; by identity)
-_encoded: Final[dict[int, tuple[CachedDocument, tuple[tuple[bytes, bytes], ...]]]] = {}
-_ENCODED_DOCUMENTS: Final = 64
-
-
-def _encoded_fields(document: CachedDocument) -> tuple[tuple[bytes, bytes], ...]:
-    entry = _encoded.get(id(document))
-    if entry is not None and entry[0] is document:
-        return entry[1]
-    fields = tuple((n.encode("latin-1"), v.encode("latin-1")) for n, v in document.headers)
-    fields += ((b"ETag", document.etag.encode("ascii")),)
-    if len(_encoded) >= _ENCODED_DOCUMENTS:
-        _encoded.clear()
-    _encoded[id(document)] = (document, fields)
-    return fields
 
 
 def count(conn: Connection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
@@ -306,16 +276,16 @@ class DiscoveryFetch(Passthrough):
             for n, v in head.fields
             if n.lower() not in HOP_BY_HOP_NAMES and n.lower() not in REPLACED
         ]
-        upstream_headers: CIMultiDict[str] = CIMultiDict(decode_raw(head.fields))
+        upstream_headers = head.fields
         policy = storage_policy(upstream_headers, self.now)
         names = vary_names(upstream_headers) or ()
         document = CachedDocument(
             body=body,
-            headers=tuple(decode_raw(kept)),
+            headers=tuple(kept),
             etag=strong_etag(body),
             stored_at=self.now - upstream_age(upstream_headers),
             fresh_until=self.now + (policy.lifetime if policy is not None else 0.0),
-            vary=variant(names, request_fields(self.exchange)),
+            vary=variant(names, self.exchange.fields),
             stale_ok=policy is not None and policy.stale_ok,
         )
         if self.use_cache and policy is not None:
@@ -336,7 +306,7 @@ class DiscoveryFetch(Passthrough):
         if not self.use_cache:
             return False
         stale = self.exchange.runtime.cache.last_good(
-            cache_key(self.exchange), request_fields(self.exchange)
+            cache_key(self.exchange), self.exchange.fields
         )
         if stale is None:
             return False

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from shim.memo import Memo
+
 BodyKind = Literal["none", "length", "chunked", "close"]
 
 CRLF: Final = b"\r\n"
@@ -179,9 +181,7 @@ def parse_response_head(buf: bytes | bytearray, limit: int) -> tuple[ResponseHea
     elif key and _SET_COOKIE not in key.lower():  # a per-user head repeats for nobody else
         remembered = _Repeat.of(head, block, block[date + 2 : date_end])
         if remembered is not None:
-            if len(_repeats) >= _REPEATS:
-                _repeats.clear()
-            _repeats[key] = remembered
+            _repeats.put(key, remembered)
     return head, end + 4
 
 
@@ -234,21 +234,19 @@ class _Repeat:
         return head
 
 
-_repeats: Final[dict[bytes, _Repeat]] = {}
+_repeats: Final[Memo[bytes, _Repeat]] = Memo(_REPEATS)
 #: the last Date line found free of control bytes: it changes once a second, so the check runs
 #: once a second, not once a response
-_plain_dates: Final[dict[bytes, bool]] = {}
+_plain_dates: Final[Memo[bytes, bool]] = Memo(1)
 
 
 def _plain_date_line(date_line: bytes) -> bool:
     """`date_line` has no control byte, so a repeat may take it as it is."""
-    if date_line in _plain_dates:
+    if _plain_dates.get(date_line):
         return True
     if date_line.translate(None, _NOT_CONTROL):
         return False
-    _plain_dates.clear()
-    _plain_dates[date_line] = True
-    return True
+    return _plain_dates.put(date_line, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +264,8 @@ class _Framing:
 
 #: the framing of the (version, framing fields) combinations seen lately: an upstream answers
 #: with a handful of them, and working one out costs more than looking it up
-_framings: Final[dict[tuple[bytes, tuple[tuple[bytes, bytes], ...]], _Framing | None]] = {}
-_FRAMINGS_SIZE: Final = 256
+#: (a framing the fast path cannot take is remembered as False)
+_framings: Final[Memo[tuple[bytes, tuple[tuple[bytes, bytes], ...]], _Framing | bool]] = Memo(256)
 
 
 def _simple_head(block: bytes) -> ResponseHead | None:
@@ -289,15 +287,11 @@ def _simple_head(block: bytes) -> ResponseHead | None:
         return None
     low = lines.lower()
     key = (version, tuple(_SPECIAL_FIELD.findall(low)))
-    framing = _framings.get(key, _UNKNOWN)
-    if framing is _UNKNOWN:
-        framing = _framing_of(version, key[1])
-        if len(_framings) >= _FRAMINGS_SIZE:
-            _framings.clear()
-        _framings[key] = framing
+    framing = _framings.get(key)
     if framing is None:
+        framing = _framings.put(key, _framing_of(version, key[1]) or False)
+    if not isinstance(framing, _Framing):
         return None
-    assert isinstance(framing, _Framing)
     head = ResponseHead(version, int(code), status_line[13:], lines)
     head.length = framing.length
     head.chunked = framing.chunked
@@ -310,9 +304,6 @@ def _simple_head(block: bytes) -> ResponseHead | None:
         lines = _HOP_BY_HOP_LINE.sub(b"", lines)
     head.kept = lines[2:] + CRLF if lines else b""
     return head
-
-
-_UNKNOWN: Final = object()
 
 
 def _framing_of(version: bytes, specials: tuple[tuple[bytes, bytes], ...]) -> _Framing | None:

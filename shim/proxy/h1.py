@@ -14,6 +14,7 @@ from email.utils import formatdate
 from typing import Final
 
 from shim.http.headers import HOP_BY_HOP, Fields
+from shim.memo import Memo
 from shim.proxy.framing import ClientFraming, ResponseHead
 
 HOST: Final = b"host"
@@ -105,9 +106,8 @@ def field_lines(fields: Iterable[tuple[str, str]]) -> bytes:
     return b"".join(f"{name}: {value}\r\n".encode("latin-1", "replace") for name, value in fields)
 
 
-#: the current second's HTTP date (one entry: a Final dict, compiled a C static, not a global
-#: rebound every second)
-_dates: Final[dict[int, bytes]] = {}
+#: the current second's HTTP date (one entry)
+_dates: Final[Memo[int, bytes]] = Memo(1)
 
 
 def http_date() -> bytes:
@@ -115,9 +115,7 @@ def http_date() -> bytes:
     now = int(time.time())
     date = _dates.get(now)
     if date is None:
-        date = formatdate(now, usegmt=True).encode("ascii")
-        _dates.clear()
-        _dates[now] = date
+        date = _dates.put(now, formatdate(now, usegmt=True).encode("ascii"))
     return date
 
 

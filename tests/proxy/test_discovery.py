@@ -306,6 +306,20 @@ async def test_head_has_the_headers_of_get_and_no_body(client: aiohttp.ClientSes
         assert head.fields() == get.fields()
 
 
+async def test_a_cached_document_keeps_its_fields_byte_for_byte(
+    client: aiohttp.ClientSession,
+) -> None:
+    """Fields are held as the portal sent them (bytes), so a UTF-8 value, or one no single-byte
+    charset holds, comes back from the cache exactly as it came."""
+    note = "caf\u00e9 \u2615".encode()
+    async with scripted(answer_with(PROTOTYPE, headers={"X-Note": note.decode()})) as (_, stack):
+        first = await fetch(client, stack.shim_url + OPENID)
+        cached = await fetch(client, stack.shim_url + OPENID)
+    for answer in (first, cached):
+        assert answer.status == 200
+        assert [v for n, v in answer.raw_headers if n == b"X-Note"] == [note]
+
+
 async def test_well_known_account_is_set(client: aiohttp.ClientSession) -> None:
     body = (
         b'{"m.homeserver":{"base_url":"https://matrix.example.org"},'
