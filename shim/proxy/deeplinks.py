@@ -10,11 +10,10 @@ issued to the same client address a moment before (`proxy.followups`).
 from __future__ import annotations
 
 import time
-from typing import Final
 
 from shim.obs.clients import client_family
 from shim.proxy.exchange import Exchange
-from shim.proxy.h1 import http_date
+from shim.proxy.h1 import simple_response
 from shim.proxy.passthrough import Passthrough
 from shim.proxy.protocols import Connection, Handler
 
@@ -59,18 +58,15 @@ def handle_deeplink(conn: Connection, exchange: Exchange) -> Handler | None:
 def redirect(conn: Connection, exchange: Exchange, location: str) -> None:
     exchange.status = 302
     close = conn.must_close(exchange)
-    # what `simple_response` writes for these fields, in one formatting step
     conn.write(
-        _REDIRECT
-        % (location.encode("utf-8"), http_date(), b"Connection: close\r\n" if close else b"")
+        simple_response(
+            302,
+            b"Found",
+            ((b"Location", location.encode("utf-8")), (b"Cache-Control", b"no-store")),
+            close=close,
+        )
     )
     conn.done(exchange, keep_alive=not close)
-
-
-_REDIRECT: Final = (
-    b"HTTP/1.1 302 Found\r\nLocation: %b\r\nCache-Control: no-store\r\n"
-    b"Content-Length: 0\r\nDate: %b\r\n%b\r\n"
-)
 
 
 def _forward(conn: Connection, exchange: Exchange, target: str) -> Passthrough:

@@ -145,9 +145,15 @@ def _rendered(
     if status == 304:
         body = b""
         fields = [(n, v) for n, v in fields if n.lower() != b"content-type"]
-    data = simple_response(status, REASONS[status], fields, body, close=close, head_only=head_only)
-    if status == 304:  # no Content-Length on a 304: it would describe a body that is not sent
-        data = data.replace(b"Content-Length: 0\r\n", b"", 1)
+    data = simple_response(
+        status,
+        REASONS[status],
+        fields,
+        body,
+        close=close,
+        head_only=head_only,
+        framed=status != 304,  # a 304's Content-Length would describe a body not sent
+    )
     if len(data) <= _RENDERING_MAX_BYTES:
         _renderings.put(key, (document, data))
     return data

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from shim.http.headers import tokens as listed_tokens
 from shim.memo import Memo
 
 BodyKind = Literal["none", "length", "chunked", "close"]
@@ -309,18 +310,17 @@ def _simple_head(block: bytes) -> ResponseHead | None:
 def _framing_of(version: bytes, specials: tuple[tuple[bytes, bytes], ...]) -> _Framing | None:
     lengths: set[bytes] = set()
     codings: list[bytes] = []
-    tokens: set[bytes] = set()
+    connection: list[bytes] = []
     hop_by_hop = False
     for name, value in specials:
         hop_by_hop = True
         if name == b"content-length":
             lengths.update(v.strip(b" \t") for v in value.split(b","))
-        else:
-            if name == b"connection":
-                tokens.update(t.strip(b" \t") for t in value.split(b","))
-            elif name == b"transfer-encoding":
-                codings.extend(c.strip(b" \t") for c in value.split(b","))
-    tokens.discard(b"")
+        elif name == b"connection":
+            connection.append(value)
+        elif name == b"transfer-encoding":
+            codings.extend(c.strip(b" \t") for c in value.split(b","))
+    tokens = listed_tokens(connection)
     if len(lengths) > 1 or (lengths and codings) or not tokens <= _PLAIN_TOKENS:
         return None  # the general path says what is wrong, drops the length or the fields
     head = ResponseHead(version, 200, b"")
@@ -371,7 +371,7 @@ def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
     head._fields, head._lowered = fields, lowered
     lengths: set[bytes] = set()
     codings: list[bytes] = []
-    tokens: set[bytes] = set()
+    connection: list[bytes] = []
     for number, line in enumerate(lines[1:], start=1):
         name, sep, value = line.partition(b":")
         if not sep or not name:
@@ -386,20 +386,18 @@ def _read_fields(head: ResponseHead, lines: list[bytes]) -> None:
                 lengths.update(v.strip() for v in value.split(b","))
             elif low == b"transfer-encoding":
                 codings.extend(c.strip().lower() for c in value.split(b",") if c.strip())
-            elif value == b"keep-alive":  # what nearly every upstream says
-                tokens.add(value)
             else:
-                tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+                connection.append(value)
     # no obs-fold, no space before the colon, token names only: anything else could be read
     # differently by the client than by us (RFC 9112 §5.1, §5.2); checked for all names at once
     if b"".join(lowered).translate(None, TOKEN_BYTES):
         number = next(n for n, name in enumerate(lowered, start=1) if not is_token(name))
         raise FramingError(f"header field #{number} has an invalid name")
-    _read_framing(head, lengths, codings, tokens)
+    _read_framing(head, lengths, codings, listed_tokens(connection))
 
 
 def _read_framing(
-    head: ResponseHead, lengths: set[bytes], codings: list[bytes], tokens: set[bytes]
+    head: ResponseHead, lengths: set[bytes], codings: list[bytes], tokens: frozenset[bytes]
 ) -> None:
     """How the body ends (RFC 9112 §6.3) and whether the connection may be reused.
 

@@ -101,11 +101,6 @@ def upstream_field_block(
     return b"".join(parts)
 
 
-def field_lines(fields: Iterable[tuple[str, str]]) -> bytes:
-    """Text fields as header lines (latin-1: every byte a parser gave us round-trips)."""
-    return b"".join(f"{name}: {value}\r\n".encode("latin-1", "replace") for name, value in fields)
-
-
 #: the current second's HTTP date (one entry)
 _dates: Final[Memo[int, bytes]] = Memo(1)
 
@@ -119,10 +114,36 @@ def http_date() -> bytes:
     return date
 
 
-def response_start(version_11: bool, status: int, reason: bytes) -> bytes:
+def response_head(
+    status_line: bytes,
+    lines: bytes = b"",
+    *,
+    date: bool = False,
+    length: int | None = None,
+    chunked: bool = False,
+    connection: bytes = b"",
+) -> bytes:
+    """The one place a response head is written: the status line (with its CRLF), the field lines
+    given (each with its CRLF), then this hop's own fields in a fixed order: a Date (when asked),
+    the framing (`Content-Length: length`, or chunked), the Connection field; then the blank
+    line. Relayed answers, interim ones and the proxy's own all come through here."""
+    parts = [status_line, lines]
+    if date:
+        parts.append(b"Date: " + http_date() + b"\r\n")
+    if length is not None:
+        parts.append(b"Content-Length: %d\r\n" % length)
+    if chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if connection:
+        parts.append(b"Connection: " + connection + b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def status_line(status: int, reason: bytes, *, http11: bool = True) -> bytes:
     return (
         b"HTTP/1.1 %d %b\r\n" % (status, reason)
-        if version_11
+        if http11
         else b"HTTP/1.0 %d %b\r\n"
         % (
             status,
@@ -139,17 +160,18 @@ def simple_response(
     *,
     close: bool,
     head_only: bool = False,
+    framed: bool = True,
 ) -> bytes:
-    """A whole response the proxy writes itself: its fields, Content-Length, Date, Connection."""
-    parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
-    parts.extend(name + b": " + value + b"\r\n" for name, value in fields)
-    parts.append(b"Content-Length: %d\r\nDate: %b\r\n" % (len(body), http_date()))
-    if close:
-        parts.append(b"Connection: close\r\n")
-    parts.append(b"\r\n")
-    if not head_only:
-        parts.append(body)
-    return b"".join(parts)
+    """A whole response the proxy writes itself: its fields, then Date, Content-Length (unless
+    not `framed`: a 304's would describe a body that is not sent) and Connection."""
+    head = response_head(
+        status_line(status, reason),
+        b"".join(name + b": " + value + b"\r\n" for name, value in fields),
+        date=True,
+        length=len(body) if framed else None,
+        connection=b"close" if close else b"",
+    )
+    return head if head_only else head + body
 
 
 def text_response(
@@ -211,25 +233,20 @@ def client_response_head(
     or an answer to HEAD and a 304, where it describes the representation); the connection's
     own fields come last.
     """
-    parts = [response_start(http11, head.status, head.reason)]
     kept = head.kept
-    if kept is not None and not (rewrite_location is not None and head.has_location):
-        parts.append(kept)  # the fast path cut the dropped fields out already
-    else:
-        parts.append(_kept_lines(head, rewrite_location))
-    if not head.has_date:
-        parts.append(b"Date: " + http_date() + b"\r\n")
+    if kept is None or (rewrite_location is not None and head.has_location):
+        kept = _kept_lines(head, rewrite_location)  # else: the fast path cut them out already
     length = head.length
-    if length is not None and (framing == "length" or (framing == "none" and head.status != 204)):
-        parts.append(b"Content-Length: %d\r\n" % length)
-    if framing == "chunked":
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-    if close:
-        parts.append(b"Connection: close\r\n")
-    elif not http11:
-        parts.append(b"Connection: keep-alive\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
+    if framing != "length" and not (framing == "none" and head.status != 204):
+        length = None
+    return response_head(
+        status_line(head.status, head.reason, http11=http11),
+        kept,
+        date=not head.has_date,
+        length=length,
+        chunked=framing == "chunked",
+        connection=b"close" if close else b"" if http11 else b"keep-alive",
+    )
 
 
 #: never copied to the client: hop-by-hop fields, and the upstream's Content-Length (this hop
@@ -260,20 +277,20 @@ def _kept_lines(head: ResponseHead, rewrite_location: Callable[[bytes], bytes] |
 
 def interim_head(head: ResponseHead) -> bytes:
     """A 1xx answer relayed as received, less its hop-by-hop fields."""
-    parts = [b"HTTP/1.1 %d %b\r\n" % (head.status, head.reason)]
-    parts.extend(
-        name + b": " + value + b"\r\n"
-        for name, value in head.fields
-        if name.lower() not in HOP_BY_HOP_NAMES
+    return response_head(
+        status_line(head.status, head.reason),
+        b"".join(
+            name + b": " + value + b"\r\n"
+            for name, value in head.fields
+            if name.lower() not in HOP_BY_HOP_NAMES
+        ),
     )
-    parts.append(b"\r\n")
-    return b"".join(parts)
 
 
 def switching_head(head: ResponseHead) -> bytes:
     """A 101 answer: every field as received, Connection and Upgrade included (they switch
     this very connection)."""
-    parts = [b"HTTP/1.1 101 %b\r\n" % head.reason]
-    parts.extend(name + b": " + value + b"\r\n" for name, value in head.fields)
-    parts.append(b"\r\n")
-    return b"".join(parts)
+    return response_head(
+        status_line(101, head.reason),
+        b"".join(name + b": " + value + b"\r\n" for name, value in head.fields),
+    )

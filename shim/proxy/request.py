@@ -20,6 +20,7 @@ from typing import Final, Literal
 
 from shim.http.forwarding import stripped
 from shim.http.headers import Fields
+from shim.http.headers import tokens as listed_tokens
 from shim.proxy.h1 import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -130,7 +131,7 @@ def read_fields(
     hosts: list[bytes] = []
     codings: list[bytes] = []
     lengths: list[bytes] = []
-    listed: set[bytes] = set()
+    connection: list[bytes] = []
     upgrade = expect = None
     for name, value in received:
         low = name.lower()
@@ -139,7 +140,7 @@ def read_fields(
         if low == HOST:
             hosts.append(value)
         elif low == CONNECTION:
-            listed.update(t.strip(b" \t").lower() for t in value.split(b","))
+            connection.append(value)
         elif low == TRANSFER_ENCODING:
             codings.append(value)
         elif low == CONTENT_LENGTH:
@@ -148,8 +149,7 @@ def read_fields(
             upgrade = value
         else:
             expect = value
-    listed.discard(b"")
-    tokens = frozenset(listed - PROTECTED)
+    tokens = listed_tokens(connection) - PROTECTED if connection else frozenset()
     facts.tokens = tokens
     facts.keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
     facts.expect_continue = expect is not None and expect.strip(b" \t").lower() == b"100-continue"
