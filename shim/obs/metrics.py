@@ -31,7 +31,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Final, Literal, cast, get_args
+from typing import Final, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -50,45 +50,23 @@ from prometheus_client.metrics_core import Metric
 
 from shim import __version__
 from shim.core.actions import ActionTable
-from shim.core.deeplink import DeeplinkOutcome as DeeplinkOutcome
 from shim.obs import MULTIPROC_ENV
-from shim.obs.clients import CLIENT_FAMILIES
-from shim.obs.tally import Tally, refuse
-
-RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
-DiscoveryOutcome = Literal[
-    "rewritten",
-    "unchanged",
-    "cached",
-    "stale",
-    "passthrough_status",
-    "passthrough_not_json",
-    "passthrough_not_object",
-    "passthrough_encoding",
-    "passthrough_too_large",
-    "not_modified",
-]
-UpstreamErrorReason = Literal[
-    "refused", "dns", "tls", "connect_timeout", "read_timeout", "reset", "other"
-]
-#: the `limits.*` key that stopped a client (`upstream_max_connections`: a request had to wait
-#: for a free upstream connection)
-LimitName = Literal[
-    "head_timeout",
-    "keepalive_timeout",
-    "body_idle_timeout",
-    "max_head_bytes",
-    "max_connections",
-    "send_timeout",
-    "upstream_max_connections",
-]
-
-REQUEST_KINDS: Final[frozenset[str]] = frozenset(get_args(RequestKind))
-DEEPLINK_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(DeeplinkOutcome))
-DISCOVERY_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(DiscoveryOutcome))
-UPSTREAM_ERROR_REASONS: Final[frozenset[str]] = frozenset(get_args(UpstreamErrorReason))
-LIMIT_NAMES: Final[frozenset[str]] = frozenset(get_args(LimitName))
-STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "aborted", "other")
+from shim.obs.labels import (
+    CLIENT_FAMILIES,
+    DEEPLINK_OUTCOMES,
+    DISCOVERY_OUTCOMES,
+    LIMIT_NAMES,
+    REQUEST_KINDS,
+    STATUS_CLASSES,
+    UPSTREAM_ERROR_REASONS,
+    LimitName,
+    UpstreamErrorReason,
+    action_label,
+    check,
+    name_kind,
+    status_class,
+)
+from shim.obs.tally import Tally
 
 #: From a loopback hop (1 ms) to a portal that is struggling (30 s)...
 UPSTREAM_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -102,42 +80,6 @@ REQUEST_BUCKETS_SHORT: Final = (0.0001, 0.00025, 0.0005)
 _REQUEST_BOUNDS: Final = REQUEST_BUCKETS_SHORT + _UPSTREAM_BOUNDS
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-
-def status_class(status: int | None) -> str:
-    """`2xx` for 204; `aborted` when no status was sent; `other` outside 100..599."""
-    if status is None:
-        return "aborted"
-    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
-
-
-#: `incoming_kind`: what the name a client sent is (`name_kind`)
-NameKind = Literal["stable", "legacy", "unknown", "none"]
-#: the label of a name the action table does not know: it is not an MSC4191 name to migrate
-#: (another action the portal serves, such as MAS's `org.matrix.plan_management`, or a typo)
-UNKNOWN_NAME: Final = "unknown"
-
-
-def action_label(name: str | None, table: ActionTable) -> str:
-    """The name itself when the table knows it; `none` when absent; `unknown` for anything else."""
-    if name is None:
-        return "none"
-    return name if table.to_stable(name) is not None else UNKNOWN_NAME
-
-
-def name_kind(name: str | None, table: ActionTable) -> NameKind:
-    """`stable`, `legacy` (an alias or a dialect's name the table knows), `unknown`, `none`."""
-    if name is None:
-        return "none"
-    if table.to_stable(name) is None:
-        return "unknown"
-    return "legacy" if table.is_legacy(name) else "stable"
-
-
-def _check(value: str, allowed: frozenset[str], what: str) -> None:
-    # mypy checks the Literal types; this catches a caller that passes a plain `str`
-    if value not in allowed:
-        refuse(value, allowed, what)
 
 
 class _FlushFirst:
@@ -351,8 +293,8 @@ class Metrics:
         table: ActionTable,
     ) -> Counter:
         """The series of a deep link: names the table does not know are counted as `unknown`."""
-        _check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
-        _check(client, CLIENT_FAMILIES, "client family")
+        check(outcome, DEEPLINK_OUTCOMES, "deep-link outcome")
+        check(client, CLIENT_FAMILIES, "client family")
         kind = name_kind(incoming, table)
         labels = (action_label(incoming, table), kind, action_label(sent, table), outcome, client)
         child = self._deeplinks_by.get(labels)
@@ -361,19 +303,19 @@ class Metrics:
         return child
 
     def _discovery_child(self, outcome: str, client: str) -> Counter:
-        _check(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
-        _check(client, CLIENT_FAMILIES, "client family")
+        check(outcome, DISCOVERY_OUTCOMES, "discovery outcome")
+        check(client, CLIENT_FAMILIES, "client family")
         child = self._discovery_by.get((outcome, client))
         if child is None:
             child = self._discovery_by[outcome, client] = self.discovery.labels(outcome, client)
         return child
 
     def observe_upstream_error(self, reason: UpstreamErrorReason) -> None:
-        _check(reason, UPSTREAM_ERROR_REASONS, "upstream error reason")
+        check(reason, UPSTREAM_ERROR_REASONS, "upstream error reason")
         self._upstream_errors_by[reason].inc()
 
     def observe_limit_hit(self, limit: LimitName) -> None:
-        _check(limit, LIMIT_NAMES, "limit name")
+        check(limit, LIMIT_NAMES, "limit name")
         self._limit_hits_by[limit].inc()
 
     def observe_reload(self, ok: bool) -> None:

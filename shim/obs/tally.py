@@ -15,14 +15,14 @@ children), which its owner supplies.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Final, NoReturn
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final
+
+from shim.obs.labels import ClientFamily, DiscoveryOutcome, RequestKind, refuse
 
 if TYPE_CHECKING:
     from shim.core.actions import ActionTable
     from shim.core.deeplink import DeeplinkOutcome
-    from shim.obs.clients import ClientFamily
-    from shim.obs.metrics import DiscoveryOutcome, RequestKind
 
 #: how many (incoming, sent, outcome, client) tuples `deeplink` remembers the key of
 SEEN_DEEPLINKS: Final = 256
@@ -35,11 +35,6 @@ Taken = tuple[
     dict[object, int],
     dict[str, list[float]],
 ]
-
-
-def refuse(value: str, allowed: Collection[str], what: str) -> NoReturn:
-    # mypy checks the Literal types; this catches a caller that passes a plain `str`
-    raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
 
 
 class Tally:

@@ -34,7 +34,7 @@ from shim.http.cache import (
 from shim.http.codings import DecodeRefused, decode_body
 from shim.http.headers import Fields, decode_raw
 from shim.obs.clients import client_family
-from shim.obs.metrics import DiscoveryOutcome
+from shim.obs.labels import DiscoveryOutcome
 from shim.proxy.errors import UpstreamError
 from shim.proxy.exchange import Exchange
 from shim.proxy.framing import BodyKind, ResponseHead

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from shim.config.runtime import Runtime
-from shim.obs.metrics import UpstreamErrorReason
+from shim.obs.labels import UpstreamErrorReason
 
 
 class UpstreamError(Exception):

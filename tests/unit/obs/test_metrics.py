@@ -17,18 +17,16 @@ from shim.core.actions import (
     ActionTable,
     build_action_table,
 )
+from shim.core.deeplink import DeeplinkOutcome
 from shim.obs import MULTIPROC_ENV
-from shim.obs.clients import CLIENT_FAMILIES
-from shim.obs.metrics import (
+from shim.obs.labels import (
+    CLIENT_FAMILIES,
     DEEPLINK_OUTCOMES,
     DISCOVERY_OUTCOMES,
     REQUEST_KINDS,
-    DeeplinkOutcome,
-    Metrics,
-    action_label,
     name_kind,
-    status_class,
 )
+from shim.obs.metrics import Metrics
 from shim.server.workers import prepare_multiprocess_dir
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -62,65 +60,6 @@ def _series(samples: Samples, name: str) -> list[dict[str, str]]:
 @pytest.fixture
 def metrics() -> Metrics:
     return Metrics(version="1.2.3")
-
-
-# -- pure helpers ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        (None, "aborted"),
-        (100, "1xx"),
-        (101, "1xx"),
-        (200, "2xx"),
-        (204, "2xx"),
-        (302, "3xx"),
-        (404, "4xx"),
-        (502, "5xx"),
-        (599, "5xx"),
-        (0, "other"),
-        (600, "other"),
-        (999, "other"),
-    ],
-)
-def test_status_class(status: int | None, expected: str) -> None:
-    assert status_class(status) == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        (None, "none"),
-        ("org.matrix.device_view", "org.matrix.device_view"),  # stable
-        ("session_end", "session_end"),  # built-in alias
-        ("org.matrix.session_view", "org.matrix.session_view"),  # the dialect's own name
-        ("org.matrix.deactivate_account", "org.matrix.deactivate_account"),  # configured alias
-        ("", "unknown"),
-        ("org.matrix.unknown", "unknown"),
-        ("org.matrix.plan_management", "unknown"),  # MAS's, not an MSC4191 name
-        ("Org.Matrix.Profile", "unknown"),
-        ("x" * 10_000, "unknown"),
-    ],
-)
-def test_action_label(name: str | None, expected: str) -> None:
-    assert action_label(name, _table()) == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        (None, "none"),
-        ("org.matrix.device_view", "stable"),
-        ("session_end", "legacy"),  # built-in alias
-        ("org.matrix.session_view", "legacy"),  # the dialect's own name
-        ("org.matrix.deactivate_account", "legacy"),  # configured alias
-        ("org.matrix.plan_management", "unknown"),  # never unstable: nothing to migrate
-        ("", "unknown"),
-    ],
-)
-def test_name_kind(name: str | None, expected: str) -> None:
-    assert name_kind(name, _table()) == expected
 
 
 # -- rendering ------------------------------------------------------------------------------
