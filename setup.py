@@ -22,6 +22,7 @@ COMPILED = [
     "shim/http",
     "shim/obs/logs.py",
     "shim/obs/tally.py",
+    "shim/memo.py",
 ]
 
 ext_modules = []

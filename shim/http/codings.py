@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 import brotli
 import zstandard
@@ -88,7 +88,19 @@ def _corrupt(coding: str, detail: str) -> DecodeRefused:
     return DecodeRefused("corrupt", f"the {coding} body is corrupt: {detail}")
 
 
-def _inflate_stream(data: bytes, decompressor: zlib._Decompress, sink: _Sink) -> bytes:
+class _Decompressor(Protocol):
+    """What `zlib.decompressobj()` returns, as far as `_inflate_stream` uses it."""
+
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
+
+
+def _inflate_stream(data: bytes, decompressor: _Decompressor, sink: _Sink) -> bytes:
     """Run one zlib/gzip/raw stream to its end; return the input left after it."""
     while not decompressor.eof:
         chunk = decompressor.decompress(data, sink.room())

@@ -5,5 +5,7 @@ This `__init__` stays light (no prometheus-client): the `--workers` supervisor i
 
 from typing import Final
 
-#: prometheus-client's multiprocess directory, shared by every `--workers` process
+#: the directory every `--workers` process shares its counts in (`obs/snapshots.py`); the
+#: name prometheus-client's multiprocess mode reads, which the shim used before it wrote its own
+#: files, kept so that deployments that set it keep working
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"

@@ -18,12 +18,10 @@ requests. The raw User-Agent is on each deep link's access line for a closer loo
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Final, Literal, get_args
+from typing import Final
 
 from shim import __version__
-
-ClientFamily = Literal["element-web", "element-x", "doctor", "other"]
-CLIENT_FAMILIES: Final[frozenset[str]] = frozenset(get_args(ClientFamily))
+from shim.obs.labels import ClientFamily
 
 #: the product token `msc4191-shim doctor` sends, and its whole User-Agent
 DOCTOR_PRODUCT: Final = "msc4191-shim-doctor"

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from shim.config.model import Config
 from shim.core.actions import STABLE_ACTIONS, ActionTable
+from shim.core.deeplink import DeeplinkOutcome
 from shim.core.discovery import (
     ACCOUNT_MANAGEMENT_URI,
     ACTIONS_SUPPORTED,
@@ -33,7 +34,7 @@ from shim.core.discovery import (
     rewrite_discovery,
 )
 from shim.obs.counts import DOCTOR, FOLLOWUP, ShimCounters, format_counts, plural
-from shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome
+from shim.obs.labels import DiscoveryOutcome
 
 #: where the portal's own discovery document is read from (directly, not through the shim)
 PORTAL_DISCOVERY_PATH: Final = "/.well-known/openid-configuration"

@@ -32,8 +32,8 @@ from shim.http.target import (
     escapes_prefix,
     is_http2_preface,
 )
+from shim.obs.labels import LimitName
 from shim.obs.logs import log_event
-from shim.obs.metrics import LimitName
 from shim.proxy.access import begin_exchange, finish_exchange
 from shim.proxy.dispatch import dispatch
 from shim.proxy.exchange import Exchange

@@ -31,7 +31,7 @@ from shim.http.codings import DecodeRefused, decode_body
 from shim.http.headers import Fields
 from shim.memo import Memo
 from shim.obs.clients import client_family
-from shim.obs.metrics import DiscoveryOutcome
+from shim.obs.labels import DiscoveryOutcome
 from shim.proxy.errors import UpstreamError
 from shim.proxy.exchange import Exchange
 from shim.proxy.framing import BodyKind, ResponseHead

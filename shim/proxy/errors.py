@@ -11,7 +11,7 @@ import ssl
 from dataclasses import dataclass
 from typing import ClassVar
 
-from shim.obs.metrics import UpstreamErrorReason
+from shim.obs.labels import UpstreamErrorReason
 from shim.proxy.runtime import Runtime
 
 

@@ -12,7 +12,7 @@ import time
 
 from shim.http.forwarding import Forwarding, public_origin
 from shim.http.headers import first_value
-from shim.obs.metrics import RequestKind
+from shim.obs.labels import RequestKind
 from shim.proxy.request import RequestFields
 from shim.proxy.route import Route
 from shim.proxy.runtime import Runtime

@@ -1,9 +1,9 @@
 """`--workers N`: a small supervisor that keeps N shim processes on one port and relays signals.
 
 It imports nothing heavy (no aiohttp, no prometheus-client), so the supervisor stays small; the
-workers share their metrics through prometheus-client's multiprocess directory. Without one that
-the workers can write, each scrape would return one worker's counters, which look plausible and
-are wrong: the supervisor refuses to start instead (`start_failed`, exit 1).
+workers share their metrics through files in one directory (`obs/snapshots.py`). Without one
+that the workers can write, each scrape would return one worker's counters, which look plausible
+and are wrong: the supervisor refuses to start instead (`start_failed`, exit 1).
 """
 
 from __future__ import annotations
@@ -21,19 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim.obs import MULTIPROC_ENV
+from shim.obs.snapshots import live_files, worker_files
 from shim.server.signals import HELD_SIGNALS, take_held
 
 
 def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> None:
-    """Create the directory if needed and delete the `*.db` files an earlier run left there.
+    """Create the directory if needed and delete the workers' files an earlier run left there
+    (they would be added in).
 
-    Only prometheus-client's own files are deleted, so a mistaken path (`/tmp`) loses nothing
-    else. Raises `OSError` with the path when the directory cannot be made or written.
+    Only the shim's own files are deleted, so a mistaken path (`/tmp`) loses nothing else.
+    Raises `OSError` with the path when the directory cannot be made or written.
     """
     directory = Path(path)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):
+        for stale in worker_files(directory):
             stale.unlink(missing_ok=True)
     except OSError as error:
         raise OSError(
@@ -45,8 +47,8 @@ def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> None:
 
 
 def share_metrics_between(count: int) -> str:
-    """Workers must agree on one PROMETHEUS_MULTIPROC_DIR before prometheus-client loads: the
-    variable's directory, prepared, or a new one in the temporary directory. Returns it.
+    """Workers must agree on one PROMETHEUS_MULTIPROC_DIR, which they inherit: the variable's
+    directory, prepared, or a new one in the temporary directory. Returns it.
 
     Raises `OSError` saying what to do when there is none the workers could write.
     """
@@ -72,9 +74,9 @@ def share_metrics_between(count: int) -> str:
 
 
 def forget_live_gauges(directory: str, pid: int) -> None:
-    """A dead worker's `live*` gauge files (in flight, the cache's age) no longer count: what
-    prometheus-client's `multiprocess.mark_process_dead` does, without importing it here."""
-    for stale in Path(directory).glob(f"gauge_live*_{pid}.db"):
+    """A dead worker's live gauges (in flight, the cache's age) no longer count: its live file
+    goes (its counts stay, so that counters never go backwards)."""
+    for stale in live_files(Path(directory), pid):
         stale.unlink(missing_ok=True)
 
 

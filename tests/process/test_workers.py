@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shim.obs import MULTIPROC_ENV
+from shim.obs.snapshots import COUNTS_SUFFIX, WORKER_FILE_PREFIX, live_files
 from shim.server.workers import share_metrics_between
 from tests.conftest import RawUpstreamFactory, ShimProcessFactory
 from tests.support.loopback import (
@@ -80,6 +81,10 @@ def test_without_the_variable_an_unusable_temporary_directory_is_refused(
     assert MULTIPROC_ENV not in os.environ
 
 
+def counts_files(directory: Path, pid: int) -> list[Path]:
+    return list(directory.glob(f"{WORKER_FILE_PREFIX}{pid}-*{COUNTS_SUFFIX}"))
+
+
 async def _in_flight(admin_url: str) -> float:
     async with aiohttp.ClientSession() as session, session.get(admin_url + "/metrics") as r:
         text = await r.text()
@@ -105,7 +110,7 @@ async def test_a_dead_worker_no_longer_counts_in_flight(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A worker killed with requests in flight leaves its gauge file behind; the supervisor
+    """A worker killed with requests in flight leaves its live file behind; the supervisor
     removes it (as prometheus-client's `mark_process_dead` does), so the sum is right again."""
     directory = tmp_path / "metrics"
     monkeypatch.setenv(MULTIPROC_ENV, str(directory))
@@ -117,7 +122,7 @@ async def test_a_dead_worker_no_longer_counts_in_flight(
     shim = await shim_process_factory(_two_worker_settings(upstream.url), "--workers", "2", ready=2)
     workers = child_pids(shim.proc.pid)
     for pid in workers:
-        assert list(directory.glob(f"gauge_livesum_{pid}.db")), "each worker has its gauge file"
+        assert live_files(directory, pid), "each worker has its live file"
 
     held = 4
     clients = [await asyncio.open_connection("127.0.0.1", shim.port) for _ in range(held)]
@@ -136,7 +141,8 @@ async def test_a_dead_worker_no_longer_counts_in_flight(
     assert holding[victim] > 0
     os.kill(victim, signal.SIGKILL)  # a worker of the supervisor this test started
     await shim.wait_for_event("worker_died", within=WAIT)
-    assert not list(directory.glob(f"gauge_livesum_{victim}.db"))
+    assert not live_files(directory, victim)
+    assert counts_files(directory, victim), "its counts stay: counters never go backwards"
 
     async def survivors_only() -> bool:
         return await _in_flight(shim.admin_url) == held - holding[victim]

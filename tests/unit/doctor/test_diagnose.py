@@ -13,6 +13,7 @@ from demo.portal import ERAS, Era, discovery_document
 from shim.config.parse import Config, parse_config
 from shim.config.values import ListenAddress
 from shim.core.actions import BUILTIN_DIALECTS, STABLE_ACTIONS
+from shim.core.deeplink import DeeplinkOutcome
 from shim.doctor.counters import ShimCounters, parse_counters
 from shim.doctor.diagnose import (
     DoctorInputs,
@@ -29,7 +30,8 @@ from shim.doctor.dialect import (
     portal_speaks_stable,
 )
 from shim.doctor.values import Answer, Fetched, Finding, NoAnswer
-from shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome, Metrics
+from shim.obs.labels import DiscoveryOutcome
+from shim.obs.metrics import Metrics
 from shim.obs.retirement import advertised_names
 
 BASE = "https://auth.example.com/"

@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 from shim import __version__
 from shim.obs import clients
 from shim.obs.clients import (
-    CLIENT_FAMILIES,
     DOCTOR_HEADERS,
     DOCTOR_USER_AGENT,
     client_family,
     family_of,
 )
+from shim.obs.labels import CLIENT_FAMILIES
 
 #: User-Agents as each sends them (browsers' from their vendors' documented formats)
 AGENTS = [

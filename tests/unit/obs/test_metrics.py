@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,19 +18,19 @@ from shim.core.actions import (
     ActionTable,
     build_action_table,
 )
+from shim.core.deeplink import DeeplinkOutcome
 from shim.obs import MULTIPROC_ENV
-from shim.obs.clients import CLIENT_FAMILIES
-from shim.obs.metrics import (
+from shim.obs.labels import (
+    CLIENT_FAMILIES,
     DEEPLINK_OUTCOMES,
     DISCOVERY_OUTCOMES,
     REQUEST_KINDS,
-    DeeplinkOutcome,
-    Metrics,
-    action_label,
     name_kind,
-    status_class,
 )
-from shim.server.workers import prepare_multiprocess_dir
+from shim.obs.metrics import Metrics
+from shim.obs.snapshots import COUNTS_SUFFIX, LIVE_SUFFIX, WORKER_FILE_PREFIX, Snapshot
+from shim.server.workers import forget_live_gauges, prepare_multiprocess_dir
+from tests.support.paths import DATA
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 PREFIX = "msc4191_shim_"
@@ -64,66 +65,28 @@ def metrics() -> Metrics:
     return Metrics(version="1.2.3")
 
 
-# -- pure helpers ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        (None, "aborted"),
-        (100, "1xx"),
-        (101, "1xx"),
-        (200, "2xx"),
-        (204, "2xx"),
-        (302, "3xx"),
-        (404, "4xx"),
-        (502, "5xx"),
-        (599, "5xx"),
-        (0, "other"),
-        (600, "other"),
-        (999, "other"),
-    ],
-)
-def test_status_class(status: int | None, expected: str) -> None:
-    assert status_class(status) == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        (None, "none"),
-        ("org.matrix.device_view", "org.matrix.device_view"),  # stable
-        ("session_end", "session_end"),  # built-in alias
-        ("org.matrix.session_view", "org.matrix.session_view"),  # the dialect's own name
-        ("org.matrix.deactivate_account", "org.matrix.deactivate_account"),  # configured alias
-        ("", "unknown"),
-        ("org.matrix.unknown", "unknown"),
-        ("org.matrix.plan_management", "unknown"),  # MAS's, not an MSC4191 name
-        ("Org.Matrix.Profile", "unknown"),
-        ("x" * 10_000, "unknown"),
-    ],
-)
-def test_action_label(name: str | None, expected: str) -> None:
-    assert action_label(name, _table()) == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        (None, "none"),
-        ("org.matrix.device_view", "stable"),
-        ("session_end", "legacy"),  # built-in alias
-        ("org.matrix.session_view", "legacy"),  # the dialect's own name
-        ("org.matrix.deactivate_account", "legacy"),  # configured alias
-        ("org.matrix.plan_management", "unknown"),  # never unstable: nothing to migrate
-        ("", "unknown"),
-    ],
-)
-def test_name_kind(name: str | None, expected: str) -> None:
-    assert name_kind(name, _table()) == expected
-
-
 # -- rendering ------------------------------------------------------------------------------
+
+
+def _shim_lines(body: bytes) -> list[str]:
+    """The exposition's lines about the shim's own metrics (not `process_*`, `python_*`)."""
+    return [line for line in body.decode().splitlines() if "msc4191_shim_" in line]
+
+
+def test_the_exposition_is_what_dashboards_and_alerts_read() -> None:
+    """Every name, type, HELP text, label set, bucket bound and order, as the shim served them
+    through prometheus-client's own metric objects (tests/data/metrics/exposition.txt)."""
+    metrics = Metrics(version="1.2.3")
+    table = build_action_table(BUILTIN_DIALECTS["mas-0.9"], {})
+    metrics.tally.deeplink("org.matrix.device_view", "org.matrix.session_view", "redirect", table)
+    metrics.tally.finish("deeplink", 302, 0.0002, 1)
+    metrics.tally.upstream("passthrough", 0.01)
+    metrics.observe_upstream_error("refused")
+    metrics.observe_limit_hit("head_timeout")
+    metrics.observe_reload(True)
+    metrics.tally.discovery("cached", "element-x")
+    expected = (DATA / "metrics" / "exposition.txt").read_text().splitlines()
+    assert _shim_lines(metrics.render()[0]) == expected
 
 
 def test_render_reports_every_observation(metrics: Metrics) -> None:
@@ -215,6 +178,20 @@ def test_bucket_bounds_cover_a_sidecar_and_reach_past_the_read_timeout(metrics: 
     request = _bounds(samples, "request_duration_seconds_bucket")
     assert request[0] == 0.0001, "a redirect takes a tenth of a millisecond"
     assert set(upstream) <= set(request)
+
+
+def test_a_scrape_reads_the_counts_as_they_are_now(metrics: Metrics) -> None:
+    """No flush between counting and scraping: the registry reads the tally itself."""
+
+    def read() -> float:
+        samples = _samples(metrics.render()[0])
+        return _get(samples, "requests_total", kind="discovery", status_class="2xx")
+
+    assert read() == 0
+    metrics.tally.request("discovery", 200)
+    assert read() == 1
+    metrics.tally.request("discovery", 204)
+    assert read() == 2
 
 
 def test_no_created_series(metrics: Metrics) -> None:
@@ -352,15 +329,19 @@ def test_content_negotiation(metrics: Metrics) -> None:
     assert b"# TYPE msc4191_shim_requests counter" in body
 
 
-# -- multiprocess mode ----------------------------------------------------------------------
+# -- several workers: each one's counts in a file of its own, summed by a scrape ------------
 
 
-def test_prepare_multiprocess_dir_empties_only_metric_files(tmp_path: Path) -> None:
-    (tmp_path / "counter_123.db").write_bytes(b"old")
-    (tmp_path / "histogram_9.db").write_bytes(b"old")
-    (tmp_path / "keep.txt").write_text("not ours")
+def test_prepare_multiprocess_dir_empties_only_the_workers_files(tmp_path: Path) -> None:
+    ours = (
+        f"{WORKER_FILE_PREFIX}123-ab{COUNTS_SUFFIX}",
+        f"{WORKER_FILE_PREFIX}9-cd{LIVE_SUFFIX}",
+        f"{WORKER_FILE_PREFIX}9-cd{COUNTS_SUFFIX}.partial",
+    )
+    for name in (*ours, "counter_123.db", "keep.txt"):
+        (tmp_path / name).write_text("{}")
     prepare_multiprocess_dir(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_123.db", "keep.txt"]
 
     prepare_multiprocess_dir(tmp_path / "new" / "dir")
     assert (tmp_path / "new" / "dir").is_dir()
@@ -373,23 +354,53 @@ def test_prepare_multiprocess_dir_names_the_problem(tmp_path: Path) -> None:
         prepare_multiprocess_dir(not_a_dir)
 
 
-def test_variable_set_after_import_is_refused(
+def test_the_variable_is_read_when_the_metrics_are_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # This test process imported prometheus_client without the variable.
+    """Not when prometheus-client is imported (this test process imported it without the
+    variable): the shim's files are its own."""
     monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
-    with pytest.raises(RuntimeError, match="before the shim starts"):
-        Metrics()
+    first, second = Metrics(), Metrics()
+    first.tally.request("deeplink", 302)
+    assert list(tmp_path.iterdir()) == [], "written once a second (`flush`), not per request"
+    first.flush()
+    assert len(list(tmp_path.glob(f"{WORKER_FILE_PREFIX}{os.getpid()}-*{COUNTS_SUFFIX}"))) == 1
+    body = second.render()[0]
+    assert _get(_samples(body), "requests_total", kind="deeplink", status_class="3xx") == 1
+    assert b"process_resident_memory_bytes" not in body, "one worker's of several"
+
+
+def test_another_versions_series_are_left_out_not_the_scrape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker started from other code (an upgrade under a running supervisor) may write
+    series of another shape: the scrape leaves those out and serves the rest."""
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    other = Snapshot()
+    other.counter("msc4191_shim_requests")["deeplink", "3xx"] = 2
+    other.counter("msc4191_shim_requests")["deeplink", "3xx", "extra"] = 5
+    other.histogram("msc4191_shim_upstream_duration_seconds")["grpc",] = [1.0, 1.0]
+    other.histogram("msc4191_shim_upstream_duration_seconds")["deeplink",] = [1.0, 1.0]
+    (tmp_path / f"{WORKER_FILE_PREFIX}1-ab{COUNTS_SUFFIX}").write_text(other.to_json())
+    samples = _samples(Metrics().render()[0])
+    assert _get(samples, "requests_total", kind="deeplink", status_class="3xx") == 2
+    assert _get(samples, "upstream_duration_seconds_count", kind="deeplink") == 0
+    assert {s["kind"] for s in _series(samples, "upstream_duration_seconds_count")} == set(
+        REQUEST_KINDS
+    )
 
 
 def _worker(status: int, requests: int) -> None:
-    """A worker process: the variable was inherited, so its metrics go to the shared files."""
+    """A worker process: the variable was inherited, so its counts go to the shared files (at
+    exit, as a worker's last counts do; a running one writes them once a second)."""
     metrics = Metrics(version="9.9.9")
     for _ in range(requests):
         metrics.tally.request("deeplink", status)
     metrics.tally.upstream("deeplink", 0.002)
     metrics.tally.deeplink("session_end", "org.matrix.session_end", "redirect", _table())
     metrics.tally.discovery("cached")
+    metrics.tally.begin(1)  # still in flight when it exits
+    metrics.watch_discovery_cache(lambda: time.time() - 60 * status)
 
 
 def _scrape(out: str) -> None:
@@ -398,25 +409,27 @@ def _scrape(out: str) -> None:
     Path(out).write_bytes(body)
 
 
-def _run(target: Callable[..., None], *args: object) -> None:
+def _run(target: Callable[..., None], *args: object) -> int:
     process = multiprocessing.get_context("spawn").Process(target=target, args=args)
     process.start()
     process.join(timeout=60)
     assert process.exitcode == 0
+    assert process.pid is not None
+    return process.pid
 
 
 def test_multiprocess_workers_are_summed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = tmp_path / "metrics"
     directory.mkdir()
-    (directory / "counter_1.db").write_bytes(b"left from an earlier run")
+    (directory / f"{WORKER_FILE_PREFIX}1-ab{COUNTS_SUFFIX}").write_text("left from an earlier run")
     prepare_multiprocess_dir(directory)
     monkeypatch.setenv(MULTIPROC_ENV, str(directory))
 
-    _run(_worker, 302, 3)
+    first = _run(_worker, 302, 3)
     _run(_worker, 200, 4)
     _run(_scrape, str(tmp_path / "scrape.txt"))
 
-    assert len(list(directory.glob("counter_*.db"))) == 3  # one per process
+    assert len(list(directory.glob(f"*{COUNTS_SUFFIX}"))) == 3  # one per process
     body = (tmp_path / "scrape.txt").read_bytes()
     samples = _samples(body)
     assert _get(samples, "requests_total", kind="deeplink", status_class="3xx") == 3
@@ -434,4 +447,20 @@ def test_multiprocess_workers_are_summed(tmp_path: Path, monkeypatch: pytest.Mon
     assert _get(samples, "deeplink_translations_total", **link) == 2
     assert _get(samples, "discovery_documents_total", outcome="cached", client="other") == 2
     assert _get(samples, "build_info", version="9.9.9") == 1
+    assert _get(samples, "requests_in_flight") == 2
+    assert 60 * 302 <= _get(samples, "discovery_cache_age_seconds") < 60 * 302 + 30
     assert b"process_resident_memory_bytes" not in body
+    # the same HELP and TYPE lines as one process's (prometheus-client's multiprocess mode
+    # wrote "Multiprocess metric" for every HELP)
+    expected = (DATA / "metrics" / "exposition.txt").read_text().splitlines()
+    assert [x for x in _shim_lines(body) if x.startswith("#")] == [
+        x for x in expected if x.startswith("#")
+    ]
+
+    # the first worker died: its gauges no longer count, its counts do
+    forget_live_gauges(str(directory), first)
+    _run(_scrape, str(tmp_path / "scrape.txt"))
+    samples = _samples((tmp_path / "scrape.txt").read_bytes())
+    assert _get(samples, "requests_in_flight") == 1
+    assert 60 * 200 <= _get(samples, "discovery_cache_age_seconds") < 60 * 200 + 30
+    assert _get(samples, "requests_total", kind="deeplink", status_class="3xx") == 3

@@ -10,9 +10,9 @@ import pytest
 from shim.config.parse import Config, parse_config
 from shim.core.actions import STABLE_ACTIONS
 from shim.core.deeplink import DeeplinkOutcome
-from shim.obs.clients import ClientFamily
 from shim.obs.counts import ShimCounters
-from shim.obs.metrics import DiscoveryOutcome, Metrics
+from shim.obs.labels import ClientFamily, DiscoveryOutcome
+from shim.obs.metrics import Metrics
 from shim.obs.retirement import (
     ALREADY_SPEAKS,
     config_reasons,
