@@ -61,7 +61,7 @@ from shim.config.values import (
     parse_upstream_url,
 )
 from shim.config.yaml_errors import yaml_problem
-from shim.core.actions import BUILTIN_DIALECTS, build_action_table
+from shim.vocabulary import BUILTIN_DIALECTS, build_action_table
 
 T = TypeVar("T")
 Parser = Callable[[object], Any]

@@ -27,7 +27,7 @@ from yarl import URL
 from shim.config import model
 from shim.config.model import Config, RedirectUnsupported
 from shim.config.values import ListenAddress
-from shim.core.actions import (
+from shim.vocabulary import (
     BUILTIN_ALIASES,
     BUILTIN_DIALECTS,
     STABLE_ACTIONS,

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from shim.config.model import AccountManagementConfig, DiscoveryConfig, RedirectUnsupported
-from shim.core.actions import STABLE_ACTIONS, ActionTable
+from shim.vocabulary import STABLE_ACTIONS, ActionTable
 
 ACCOUNT_MANAGEMENT_URI = "account_management_uri"
 ACTIONS_SUPPORTED = "account_management_actions_supported"

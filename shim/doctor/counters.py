@@ -13,11 +13,11 @@ from typing import Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shim.core.actions import ActionTable
 from shim.doctor.values import Fetched, Finding, NoAnswer, format_counts, plural
 from shim.obs.counts import DeepLinkCount, ShimCounters, counts_from_samples
 from shim.obs.metrics import DiscoveryOutcome
 from shim.obs.retirement import counter_notes, counter_reasons
+from shim.vocabulary import ActionTable
 
 __all__ = ["ShimCounters", "check_counters", "counter_reasons", "parse_counters", "read_counters"]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shim.core.actions import BUILTIN_DIALECTS, STABLE_ACTIONS, ActionTable
 from shim.doctor.values import Finding, join_names
 from shim.obs.retirement import portal_mapping, portal_speaks_stable, translations
+from shim.vocabulary import BUILTIN_DIALECTS, STABLE_ACTIONS, ActionTable
 
 __all__ = ["portal_mapping", "portal_speaks_stable", "translations"]
 

@@ -16,7 +16,7 @@ from typing import Final
 
 from prometheus_client.samples import Sample
 
-from shim.core.actions import STABLE_ACTIONS
+from shim.vocabulary import STABLE_ACTIONS
 
 # Sample names as the exposition spells them (a counter gains `_total`); see `Metrics`.
 BUILD_INFO: Final = "msc4191_shim_build_info"

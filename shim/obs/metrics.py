@@ -49,11 +49,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from shim import __version__
-from shim.core.actions import ActionTable
 from shim.core.deeplink import DeeplinkOutcome as DeeplinkOutcome
 from shim.obs import MULTIPROC_ENV
 from shim.obs.clients import CLIENT_FAMILIES
 from shim.obs.tally import Tally, refuse
+from shim.vocabulary import ActionTable
 
 RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
 DiscoveryOutcome = Literal[

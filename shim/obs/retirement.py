@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from shim.config.model import Config
-from shim.core.actions import STABLE_ACTIONS, ActionTable
 from shim.core.discovery import (
     ACCOUNT_MANAGEMENT_URI,
     ACTIONS_SUPPORTED,
@@ -34,6 +33,7 @@ from shim.core.discovery import (
 )
 from shim.obs.counts import DOCTOR, FOLLOWUP, ShimCounters, format_counts, plural
 from shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome
+from shim.vocabulary import STABLE_ACTIONS, ActionTable
 
 #: where the portal's own discovery document is read from (directly, not through the shim)
 PORTAL_DISCOVERY_PATH: Final = "/.well-known/openid-configuration"

@@ -19,10 +19,10 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Final, NoReturn
 
 if TYPE_CHECKING:
-    from shim.core.actions import ActionTable
     from shim.core.deeplink import DeeplinkOutcome
     from shim.obs.clients import ClientFamily
     from shim.obs.metrics import DiscoveryOutcome, RequestKind
+    from shim.vocabulary import ActionTable
 
 #: how many (incoming, sent, outcome, client) tuples `deeplink` remembers the key of
 SEEN_DEEPLINKS: Final = 256

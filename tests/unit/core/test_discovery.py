@@ -12,14 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shim.config.parse import Config, parse_config
-from shim.core.actions import (
-    ACCOUNT_DEACTIVATE,
-    CROSS_SIGNING_RESET,
-    DEVICE_DELETE,
-    DEVICE_VIEW,
-    DEVICES_LIST,
-    PROFILE,
-)
 from shim.core.discovery import (
     account_management_uri,
     derived_actions,
@@ -31,6 +23,14 @@ from shim.core.discovery import (
     rewrite_discovery,
     rewrite_well_known,
     strong_etag,
+)
+from shim.vocabulary import (
+    ACCOUNT_DEACTIVATE,
+    CROSS_SIGNING_RESET,
+    DEVICE_DELETE,
+    DEVICE_VIEW,
+    DEVICES_LIST,
+    PROFILE,
 )
 from tests.support.paths import DATA
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from demo.portal import ERAS, Era, discovery_document
 from shim.config.parse import Config, parse_config
 from shim.config.values import ListenAddress
-from shim.core.actions import BUILTIN_DIALECTS, STABLE_ACTIONS
 from shim.doctor.counters import ShimCounters, parse_counters
 from shim.doctor.diagnose import (
     DoctorInputs,
@@ -31,6 +30,7 @@ from shim.doctor.dialect import (
 from shim.doctor.values import Answer, Fetched, Finding, NoAnswer
 from shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome, Metrics
 from shim.obs.retirement import advertised_names
+from shim.vocabulary import BUILTIN_DIALECTS, STABLE_ACTIONS
 
 BASE = "https://auth.example.com/"
 ADMIN = "http://127.0.0.1:9090"

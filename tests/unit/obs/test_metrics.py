@@ -11,12 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from shim.config.model import UpstreamConfig
-from shim.core.actions import (
-    ACCOUNT_DEACTIVATE,
-    BUILTIN_DIALECTS,
-    ActionTable,
-    build_action_table,
-)
 from shim.obs import MULTIPROC_ENV
 from shim.obs.clients import CLIENT_FAMILIES
 from shim.obs.metrics import (
@@ -30,6 +24,12 @@ from shim.obs.metrics import (
     status_class,
 )
 from shim.server.workers import prepare_multiprocess_dir
+from shim.vocabulary import (
+    ACCOUNT_DEACTIVATE,
+    BUILTIN_DIALECTS,
+    ActionTable,
+    build_action_table,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 PREFIX = "msc4191_shim_"

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from shim.config.parse import Config, parse_config
-from shim.core.actions import STABLE_ACTIONS
 from shim.core.deeplink import DeeplinkOutcome
 from shim.obs.clients import ClientFamily
 from shim.obs.counts import ShimCounters
@@ -22,6 +21,7 @@ from shim.obs.retirement import (
     retirement_reasons,
 )
 from shim.obs.status import read_counts
+from shim.vocabulary import STABLE_ACTIONS
 from tests.support.paths import DATA
 
 Link = tuple[str | None, str | None, DeeplinkOutcome, ClientFamily]
