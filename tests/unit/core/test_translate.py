@@ -10,7 +10,7 @@ from shim.config.parse import (
     Strategy,
     Unsupported,
 )
-from shim.core.explain import describe_url, explain_url
+from shim.core.translate import describe_url, explain_url
 from shim.vocabulary import BUILTIN_DIALECTS, build_action_table
 
 MAS_09 = build_action_table(BUILTIN_DIALECTS["mas-0.9"], {})
