@@ -31,7 +31,7 @@ from shim.core.discovery import (
     portal_speaks_msc4191,
     rewrite_discovery,
 )
-from shim.obs.counts import DOCTOR, FOLLOWUP, ShimCounters, format_counts, plural
+from shim.obs.counters import DOCTOR, FOLLOWUP, ShimCounters, format_counts, plural
 from shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome
 from shim.vocabulary import STABLE_ACTIONS, ActionTable
 

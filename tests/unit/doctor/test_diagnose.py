@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from demo.portal import ERAS, Era, discovery_document
 from shim.config.parse import Config, parse_config
 from shim.config.values import ListenAddress
-from shim.doctor.counters import ShimCounters, parse_counters
 from shim.doctor.diagnose import (
     DoctorInputs,
     admin_base_url,
@@ -28,6 +27,7 @@ from shim.doctor.dialect import (
     portal_speaks_stable,
 )
 from shim.doctor.values import Answer, Fetched, Finding, NoAnswer
+from shim.obs.counters import ShimCounters, parse_counters
 from shim.obs.metrics import DeeplinkOutcome, DiscoveryOutcome, Metrics
 from shim.obs.retirement import advertised_names
 from shim.vocabulary import BUILTIN_DIALECTS, STABLE_ACTIONS

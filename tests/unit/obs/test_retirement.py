@@ -10,7 +10,7 @@ import pytest
 from shim.config.parse import Config, parse_config
 from shim.core.deeplink import DeeplinkOutcome
 from shim.obs.clients import ClientFamily
-from shim.obs.counts import ShimCounters
+from shim.obs.counters import ShimCounters
 from shim.obs.metrics import DiscoveryOutcome, Metrics
 from shim.obs.retirement import (
     ALREADY_SPEAKS,

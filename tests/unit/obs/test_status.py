@@ -11,10 +11,10 @@ import pytest
 from yarl import URL
 
 from shim.config.parse import Config, parse_config
-from shim.doctor.counters import parse_counters
 from shim.doctor.diagnose import DoctorInputs, diagnose
 from shim.doctor.values import Answer
 from shim.obs import MULTIPROC_ENV
+from shim.obs.counters import parse_counters
 from shim.obs.metrics import Metrics
 from shim.obs.status import NameCount, display_url, read_counts, status_snapshot
 from shim.server.workers import prepare_multiprocess_dir
