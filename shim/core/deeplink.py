@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, unquote_to_bytes
 
-from shim.config.model import AccountManagementConfig, RedirectUnsupported, Unsupported
+from shim.config.actions import RedirectUnsupported, Unsupported
+from shim.config.model import AccountManagementConfig
 from shim.http.target import split_reference
 from shim.vocabulary import ActionTable
 

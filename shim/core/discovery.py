@@ -16,7 +16,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from shim.config.model import AccountManagementConfig, Config, DiscoveryConfig, RedirectUnsupported
+from shim.config.actions import RedirectUnsupported
+from shim.config.model import AccountManagementConfig, Config, DiscoveryConfig
 from shim.http.codings import DecodeRefused, decode_body
 from shim.vocabulary import STABLE_ACTIONS, ActionTable
 

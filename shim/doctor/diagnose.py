@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from yarl import URL
 
-from shim.config.parse import Config
+from shim.config.model import Config
 from shim.config.values import ListenAddress
 from shim.core.deeplink import is_entry_path
 from shim.core.discovery import (
@@ -30,8 +30,12 @@ from shim.doctor.activity import check_counters, read_counters
 from shim.doctor.dialect import check_dialect, check_names
 from shim.doctor.values import Fetched, Finding, NoAnswer
 from shim.obs.counters import ShimCounters
-from shim.obs.retirement import PORTAL_DISCOVERY_PATH as PORTAL_DISCOVERY_PATH
-from shim.obs.retirement import advertised_names, retirement_notes, retirement_reasons
+from shim.obs.retirement import (
+    PORTAL_DISCOVERY_PATH,
+    advertised_names,
+    retirement_notes,
+    retirement_reasons,
+)
 
 RETIRE: Final = "docs/retirement.md"
 EXIT_OK: Final = 0

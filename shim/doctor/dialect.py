@@ -12,8 +12,6 @@ from shim.doctor.values import Finding, join_names
 from shim.obs.retirement import portal_mapping, portal_speaks_stable, translations
 from shim.vocabulary import BUILTIN_DIALECTS, STABLE_ACTIONS, ActionTable
 
-__all__ = ["portal_mapping", "portal_speaks_stable", "translations"]
-
 
 def check_names(names: Sequence[str] | None, table: ActionTable) -> list[Finding]:
     """Which advertised names are stable, which legacy aliases, which unknown to the shim."""

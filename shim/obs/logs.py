@@ -31,13 +31,8 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from shim.config.model import LogFormat
 
-from shim.obs.redact import (
-    REDACTED,
-    SECRET_HEADERS,
-    SECRET_QUERY_PARAMS,
-    redact_path_qs,
-    redact_text,
-)
+from shim.http.secrets import REDACTED, SECRET_QUERY_PARAMS, redact_path_qs
+from shim.obs.redact import SECRET_HEADERS, redact_text
 
 LOGGER_NAME: Final = "msc4191_shim"
 ACCESS_LOGGER_NAME: Final = "msc4191_shim.access"

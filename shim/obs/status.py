@@ -18,9 +18,9 @@ from yarl import URL
 
 from shim.config.model import Config
 from shim.config.values import ListenAddress
+from shim.http.secrets import REDACTED
 from shim.obs.counters import ShimCounters, counters_from_metrics
 from shim.obs.metrics import Metrics
-from shim.obs.redact import REDACTED
 from shim.obs.retirement import retirement_notes, retirement_reasons
 
 RETIRE_SECTION: Final = "docs/retirement.md"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from shim.config.parse import Config
+from shim.config.model import Config
 from shim.core.deeplink import is_entry_raw_path
 
 Route = Literal["upgrade", "discovery", "well_known", "deeplink", "passthrough"]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from shim.config.actions import RedirectUnsupported, Unsupported
 from shim.config.model import AccountManagementConfig, Strategy
-from shim.config.parse import RedirectUnsupported, Unsupported
 from shim.core.deeplink import (
     decide,
     decode_component,

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shim.config.parse import Config, parse_config
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from shim.core.discovery import (
     account_management_uri,
     derived_actions,

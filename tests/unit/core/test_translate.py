@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shim.config.parse import (
-    AccountManagementConfig,
-    RedirectUnsupported,
-    Strategy,
-    Unsupported,
-)
+from shim.config.actions import RedirectUnsupported, Unsupported
+from shim.config.model import AccountManagementConfig, Strategy
 from shim.core.translate import describe_url, explain_url
 from shim.vocabulary import BUILTIN_DIALECTS, build_action_table
 

@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
+from shim.http.secrets import redact_path_qs
 from shim.obs import logs
 from shim.obs.log_setup import EcsFormatter, JsonFormatter, TextFormatter, configure_logging
 from shim.obs.logs import access_line, log_event, log_request, rfc3339_utc
-from shim.obs.redact import redact_path_qs
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 SECRETS = (

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from shim.config.parse import Config, parse_config
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from shim.core.deeplink import DeeplinkOutcome
 from shim.obs.clients import ClientFamily
 from shim.obs.counters import ShimCounters

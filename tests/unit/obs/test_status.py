@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from shim.config.parse import Config, parse_config
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from shim.doctor.diagnose import DoctorInputs, diagnose
 from shim.doctor.values import Answer
 from shim.obs import MULTIPROC_ENV
