@@ -15,7 +15,8 @@ from typing import TypeGuard
 from aiohttp import web
 
 from demo.portal import ERAS, Era, make_portal_app
-from shim.config.parse import Config, parse_config
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from shim.obs.log_setup import configure_logging
 from shim.server.process import run_loop, start, stop
 

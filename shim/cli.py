@@ -224,7 +224,7 @@ def _healthcheck(path: str | None) -> int:
 
 
 def _translate(path: str | None, dialect: str | None, urls: Sequence[str]) -> int:
-    from shim.core.explain import describe_url
+    from shim.core.translate import describe_url
 
     if dialect is not None and path is None:
         config = _with_dialect(dialect)

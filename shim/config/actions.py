@@ -10,7 +10,7 @@ from typing import Final, Literal, TypeVar
 
 from shim.config.errors import did_you_mean, nearest
 from shim.config.values import parse_http_url
-from shim.core.actions import BUILTIN_ALIASES, BUILTIN_DIALECTS, STABLE_ACTIONS, Dialect
+from shim.vocabulary import BUILTIN_ALIASES, BUILTIN_DIALECTS, STABLE_ACTIONS, Dialect
 
 T = TypeVar("T")
 

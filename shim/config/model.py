@@ -12,11 +12,10 @@ from typing import Literal
 
 from yarl import URL
 
-from shim.config.actions import RedirectUnsupported as RedirectUnsupported
-from shim.config.actions import Unsupported as Unsupported
+from shim.config.actions import Unsupported
 from shim.config.values import ListenAddress
-from shim.core.actions import BUILTIN_DIALECTS, ActionTable, build_action_table
 from shim.http.forwarding import IPNetwork
+from shim.vocabulary import BUILTIN_DIALECTS, ActionTable, build_action_table
 
 Strategy = Literal["redirect", "rewrite"]
 Advertise = Literal["stable", "stable+legacy"]

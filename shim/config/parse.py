@@ -24,25 +24,19 @@ from shim.config.actions import (
     parse_unsupported,
 )
 from shim.config.errors import ConfigError, ConfigProblem
-from shim.config.model import DEFAULT_DIALECT as DEFAULT_DIALECT
-from shim.config.model import DEFAULT_DISCOVERY_PATHS as DEFAULT_DISCOVERY_PATHS
-from shim.config.model import AccountManagementConfig as AccountManagementConfig
-from shim.config.model import AdminConfig as AdminConfig
-from shim.config.model import Advertise as Advertise
-from shim.config.model import Config as Config
-from shim.config.model import DiscoveryConfig as DiscoveryConfig
-from shim.config.model import LimitsConfig as LimitsConfig
-from shim.config.model import LogConfig as LogConfig
-from shim.config.model import LogFormat as LogFormat
-from shim.config.model import RedirectUnsupported as RedirectUnsupported
-from shim.config.model import Strategy as Strategy
-from shim.config.model import TlsConfig as TlsConfig
-from shim.config.model import Unsupported as Unsupported
-from shim.config.model import UpstreamConfig as UpstreamConfig
+from shim.config.model import (
+    DEFAULT_DIALECT,
+    AccountManagementConfig,
+    AdminConfig,
+    Config,
+    DiscoveryConfig,
+    LimitsConfig,
+    LogConfig,
+    LogFormat,
+    TlsConfig,
+    UpstreamConfig,
+)
 from shim.config.reader import SectionReader
-from shim.config.source import CONFIG_ENV as CONFIG_ENV
-from shim.config.source import DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH
-from shim.config.source import resolve_config_path as resolve_config_path
 from shim.config.values import (
     choice,
     parse_admin_listen,
@@ -61,7 +55,7 @@ from shim.config.values import (
     parse_upstream_url,
 )
 from shim.config.yaml_errors import yaml_problem
-from shim.core.actions import BUILTIN_DIALECTS, build_action_table
+from shim.vocabulary import BUILTIN_DIALECTS, build_action_table
 
 T = TypeVar("T")
 Parser = Callable[[object], Any]

@@ -25,9 +25,10 @@ from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
 from yarl import URL
 
 from shim.config import model
-from shim.config.model import Config, RedirectUnsupported
+from shim.config.actions import RedirectUnsupported
+from shim.config.model import Config
 from shim.config.values import ListenAddress
-from shim.core.actions import (
+from shim.vocabulary import (
     BUILTIN_ALIASES,
     BUILTIN_DIALECTS,
     STABLE_ACTIONS,

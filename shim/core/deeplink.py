@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, unquote_to_bytes
 
-from shim.config.model import AccountManagementConfig, RedirectUnsupported, Unsupported
-from shim.core.actions import ActionTable
+from shim.config.actions import RedirectUnsupported, Unsupported
+from shim.config.model import AccountManagementConfig
 from shim.http.target import split_reference
+from shim.vocabulary import ActionTable
 
 #: what `decide` concluded about the query, before the strategy is applied
 Outcome = Literal["passthrough", "translate", "strip", "redirect-unsupported"]

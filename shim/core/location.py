@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from yarl import URL
 
-from shim.core.actions import ActionTable
 from shim.core.deeplink import format_query, is_entry_raw_path, parse_query
 from shim.http.target import split_reference
+from shim.vocabulary import ActionTable
 
 Origin = tuple[str, str, int | None]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from shim.core.actions import (
+from shim.vocabulary import (
     ACCOUNT_DEACTIVATE,
     BUILTIN_ALIASES,
     DEVICE_DELETE,

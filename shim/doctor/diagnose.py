@@ -4,7 +4,7 @@ Pure: `diagnose` turns what `doctor.probe` fetched (the portal's root, the porta
 discovery document, the shim's `/metrics`) and the configuration into findings, one line each,
 the verdict last. Nothing here raises for a bad answer: an unreachable portal or unreadable
 metrics is a finding. Sections: inputs, the portal's metadata, the verdict, the report; the
-dialect is checked in `doctor.dialect`, the shim's counters in `doctor.counters`.
+dialect is checked in `doctor.dialect`, the shim's counters in `doctor.activity`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from yarl import URL
 
-from shim.config.parse import Config
+from shim.config.model import Config
 from shim.config.values import ListenAddress
 from shim.core.deeplink import is_entry_path
 from shim.core.discovery import (
@@ -26,11 +26,16 @@ from shim.core.discovery import (
     account_management_uri,
     parse_json_object,
 )
-from shim.doctor.counters import ShimCounters, check_counters, read_counters
+from shim.doctor.activity import check_counters, read_counters
 from shim.doctor.dialect import check_dialect, check_names
 from shim.doctor.values import Fetched, Finding, NoAnswer
-from shim.obs.retirement import PORTAL_DISCOVERY_PATH as PORTAL_DISCOVERY_PATH
-from shim.obs.retirement import advertised_names, retirement_notes, retirement_reasons
+from shim.obs.counters import ShimCounters
+from shim.obs.retirement import (
+    PORTAL_DISCOVERY_PATH,
+    advertised_names,
+    retirement_notes,
+    retirement_reasons,
+)
 
 RETIRE: Final = "docs/retirement.md"
 EXIT_OK: Final = 0

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shim.core.actions import BUILTIN_DIALECTS, STABLE_ACTIONS, ActionTable
 from shim.doctor.values import Finding, join_names
 from shim.obs.retirement import portal_mapping, portal_speaks_stable, translations
-
-__all__ = ["portal_mapping", "portal_speaks_stable", "translations"]
+from shim.vocabulary import BUILTIN_DIALECTS, STABLE_ACTIONS, ActionTable
 
 
 def check_names(names: Sequence[str] | None, table: ActionTable) -> list[Finding]:

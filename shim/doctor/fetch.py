@@ -15,7 +15,7 @@ from typing import Final, TextIO
 import aiohttp
 from aiohttp import hdrs
 
-from shim.config.parse import Config
+from shim.config.model import Config
 from shim.doctor.chain import (
     AUTH_METADATA,
     DOCUMENT_LIMIT,

@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from shim.core.actions import STABLE_ACTIONS
 from shim.core.deeplink import ACTION, parse_query
 from shim.doctor.chain import Metadata
 from shim.doctor.clients import (
@@ -30,6 +29,7 @@ from shim.doctor.clients import (
     stable_name,
 )
 from shim.doctor.values import Finding, Followed, Level
+from shim.vocabulary import STABLE_ACTIONS
 
 MAX_REDIRECTS: Final = 5
 _RANK: Final[Mapping[Level, int]] = {"OK": 0, "INFO": 1, "WARN": 2, "FAIL": 3}

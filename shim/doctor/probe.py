@@ -17,16 +17,11 @@ from yarl import URL
 
 from shim.config.errors import ConfigError
 from shim.config.model import Config
-from shim.doctor.diagnose import (
-    PORTAL_DISCOVERY_PATH,
-    DoctorInputs,
-    admin_base_url,
-    diagnose,
-    exit_status,
-)
+from shim.doctor.diagnose import DoctorInputs, admin_base_url, diagnose, exit_status
 from shim.doctor.report import Report, Section, format_findings, format_json
 from shim.doctor.values import Answer, Fetched, NoAnswer
 from shim.obs.clients import DOCTOR_HEADERS
+from shim.obs.retirement import PORTAL_DISCOVERY_PATH
 from shim.proxy.runtime import build_runtime
 from shim.server.client_errors import no_answer_reason
 

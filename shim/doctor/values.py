@@ -1,7 +1,7 @@
 """`msc4191-shim doctor`, the values its parts pass along: what was fetched, what was found.
 
 `doctor.probe` fills `Fetched` values; `doctor.diagnose`, `doctor.dialect` and
-`doctor.counters` turn them into `Finding`s, worded with the helpers at the end.
+`doctor.activity` turn them into `Finding`s, worded with the helpers at the end.
 """
 
 from __future__ import annotations
@@ -9,10 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
-
-from shim.obs.counts import format_counts, plural
-
-__all__ = ["format_counts", "plural"]
 
 Level = Literal["OK", "WARN", "FAIL", "INFO"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from shim.core.actions import CROSS_SIGNING_RESET, DEVICE_DELETE, STABLE_ACTIONS
 from shim.core.discovery import (
     ACCOUNT_MANAGEMENT_URI,
     ACTIONS_SUPPORTED,
@@ -21,6 +20,7 @@ from shim.doctor.chain import Metadata, advertised
 from shim.doctor.clients import stable_name
 from shim.doctor.links import Landing
 from shim.doctor.values import Finding
+from shim.vocabulary import CROSS_SIGNING_RESET, DEVICE_DELETE, STABLE_ACTIONS
 
 UPGRADE: Final = (
     "or upgrade the portal: MAS >= 1.10 (ess-helm >= 26.1.3, a current "

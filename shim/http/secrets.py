@@ -1,7 +1,7 @@
 """Which query parameters carry credentials, and a query or URL with their values replaced. Pure.
 
 One home for the list, used by the logs (`shim.obs.redact`) and by `translate`
-(`shim.core.explain`), which sits below the logs and so cannot import them.
+(`shim.core.translate`), which sits below the logs and so cannot import them.
 
 A name is a secret when it is in `SECRET_QUERY_PARAMS` or *contains* one of `SECRET_WORDS`
 (`token`, `secret`, `password`, `code`, `ticket`, `signature`, `session`, ...), compared after

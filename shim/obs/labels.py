@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final, Literal, NoReturn, get_args
 from shim.core.deeplink import DeeplinkOutcome
 
 if TYPE_CHECKING:
-    from shim.core.actions import ActionTable
+    from shim.vocabulary import ActionTable
 
 RequestKind = Literal["passthrough", "deeplink", "discovery", "websocket"]
 DiscoveryOutcome = Literal[

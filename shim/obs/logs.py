@@ -31,13 +31,8 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from shim.config.model import LogFormat
 
-from shim.obs.redact import (
-    REDACTED,
-    SECRET_HEADERS,
-    SECRET_QUERY_PARAMS,
-    redact_path_qs,
-    redact_text,
-)
+from shim.http.secrets import REDACTED, SECRET_QUERY_PARAMS, redact_path_qs
+from shim.obs.redact import SECRET_HEADERS, redact_text
 
 LOGGER_NAME: Final = "msc4191_shim"
 ACCESS_LOGGER_NAME: Final = "msc4191_shim.access"
@@ -129,36 +124,80 @@ def _record_fields(record: logging.LogRecord) -> dict[str, object]:
     return out
 
 
-def _is_access(record: logging.LogRecord) -> bool:
-    return record.name == ACCESS_LOGGER_NAME and record.msg == "request"
+def _access_record_line(record: logging.LogRecord, format: LogFormat) -> str | None:
+    """A `log_request` record's line, written by `access_line` from the record's values (its
+    scrubbed path scrubbed once more, as every string field is); None for any other record."""
+    fields = getattr(record, _FIELDS_ATTR, None)
+    if (
+        record.name != ACCESS_LOGGER_NAME
+        or record.msg != "request"
+        or record.levelno != logging.INFO
+        or not isinstance(fields, dict)
+    ):
+        return None
+    method, path, kind = fields.get("method"), fields.get("path"), fields.get("kind")
+    status, duration_ms = fields.get("status"), fields.get("duration_ms")
+    bytes_sent, upstream_status = fields.get("bytes"), fields.get("upstream_status")
+    outcome, client = fields.get("outcome"), fields.get("client")
+    request_id = fields.get("request_id")
+    # the ECS line carries the request's User-Agent, the others the deep link's field
+    user_agent = (
+        getattr(record, _USER_AGENT_ATTR, None) if format == "ecs" else fields.get("user_agent")
+    )
+    # the types `log_request` gives them (compiled, `access_line` would refuse others): a record
+    # someone else made that only looks like ours is written as an ordinary event
+    if not (
+        type(method) is str
+        and type(path) is str
+        and type(kind) is str
+        and type(bytes_sent) is int
+        and type(duration_ms) is float
+        and isfinite(duration_ms)
+        and (status is None or type(status) is int)
+        and (upstream_status is None or type(upstream_status) is int)
+        and (outcome is None or type(outcome) is str)
+        and (client is None or type(client) is str)
+        and (request_id is None or type(request_id) is str)
+        and (user_agent is None or type(user_agent) is str)
+    ):
+        return None
+    return access_line(
+        record.created, format, method, redact_text(path), status, _microseconds(duration_ms),
+        bytes_sent, upstream_status, kind, outcome, client, request_id, user_agent,
+    )  # fmt: skip
 
 
-def _request_message(fields: Mapping[str, object]) -> str:
-    """`GET /account/?action=x 302` (`-` for an aborted response): method and path are scrubbed
-    already, so the message is never scrubbed again (the direct line could not follow)."""
-    status = fields.get("status")
-    return f"{fields.get('method')} {fields.get('path')} {'-' if status is None else status}"
+def _microseconds(duration_ms: float) -> int:
+    """The whole microseconds `log_request` wrote as `duration_ms` (`us / 1000`). Past 2**51 us
+    the product is off by a unit or two: the neighbour whose `/ 1000` is that float is taken."""
+    micros = round(duration_ms * 1000)
+    for near in (micros, micros - 1, micros + 1, micros - 2, micros + 2):
+        if near / 1000 == duration_ms:
+            return near
+    return micros
 
 
 def json_record_line(record: logging.LogRecord) -> str:
     """One JSON object on one line: `time`, `level`, `event`, `message`, then the fields
     (`log_setup.JsonFormatter`)."""
+    access = _access_record_line(record, "json")
+    if access is not None:
+        return access
     fields = _record_fields(record)
     line: dict[str, object] = {"time": rfc3339_utc(record.created), "level": record.levelname}
     if "logger" in fields:
         line["logger"] = fields.pop("logger")
-    line["event"] = fields["event"]
-    line["message"] = _request_message(fields) if _is_access(record) else fields["event"]
+    line["event"] = line["message"] = fields["event"]
     line.update(fields)
     return _encode_json(line)
 
 
 def ecs_record_line(record: logging.LogRecord) -> str:
     """One ECS JSON object on one line (`log_setup.EcsFormatter`): see the module's docstring."""
+    access = _access_record_line(record, "ecs")
+    if access is not None:
+        return access
     fields = _record_fields(record)
-    if _is_access(record):
-        user_agent = getattr(record, _USER_AGENT_ATTR, None)
-        return _encode_json(_ecs_request(rfc3339_utc(record.created), fields, user_agent))
     message = fields.pop("event")
     fields.pop("logger", None)
     exception = fields.pop("exception", None)
@@ -179,47 +218,6 @@ def ecs_record_line(record: logging.LogRecord) -> str:
     if fields:
         line["msc4191_shim"] = fields
     return _encode_json(line)
-
-
-def _ecs_request(
-    timestamp: str, fields: Mapping[str, object], user_agent: object
-) -> dict[str, object]:
-    """An access record's ECS object, from its (scrubbed) fields; None values are left out."""
-    duration_ms = fields.get("duration_ms")
-    path, _, query = str(fields.get("path")).partition("?")
-    request: dict[str, object] = {"method": fields.get("method")}
-    if fields.get("request_id") is not None:
-        request["id"] = fields.get("request_id")
-    response: dict[str, object] = {}
-    if fields.get("status") is not None:
-        response["status_code"] = fields.get("status")
-    response["body"] = {"bytes": fields.get("bytes")}
-    url: dict[str, object] = {"path": path}
-    if query:
-        url["query"] = query
-    line: dict[str, object] = {
-        "@timestamp": timestamp,
-        "log.level": "info",
-        "message": _request_message(fields),
-        "ecs.version": ECS_VERSION,
-        "log": {"logger": ACCESS_LOGGER_NAME},
-        "event": {
-            "dataset": _ECS_ACCESS_DATASET,
-            "duration": _ecs_duration(duration_ms),
-        },
-        "http": {"request": request, "response": response},
-        "url": url,
-    }
-    if fields.get("client") is not None:
-        line["client"] = {"ip": fields.get("client")}
-    if user_agent is not None:
-        line["user_agent"] = {"original": _clean("", user_agent)}
-    ours: dict[str, object] = {"kind": fields.get("kind")}
-    for key in ("outcome", "upstream_status"):
-        if fields.get(key) is not None:
-            ours[key] = fields.get(key)
-    line["msc4191_shim"] = ours
-    return line
 
 
 def _ecs_duration(duration_ms: object) -> object:
@@ -250,11 +248,12 @@ def _text_request(fields: dict[str, object]) -> str:
 def text_record_line(record: logging.LogRecord) -> str:
     """`2026-11-26T19:00:00.123Z INFO request GET /account/?action=x 302 1.2ms kind=deeplink`
     (`log_setup.TextFormatter`)."""
+    access = _access_record_line(record, "text")
+    if access is not None:
+        return access
     fields = _record_fields(record)
     event = fields.pop("event")
     parts = [rfc3339_utc(record.created), record.levelname, _text_value(event, spaces=True)]
-    if event == "request" and record.name == ACCESS_LOGGER_NAME:
-        parts.append(_text_request(fields))
     exception = fields.pop("exception", None)
     parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
     line = " ".join(parts)
@@ -434,30 +433,24 @@ def access_line(
     request_id: str | None,
     user_agent: str | None = None,
 ) -> str:
-    """The access line (no newline) the handler's formatter writes for a request record with
-    these fields and `duration_ms` `duration_us / 1000`; `path` is scrubbed already
-    (`_scrubbed_path`), the other strings are not. `user_agent`, when given, is written too.
+    """The access line (no newline) of one request in `format`, `duration_ms` written as
+    `duration_us / 1000`; `path` is scrubbed already (`_scrubbed_path`), the other strings are
+    not. `user_agent`, when given, is written too.
 
-    The shim calls it once a request, with positional arguments (keywords cost more than the
-    JSON line's own assembly); the names are there for readers and tests."""
-    if (
-        format != "text"
-        and type(method) is str
-        and type(path) is str
-        and type(kind) is str
-        and type(bytes_sent) is int
-        and (status is None or type(status) is int)
-    ):
-        if format == "json":
-            return _json_access_line(
-                created, method, path, status, duration_us, bytes_sent, upstream_status, kind,
-                outcome, client, request_id, user_agent,
-            )  # fmt: skip
-        if upstream_status is None or type(upstream_status) is int:
-            return _ecs_access_line(
-                created, method, path, status, duration_us, bytes_sent, upstream_status, kind,
-                outcome, client, request_id, user_agent,
-            )  # fmt: skip
+    The one writer of an access line: `log_request` calls it once a request, with positional
+    arguments (keywords cost more than the JSON line's own assembly; the names are there for
+    readers and tests), and the formatters call it for a request record (`_access_record_line`).
+    """
+    if format == "json":
+        return _json_access_line(
+            created, method, path, status, duration_us, bytes_sent, upstream_status, kind,
+            outcome, client, request_id, user_agent,
+        )  # fmt: skip
+    if format == "ecs":
+        return _ecs_access_line(
+            created, method, path, status, duration_us, bytes_sent, upstream_status, kind,
+            outcome, client, request_id, user_agent,
+        )  # fmt: skip
     values = (
         method,
         path,
@@ -476,14 +469,6 @@ def access_line(
         for key, value in zip(_ACCESS_KEYS, values, strict=True)
         if key != "user_agent" or value is not None
     }
-    if format == "json":
-        line: dict[str, object] = {"time": rfc3339_utc(created), "level": "INFO"}
-        line["event"] = "request"
-        line["message"] = _request_message(fields)
-        line.update(fields)
-        return _encode_json(line)
-    if format == "ecs":
-        return _encode_json(_ecs_request(rfc3339_utc(created), fields, user_agent))
     parts = [rfc3339_utc(created), "INFO", "request", _text_request(fields)]
     parts.extend(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
     return " ".join(parts)

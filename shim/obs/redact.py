@@ -11,25 +11,7 @@ import re
 
 from aiohttp import hdrs
 
-from shim.http.secrets import (
-    REDACTED,
-    SECRET_QUERY_PARAMS,
-    SECRET_WORDS,
-    is_secret_param,
-    redact_path_qs,
-    redact_query,
-)
-
-__all__ = [
-    "REDACTED",
-    "SECRET_HEADERS",
-    "SECRET_QUERY_PARAMS",
-    "SECRET_WORDS",
-    "is_secret_param",
-    "redact_path_qs",
-    "redact_query",
-    "redact_text",
-]
+from shim.http.secrets import REDACTED, is_secret_param
 
 #: Headers whose whole value is replaced in debug output.
 SECRET_HEADERS = frozenset(

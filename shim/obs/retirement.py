@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from shim.config.model import Config
-from shim.core.actions import STABLE_ACTIONS, ActionTable
 from shim.core.deeplink import DeeplinkOutcome
 from shim.core.discovery import (
     ACCOUNT_MANAGEMENT_URI,
@@ -33,8 +32,9 @@ from shim.core.discovery import (
     portal_speaks_msc4191,
     rewrite_discovery,
 )
-from shim.obs.counts import DOCTOR, FOLLOWUP, ShimCounters, format_counts, plural
+from shim.obs.counters import DOCTOR, FOLLOWUP, ShimCounters, format_counts, plural
 from shim.obs.labels import DiscoveryOutcome
+from shim.vocabulary import STABLE_ACTIONS, ActionTable
 
 #: where the portal's own discovery document is read from (directly, not through the shim)
 PORTAL_DISCOVERY_PATH: Final = "/.well-known/openid-configuration"

@@ -18,9 +18,9 @@ from yarl import URL
 
 from shim.config.model import Config
 from shim.config.values import ListenAddress
-from shim.obs.counts import ShimCounters, counts_from_samples
+from shim.http.secrets import REDACTED
+from shim.obs.counters import ShimCounters, counters_from_metrics
 from shim.obs.metrics import Metrics
-from shim.obs.redact import REDACTED
 from shim.obs.retirement import retirement_notes, retirement_reasons
 
 RETIRE_SECTION: Final = "docs/retirement.md"
@@ -65,8 +65,7 @@ class StatusSnapshot:
 
 def read_counts(metrics: Metrics) -> ShimCounters | None:
     """The counters exactly as `/metrics` serves them (merged over workers in that mode)."""
-    families = metrics.exposed().collect()
-    return counts_from_samples(sample for family in families for sample in family.samples)
+    return counters_from_metrics(metrics.exposed().collect())
 
 
 def status_snapshot(

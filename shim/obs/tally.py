@@ -34,8 +34,8 @@ from shim.obs.labels import (
 )
 
 if TYPE_CHECKING:
-    from shim.core.actions import ActionTable
     from shim.core.deeplink import DeeplinkOutcome
+    from shim.vocabulary import ActionTable
 
 #: how many (incoming, sent, outcome, client) tuples `deeplink` remembers the labels of
 SEEN_DEEPLINKS: Final = 256

@@ -10,15 +10,7 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from shim.config.parse import Config
-from shim.core.discovery import (
-    if_none_match_matches,
-    parse_json,
-    render_json,
-    rewrite_discovery,
-    rewrite_well_known,
-    strong_etag,
-)
+from shim.core.discovery import if_none_match_matches, rewrite_document, strong_etag
 from shim.http.cache import (
     CachedDocument,
     CacheKey,
@@ -27,7 +19,6 @@ from shim.http.cache import (
     variant,
     vary_names,
 )
-from shim.http.codings import DecodeRefused, decode_body
 from shim.http.headers import Fields
 from shim.memo import Memo
 from shim.obs.clients import client_family
@@ -162,43 +153,6 @@ def _rendered(
 def count(conn: Connection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
     conn.state.metrics.tally.discovery(outcome, client_family(exchange.header(b"user-agent")))
     exchange.outcome = outcome
-
-
-def rewrite_document(
-    body: bytes,
-    content_encoding: str | None,
-    *,
-    well_known: bool,
-    config: Config,
-    default_uri: str,
-) -> bytes | DiscoveryOutcome:
-    """The rewritten body, or why the upstream's bytes must pass through untouched (pure)."""
-    discovery = config.discovery
-    try:
-        decoded = decode_body(body, content_encoding, discovery.max_body_bytes)
-    except DecodeRefused as refused:
-        return "passthrough_too_large" if refused.reason == "too-large" else "passthrough_encoding"
-    try:
-        doc = parse_json(decoded)
-    except ValueError:
-        return "passthrough_not_json"
-    if not isinstance(doc, dict):
-        return "passthrough_not_object"
-    if well_known:
-        uri = discovery.account_management_uri or _existing_account(doc) or default_uri
-        new_doc = rewrite_well_known(doc, uri)
-    else:
-        new_doc = rewrite_discovery(
-            doc, discovery=discovery, account=config.account_management, default_uri=default_uri
-        )
-    # the portal already serves what the shim would: its own bytes, a sign the shim can go
-    return "unchanged" if new_doc == doc else render_json(new_doc)
-
-
-def _existing_account(doc: dict[str, object]) -> str | None:
-    auth = doc.get("org.matrix.msc2965.authentication")
-    account = auth.get("account") if isinstance(auth, dict) else None
-    return account if isinstance(account, str) and account else None
 
 
 class DiscoveryFetch(Passthrough):

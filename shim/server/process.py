@@ -14,7 +14,8 @@ import aiohttp
 from aiohttp import web
 
 from shim.config.errors import ConfigError
-from shim.config.parse import Config, TlsConfig, load_config
+from shim.config.model import Config, TlsConfig
+from shim.config.parse import load_config
 from shim.config.tls import check_contexts, listener_context
 from shim.obs.log_setup import configure_logging
 from shim.obs.logs import log_event

@@ -20,7 +20,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from shim.config.parse import Config, parse_config
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from tests.deploy.tools import (
     DEPLOY,
     FIXTURES,

@@ -25,7 +25,8 @@ import pytest
 import yaml
 from yarl import URL
 
-from shim.config.parse import Config, apply_env_overrides, load_config, parse_config
+from shim.config.model import Config
+from shim.config.parse import apply_env_overrides, load_config, parse_config
 from shim.config.values import parse_duration
 from tests.deploy.tools import require_tool
 from tests.process.test_image_entrypoint import Stage, healthcheck_command, parse_dockerfile

@@ -21,7 +21,8 @@ import pytest
 import yaml
 from yarl import URL
 
-from shim.config.parse import Config, parse_config
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from tests.deploy.tools import DEPLOY, FIXTURES, require_tool
 
 VARS = DEPLOY / "matrix-docker-ansible-deploy" / "vars.yml"

@@ -5,7 +5,7 @@ they read, checked by Debian's promtool (`make test` installs it) and against a 
 - `promtool test rules`: each alert fires on the series that should fire it, and only then;
 - every metric a rule reads is in a live exposition of a real shim process, whose exposition
   `promtool check metrics` finds nothing in (no `*_created` series either);
-- the legacy-names rule's stable names are the shim's own (shim/core/actions.py).
+- the legacy-names rule's stable names are the shim's own (shim/vocabulary.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from shim.core.actions import STABLE_ACTIONS
+from shim.vocabulary import STABLE_ACTIONS
 from tests.conftest import ShimProcessFactory
 from tests.deploy.tools import DEPLOY, require_tool
 from tests.support.e2e import portal

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from demo.portal import make_portal_app
-from shim.config.parse import AdminConfig, Config, parse_config
+from shim.config.model import AdminConfig, Config
+from shim.config.parse import parse_config
 from shim.config.values import parse_listen
 from shim.doctor.probe import run_doctor
 from shim.obs.clients import DOCTOR_USER_AGENT

@@ -22,10 +22,10 @@ import pytest
 from aiohttp import web
 
 from demo.portal import Era, make_portal_app
-from shim.doctor.counters import parse_counters
 from shim.doctor.fetch import run_homeserver_doctor
 from shim.doctor.probe import run_doctor
 from shim.obs.clients import DOCTOR_USER_AGENT
+from shim.obs.counters import parse_counters
 from tests.support.e2e import demo_stack, recording
 from tests.support.loopback import free_port, run_cli, serve_app
 from tests.support.paths import REPO

@@ -38,7 +38,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from shim.config.parse import ENV_OVERRIDES, Config, load_config
+from shim.config.model import Config
+from shim.config.parse import ENV_OVERRIDES, load_config
 from tests.support.paths import REPO
 from tests.support.prerequisites import unavailable
 

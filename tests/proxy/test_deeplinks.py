@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from demo.portal import PORTAL_ACTION_HEADER, PORTAL_QUERY_HEADER, Era, view_for
-from shim.core.actions import STABLE_ACTIONS
+from shim.vocabulary import STABLE_ACTIONS
 from tests.support.e2e import Stack, app_stack, demo_stack, expected_view
 from tests.support.loopback import raw_exchange
 

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shim.config.parse import parse_config
-from shim.core.actions import BUILTIN_ALIASES, STABLE_ACTIONS
 from shim.server.process import Shim, start, stop
+from shim.vocabulary import BUILTIN_ALIASES, STABLE_ACTIONS
 
 UNRESERVED = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
 SUB_DELIMS = "!$'()*+,;:@/?"  # `&` and `=` are generated as separators below

@@ -12,8 +12,8 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from demo.portal import make_portal_app
-from shim.core.actions import STABLE_ACTIONS
-from shim.doctor.counters import parse_counters
+from shim.obs.counters import parse_counters
+from shim.vocabulary import STABLE_ACTIONS
 from tests.conftest import ShimFor
 
 SECRET = "s3cr3t-id-token"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from demo.portal import Era
-from shim.core.actions import BUILTIN_ALIASES, STABLE_ACTIONS
+from shim.vocabulary import BUILTIN_ALIASES, STABLE_ACTIONS
 from tests.support.browser import open_portal_page, require_chromium
 from tests.support.e2e import UNSERVED, demo_stack, expected_view
 

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from demo.portal import Era
-from shim.core.actions import STABLE_ACTIONS
+from shim.vocabulary import STABLE_ACTIONS
 from tests.support.e2e import demo_stack
 from tests.support.synapse import start_synapse
 from tests.unit.core.test_spec_schema import api_schema, errors

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 
 import aiohttp
 
-from shim.config.parse import Config
+from shim.config.model import Config
 from shim.doctor.probe import run_doctor
 from tests.support.paths import REPO
 

@@ -3,7 +3,7 @@
 Read from the source with `ast` (nothing is imported), so a wrong-way import fails here before it
 can become a cycle. The order, lowest first:
 
-    http (pure HTTP rules) < core.actions (the MSC4191 vocabulary) < config < core < obs
+    http (pure HTTP rules) < vocabulary (the MSC4191 action names) < config < core < obs
         < proxy (the public listener) < server < doctor < cli
 
 A package may import its own modules and anything below it. `demo/` is not the product: no product
@@ -25,7 +25,7 @@ PACKAGE = REPO / "shim"
 #: the layer of each part of the product, lowest first (a module's layer is its longest prefix)
 LAYERS: dict[str, int] = {
     "shim.http": 0,
-    "shim.core.actions": 1,
+    "shim.vocabulary": 1,
     "shim.config": 2,
     "shim.core": 3,
     "shim.obs": 4,
@@ -39,7 +39,7 @@ LAYERS: dict[str, int] = {
 }
 
 #: the pure layers: no sockets, no event loop, no HTTP client or server
-PURE = ("shim.http", "shim.core", "shim.config", "shim.obs")
+PURE = ("shim.http", "shim.vocabulary", "shim.core", "shim.config", "shim.obs")
 #: what a pure module may not import (aiohttp's header-name constants are plain strings)
 IO_MODULES = ("asyncio", "socket", "aiohttp", "httptools", "uvloop")
 ALLOWED_IO = {"aiohttp.hdrs"}

@@ -11,16 +11,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from shim.config.actions import RedirectUnsupported, Unsupported
 from shim.config.model import AccountManagementConfig, Strategy
-from shim.config.parse import RedirectUnsupported, Unsupported
-from shim.core.actions import (
-    BUILTIN_ALIASES,
-    BUILTIN_DIALECTS,
-    STABLE_ACTIONS,
-    ActionTable,
-    Dialect,
-    build_action_table,
-)
 from shim.core.deeplink import (
     decide,
     decode_component,
@@ -31,6 +23,14 @@ from shim.core.deeplink import (
     redirect_location,
 )
 from shim.http.target import split_reference
+from shim.vocabulary import (
+    BUILTIN_ALIASES,
+    BUILTIN_DIALECTS,
+    STABLE_ACTIONS,
+    ActionTable,
+    Dialect,
+    build_action_table,
+)
 from tests.support.paths import DATA
 
 VECTORS = DATA / "vectors.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import re
 from typing import Any
@@ -11,15 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shim.config.parse import Config, parse_config
-from shim.core.actions import (
-    ACCOUNT_DEACTIVATE,
-    CROSS_SIGNING_RESET,
-    DEVICE_DELETE,
-    DEVICE_VIEW,
-    DEVICES_LIST,
-    PROFILE,
-)
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from shim.core.discovery import (
     account_management_uri,
     derived_actions,
@@ -29,8 +23,17 @@ from shim.core.discovery import (
     portal_speaks_msc4191,
     render_json,
     rewrite_discovery,
+    rewrite_document,
     rewrite_well_known,
     strong_etag,
+)
+from shim.vocabulary import (
+    ACCOUNT_DEACTIVATE,
+    CROSS_SIGNING_RESET,
+    DEVICE_DELETE,
+    DEVICE_VIEW,
+    DEVICES_LIST,
+    PROFILE,
 )
 from tests.support.paths import DATA
 
@@ -522,6 +525,48 @@ def test_compact_documents_round_trip_byte_identical(value: dict[str, Any]) -> N
     doc = parse_json_object(text)
     assert doc is not None
     assert render_json(doc) == text
+
+
+AUTHENTICATION = "org.matrix.msc2965.authentication"
+UNTOUCHED_CASES = [
+    pytest.param(b"{", None, "passthrough_not_json", id="not-json"),
+    pytest.param(b"[]", None, "passthrough_not_object", id="not-an-object"),
+    pytest.param(b"{}", "zstd-of-the-future", "passthrough_encoding", id="unknown-coding"),
+    pytest.param(b"{}", "gzip", "passthrough_encoding", id="corrupt-gzip"),
+    pytest.param(gzip.compress(b" " * 2048 + b"{}"), "gzip", "passthrough_too_large", id="bomb"),
+]
+
+
+@pytest.mark.parametrize(("body", "coding", "expected"), UNTOUCHED_CASES)
+def test_rewrite_document_says_why_it_leaves_the_bytes(
+    body: bytes, coding: str | None, expected: str
+) -> None:
+    config = make_config(discovery={"max_body_bytes": 1024})
+    result = rewrite_document(
+        body, coding, well_known=False, config=config, default_uri=DEFAULT_URI
+    )
+    assert result == expected
+
+
+def test_rewrite_document_decodes_rewrites_and_renders() -> None:
+    body = gzip.compress(b'{"issuer":"https://auth.example.com/","n":1.10}')
+    result = rewrite_document(
+        body, "gzip", well_known=False, config=make_config(), default_uri=DEFAULT_URI
+    )
+    assert isinstance(result, bytes)
+    assert result.startswith(b'{"issuer":"https://auth.example.com/","n":1.10,')
+    assert json.loads(result)["account_management_uri"] == DEFAULT_URI
+
+
+def test_rewrite_document_keeps_the_portals_own_well_known_account() -> None:
+    """The portal's `account` wins over the shim's default; the same bytes are then "unchanged"."""
+    own = json.dumps({AUTHENTICATION: {"issuer": "i", "account": PORTAL_URI}}).encode()
+    kwargs: dict[str, Any] = {"well_known": True, "config": make_config()}
+    assert rewrite_document(own, None, default_uri=DEFAULT_URI, **kwargs) == "unchanged"
+    bare = json.dumps({AUTHENTICATION: {"issuer": "i", "account": ""}}).encode()
+    result = rewrite_document(bare, None, default_uri=DEFAULT_URI, **kwargs)
+    assert isinstance(result, bytes)
+    assert json.loads(result)[AUTHENTICATION]["account"] == DEFAULT_URI
 
 
 def test_strong_etag() -> None:

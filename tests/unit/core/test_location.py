@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from shim.core.actions import BUILTIN_DIALECTS, ActionTable, build_action_table
 from shim.core.location import back_translate_query, rewrite_location
+from shim.vocabulary import BUILTIN_DIALECTS, ActionTable, build_action_table
 
 UPSTREAM = URL("http://127.0.0.1:8081")
 PUBLIC = "https://account.example.com"

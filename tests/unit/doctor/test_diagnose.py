@@ -10,11 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from demo.portal import ERAS, Era, discovery_document
-from shim.config.parse import Config, parse_config
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from shim.config.values import ListenAddress
-from shim.core.actions import BUILTIN_DIALECTS, STABLE_ACTIONS
 from shim.core.deeplink import DeeplinkOutcome
-from shim.doctor.counters import ShimCounters, parse_counters
 from shim.doctor.diagnose import (
     DoctorInputs,
     admin_base_url,
@@ -23,16 +22,13 @@ from shim.doctor.diagnose import (
     exit_status,
     format_report,
 )
-from shim.doctor.dialect import (
-    check_dialect,
-    check_names,
-    dialect_advice,
-    portal_speaks_stable,
-)
+from shim.doctor.dialect import check_dialect, check_names, dialect_advice
 from shim.doctor.values import Answer, Fetched, Finding, NoAnswer
+from shim.obs.counters import ShimCounters, parse_counters
 from shim.obs.labels import DiscoveryOutcome
 from shim.obs.metrics import Metrics
-from shim.obs.retirement import advertised_names
+from shim.obs.retirement import advertised_names, portal_speaks_stable
+from shim.vocabulary import BUILTIN_DIALECTS, STABLE_ACTIONS
 
 BASE = "https://auth.example.com/"
 ADMIN = "http://127.0.0.1:9090"

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shim.core.actions import BUILTIN_ALIASES, STABLE_ACTIONS
 from shim.doctor.chain import Metadata
 from shim.doctor.clients import CLIENT_LINKS, PLACEHOLDER_DEVICE_ID, stable_name
 from shim.doctor.links import (
@@ -25,6 +24,7 @@ from shim.doctor.links import (
     planned_links,
 )
 from shim.doctor.values import Followed, Hop
+from shim.vocabulary import BUILTIN_ALIASES, STABLE_ACTIONS
 from tests.support.paths import REPO
 
 VECTORS = json.loads((REPO / "tests/data/vectors.json").read_text(encoding="utf-8"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from shim.core.actions import (
+from shim.obs.labels import action_label, deeplink_labels, name_kind, status_class
+from shim.vocabulary import (
     ACCOUNT_DEACTIVATE,
     BUILTIN_DIALECTS,
     ActionTable,
     build_action_table,
 )
-from shim.obs.labels import action_label, deeplink_labels, name_kind, status_class
 
 
 def _table() -> ActionTable:

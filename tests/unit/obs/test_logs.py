@@ -14,10 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
+from shim.http.secrets import redact_path_qs
 from shim.obs import logs
 from shim.obs.log_setup import EcsFormatter, JsonFormatter, TextFormatter, configure_logging
 from shim.obs.logs import access_line, log_event, log_request, rfc3339_utc
-from shim.obs.redact import redact_path_qs
+from shim.obs.redact import redact_text
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 SECRETS = (
@@ -355,7 +356,8 @@ def test_every_ecs_line_uses_ecs_names_and_objects(capsys: pytest.CaptureFixture
     assert "ValueError: boom" in foreign["error"]["stack_trace"]
 
 
-# -- the direct access line: the same text as the formatter's, written once per loop pass
+# -- the access line: one writer (`access_line`) for the hot path and the formatters alike,
+# its lines read back as JSON says they should, written once per loop pass
 
 _texts = st.text(max_size=40) | st.sampled_from(["GET", "a=b", "x:y", "code=1", "Cookie: a"])
 _maybe_text = st.none() | _texts
@@ -430,6 +432,65 @@ def test_direct_access_line_is_the_formatters_line(
             user_agent=user_agent,
         )
         assert direct == formatter.format(record)
+    if fmt != "text":  # the JSON lines are written by hand: they read back as JSON encodes them
+        expected = _expected_line(fmt, created, fields, user_agent)
+        assert list(json.loads(direct).items()) == list(expected.items())
+
+
+def _expected_line(
+    fmt: str, created: float, fields: dict[str, object], user_agent: str | None
+) -> dict[str, object]:
+    """What an access line must read back as, from its record's fields (strings scrubbed)."""
+    clean = {k: redact_text(v) if isinstance(v, str) else v for k, v in fields.items()}
+    status, path = clean["status"], str(clean["path"])
+    message = f"{clean['method']} {path} {'-' if status is None else status}"
+    if fmt == "json":
+        return {"time": rfc3339_utc(created), "level": "INFO", "event": "request",
+                "message": message, **clean}  # fmt: skip
+    url_path, _, query = path.partition("?")
+    duration_ms = fields["duration_ms"]
+    assert isinstance(duration_ms, float)
+    line: dict[str, object] = {
+        "@timestamp": rfc3339_utc(created),
+        "log.level": "info",
+        "message": message,
+        "ecs.version": logs.ECS_VERSION,
+        "log": {"logger": "msc4191_shim.access"},
+        "event": {"dataset": "msc4191_shim.access", "duration": round(duration_ms * 1000) * 1000},
+        "http": {
+            "request": {"method": clean["method"]}
+            | ({} if clean["request_id"] is None else {"id": clean["request_id"]}),
+            "response": ({} if status is None else {"status_code": status})
+            | {"body": {"bytes": clean["bytes"]}},
+        },
+        "url": {"path": url_path} | ({"query": query} if query else {}),
+    }
+    if clean["client"] is not None:
+        line["client"] = {"ip": clean["client"]}
+    if user_agent is not None:
+        line["user_agent"] = {"original": redact_text(user_agent)}
+    ours = {"kind": clean["kind"], "outcome": clean["outcome"]}
+    ours["upstream_status"] = clean["upstream_status"]
+    line["msc4191_shim"] = {k: v for k, v in ours.items() if v is not None}
+    return line
+
+
+def test_a_record_that_only_looks_like_a_request_is_an_ordinary_event() -> None:
+    """The access logger's `request` records are `log_request`'s; one someone else made without
+    its fields is written as any other event, not refused by the access-line writer."""
+    record = logging.LogRecord(
+        "msc4191_shim.access", logging.INFO, __file__, 0, "request", (), None
+    )
+    record.shim_fields = {"method": b"GET", "path": "/x"}
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["event"], line["message"], line["method"], line["path"]) == (
+        "request",
+        "request",
+        "b'GET'",
+        "/x",
+    )
+    text = TextFormatter().format(record)
+    assert text.endswith(" INFO request method=b'GET' path=/x"), text
 
 
 async def test_access_lines_are_written_once_per_loop_pass(

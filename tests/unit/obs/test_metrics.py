@@ -12,12 +12,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from shim.config.model import UpstreamConfig
-from shim.core.actions import (
-    ACCOUNT_DEACTIVATE,
-    BUILTIN_DIALECTS,
-    ActionTable,
-    build_action_table,
-)
 from shim.core.deeplink import DeeplinkOutcome
 from shim.obs import MULTIPROC_ENV
 from shim.obs.labels import (
@@ -30,6 +24,12 @@ from shim.obs.labels import (
 from shim.obs.metrics import Metrics
 from shim.obs.snapshots import COUNTS_SUFFIX, LIVE_SUFFIX, WORKER_FILE_PREFIX, Snapshot
 from shim.server.workers import forget_live_gauges, prepare_multiprocess_dir
+from shim.vocabulary import (
+    ACCOUNT_DEACTIVATE,
+    BUILTIN_DIALECTS,
+    ActionTable,
+    build_action_table,
+)
 from tests.support.paths import DATA
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

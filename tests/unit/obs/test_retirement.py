@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from shim.config.parse import Config, parse_config
-from shim.core.actions import STABLE_ACTIONS
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from shim.core.deeplink import DeeplinkOutcome
-from shim.obs.counts import ShimCounters
+from shim.obs.counters import ShimCounters
 from shim.obs.labels import ClientFamily, DiscoveryOutcome
 from shim.obs.metrics import Metrics
 from shim.obs.retirement import (
@@ -22,6 +22,7 @@ from shim.obs.retirement import (
     retirement_reasons,
 )
 from shim.obs.status import read_counts
+from shim.vocabulary import STABLE_ACTIONS
 from tests.support.paths import DATA
 
 Link = tuple[str | None, str | None, DeeplinkOutcome, ClientFamily]

@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from shim.config.parse import Config, parse_config
-from shim.core.actions import STABLE_ACTIONS
-from shim.doctor.counters import parse_counters
+from shim.config.model import Config
+from shim.config.parse import parse_config
 from shim.doctor.diagnose import DoctorInputs, diagnose
 from shim.doctor.values import Answer
 from shim.obs import MULTIPROC_ENV
+from shim.obs.counters import parse_counters
 from shim.obs.metrics import Metrics
 from shim.obs.status import NameCount, display_url, read_counts, status_snapshot
 from shim.server.workers import prepare_multiprocess_dir
+from shim.vocabulary import STABLE_ACTIONS
 
 BASE = "https://auth.example.com/"
 STABLE_DOC = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shim.core.actions import ACCOUNT_DEACTIVATE, BUILTIN_DIALECTS, build_action_table
 from shim.obs.tally import SEEN_DEEPLINKS, Tally
+from shim.vocabulary import ACCOUNT_DEACTIVATE, BUILTIN_DIALECTS, build_action_table
 
 BOUNDS = (0.001, 0.01, 0.1)
 

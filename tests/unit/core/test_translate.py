@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shim.config.parse import (
-    AccountManagementConfig,
-    RedirectUnsupported,
-    Strategy,
-    Unsupported,
-)
-from shim.core.actions import BUILTIN_DIALECTS, build_action_table
-from shim.core.explain import describe_url, explain_url
+from shim.config.actions import RedirectUnsupported, Unsupported
+from shim.config.model import AccountManagementConfig, Strategy
+from shim.core.translate import describe_url, explain_url
+from shim.vocabulary import BUILTIN_DIALECTS, build_action_table
 
 MAS_09 = build_action_table(BUILTIN_DIALECTS["mas-0.9"], {})
 

@@ -6,7 +6,7 @@ from types import MappingProxyType
 
 import pytest
 
-from shim.core.actions import (
+from shim.vocabulary import (
     BUILTIN_ALIASES,
     BUILTIN_DIALECTS,
     STABLE_ACTIONS,

@@ -1,8 +1,9 @@
-"""What the shim's counters say it did since it started, read from Prometheus samples.
+"""The shim's counters: what it did since it started, read from what `/metrics` serves.
 
-Pure: `counts_from_samples` turns samples into `ShimCounters`, whether they come from a live
-registry (the admin status page reads what `/metrics` encodes) or from a scraped text exposition
-(`msc4191-shim doctor`). The names and labels are those `obs.metrics.Metrics` exports.
+Pure: `counters_from_metrics` turns metric families into `ShimCounters`, whether they come from a
+live registry (the admin status page reads what `/metrics` encodes) or, through `parse_counters`,
+from a scraped text exposition (`msc4191-shim doctor`). The names and labels are those
+`obs.metrics.Metrics` exports.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from prometheus_client.samples import Sample
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
-from shim.core.actions import STABLE_ACTIONS
+from shim.vocabulary import STABLE_ACTIONS
 
 # Sample names as the exposition spells them (a counter gains `_total`); see `Metrics`.
 BUILD_INFO: Final = "msc4191_shim_build_info"
@@ -66,8 +68,17 @@ class ShimCounters:
         return tuple(link for link in self.deeplinks if link.from_a_client)
 
 
-def counts_from_samples(samples: Iterable[Sample]) -> ShimCounters | None:
-    """The shim's counters among `samples`; None when they are not the shim's (no build_info)."""
+def parse_counters(text: str) -> ShimCounters | None:
+    """The shim's counters in a Prometheus text exposition; None when it is not the shim's.
+
+    Raises ValueError when the text is not a Prometheus exposition at all.
+    """
+    return counters_from_metrics(list(text_string_to_metric_families(text)))
+
+
+def counters_from_metrics(families: Iterable[Metric]) -> ShimCounters | None:
+    """The shim's counters among `families`; None when they are not the shim's (no build_info)."""
+    samples = (sample for family in families for sample in family.samples)
     version = None
     deeplinks: list[DeepLinkCount] = []
     discovery: Counter[str] = Counter()

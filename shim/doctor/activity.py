@@ -1,8 +1,9 @@
-"""`msc4191-shim doctor`: what the running shim's own counters say it did since it started.
+"""`msc4191-shim doctor`: the running shim's activity, what its counters say it did since it
+started.
 
-Pure: `read_counters` turns the shim's `/metrics` answer into `ShimCounters` (or a finding that
-says why it could not), `check_counters` reports them, and `counter_reasons` says which of them
-still make the shim needed. The names and labels are those `obs.metrics.Metrics` exports.
+Pure: `read_counters` turns the shim's `/metrics` answer into `obs.counters.ShimCounters` (or a
+finding that says why it could not) and `check_counters` reports them; which of them still make
+the shim needed is `obs.retirement.counter_reasons`.
 """
 
 from __future__ import annotations
@@ -11,29 +12,16 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Final
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from shim.core.actions import ActionTable
-from shim.doctor.values import Fetched, Finding, NoAnswer, format_counts, plural
-from shim.obs.counts import DeepLinkCount, ShimCounters, counts_from_samples
+from shim.doctor.values import Fetched, Finding, NoAnswer
+from shim.obs.counters import DeepLinkCount, ShimCounters, format_counts, parse_counters, plural
 from shim.obs.labels import DiscoveryOutcome
-from shim.obs.retirement import counter_notes, counter_reasons
-
-__all__ = ["ShimCounters", "check_counters", "counter_reasons", "parse_counters", "read_counters"]
+from shim.obs.retirement import counter_notes
+from shim.vocabulary import ActionTable
 
 #: discovery documents the shim relayed untouched, or served stale: a prefix, not the label set,
 #: so a shim of another version with another `passthrough_*` reason is still counted
 RELAYED_PREFIX: Final = "passthrough_"
 STALE_DISCOVERY: Final[DiscoveryOutcome] = "stale"
-
-
-def parse_counters(text: str) -> ShimCounters | None:
-    """The shim's counters in a Prometheus text exposition; None when it is not the shim's.
-
-    Raises ValueError when the text is not a Prometheus exposition at all.
-    """
-    families = list(text_string_to_metric_families(text))
-    return counts_from_samples(sample for family in families for sample in family.samples)
 
 
 def read_counters(fetched: Fetched, admin_url: str) -> tuple[ShimCounters | None, list[Finding]]:
