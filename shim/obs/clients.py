@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Final
 
 from shim import __version__
+from shim.memo import Memo
 from shim.obs.labels import ClientFamily
 
 #: the product token `msc4191-shim doctor` sends, and its whole User-Agent
@@ -36,9 +37,8 @@ _PHONE: Final = ("android", "iphone", "ipod", "mobile")
 _BROWSER: Final = "mozilla/"
 
 #: the family of the User-Agents seen lately (clients repeat theirs); bounded, emptied when full
-_MEMO_SIZE: Final = 256
 _MEMO_MAX_BYTES: Final = 512
-_families: Final[dict[bytes | None, ClientFamily]] = {}
+_families: Final[Memo[bytes | None, ClientFamily]] = Memo(256)
 
 
 def client_family(user_agent: bytes | None) -> ClientFamily:
@@ -47,9 +47,7 @@ def client_family(user_agent: bytes | None) -> ClientFamily:
     if family is None:
         family = family_of(None if user_agent is None else user_agent.decode("latin-1"))
         if user_agent is None or len(user_agent) <= _MEMO_MAX_BYTES:
-            if len(_families) >= _MEMO_SIZE:
-                _families.clear()
-            _families[user_agent] = family
+            _families.put(user_agent, family)
     return family
 
 

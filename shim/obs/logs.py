@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from shim.config.model import LogFormat
 
 from shim.http.secrets import REDACTED, SECRET_QUERY_PARAMS, redact_path_qs
+from shim.memo import Memo
 from shim.obs.redact import SECRET_HEADERS, redact_text
 
 LOGGER_NAME: Final = "msc4191_shim"
@@ -58,10 +59,9 @@ _ECS_LOG_DATASET: Final = "msc4191_shim.log"
 
 #: the last second formatted (one entry, as `h1.http_date` keeps its date): a busy shim writes
 #: many lines a second, and strftime is the slow part
-_seconds: Final[dict[int, str]] = {}
+_seconds: Final[Memo[int, str]] = Memo(1)
 # field names are few (they come from the code), so whether one names a secret is worked out once
-_secret_field_cache: Final[dict[str, bool]] = {}
-_SECRET_FIELD_CACHE_SIZE: Final = 512
+_secret_fields: Final[Memo[str, bool]] = Memo(512)
 # one encoder for every line: json.dumps would build a new one per call for these options;
 # ensure_ascii: a control character or a lone surrogate in a path stays one line
 _encode_json: Final = json.JSONEncoder(ensure_ascii=True, default=str).encode
@@ -72,9 +72,7 @@ def rfc3339_utc(created: float) -> str:
     seconds = int(created)
     prefix = _seconds.get(seconds)
     if prefix is None:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        _seconds.clear()
-        _seconds[seconds] = prefix
+        prefix = _seconds.put(seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
     return prefix + _MILLIS[min(999, int((created - seconds) * 1000))]
 
 
@@ -83,11 +81,9 @@ _MILLIS: Final = tuple(f".{millis:03d}Z" for millis in range(1000))
 
 
 def _is_secret_field(key: str) -> bool:
-    secret = _secret_field_cache.get(key)
+    secret = _secret_fields.get(key)
     if secret is None:
-        secret = key.casefold().replace("-", "_") in _SECRET_FIELDS
-        if len(_secret_field_cache) < _SECRET_FIELD_CACHE_SIZE:
-            _secret_field_cache[key] = secret
+        secret = _secret_fields.put(key, key.casefold().replace("-", "_") in _SECRET_FIELDS)
     return secret
 
 
@@ -302,9 +298,9 @@ _root: Final = logging.getLogger()
 #: written at once past this many characters, so the buffer stays bounded
 _FLUSH_AT: Final = 64 * 1024
 # the scrubbed path of recent targets: clients repeat them, and the scrub is a regex or two
-_path_cache: Final[dict[str, str]] = {}
-_text_cache: Final[dict[str, str]] = {}
 _PATH_CACHE_SIZE: Final = 1024
+_path_cache: Final[Memo[str, str]] = Memo(_PATH_CACHE_SIZE)
+_text_cache: Final[Memo[str, str]] = Memo(_PATH_CACHE_SIZE)
 _PATH_CACHE_MAX_LEN: Final = 512
 _quote: Final = encode_basestring_ascii  # the C encoder json uses with ensure_ascii
 _ACCESS_KEYS: Final = (
@@ -376,9 +372,7 @@ def _scrubbed_path(raw_path_qs: str) -> str:
     if path is None:
         path = redact_text(redact_path_qs(raw_path_qs))
         if len(raw_path_qs) <= _PATH_CACHE_MAX_LEN:
-            if len(_path_cache) >= _PATH_CACHE_SIZE:
-                _path_cache.clear()
-            _path_cache[raw_path_qs] = path
+            _path_cache.put(raw_path_qs, path)
     return path
 
 
@@ -392,9 +386,7 @@ def _json_text(value: str | None) -> str:
             return _encode_json(_clean("", value))
         encoded = _quote(redact_text(value))
         if len(value) <= _PATH_CACHE_MAX_LEN:
-            if len(_text_cache) >= _PATH_CACHE_SIZE:
-                _text_cache.clear()
-            _text_cache[value] = encoded
+            _text_cache.put(value, encoded)
     return encoded
 
 
@@ -411,7 +403,7 @@ def _json_int(value: int | None) -> str:
     return str(value) if type(value) is int else _encode_json(value)
 
 
-_texts_cache: Final[dict[tuple[str | None, ...], tuple[str, ...]]] = {}
+_texts_cache: Final[Memo[tuple[str | None, ...], tuple[str, ...]]] = Memo(_PATH_CACHE_SIZE)
 #: a duration's microseconds past the millisecond as JSON writes `us / 1000`: `.0`, `.001`, `.5`
 _MICROS: Final = tuple(f".{micros:03d}".rstrip("0").ljust(2, "0") for micros in range(1000))
 #: below this many microseconds, `ms + _MICROS[us]` is the float's repr (no exponent)
@@ -492,10 +484,7 @@ def _json_access_line(
     key = (method, kind, outcome, client, request_id)
     texts = _texts_cache.get(key)
     if texts is None:
-        texts = tuple(map(_json_text, key))
-        if len(_texts_cache) >= _PATH_CACHE_SIZE:
-            _texts_cache.clear()
-        _texts_cache[key] = texts
+        texts = _texts_cache.put(key, tuple(map(_json_text, key)))
     if status is None:
         status_text, status_word = "null", "-"
     else:
@@ -518,7 +507,7 @@ def _json_access_line(
     )
 
 
-_ecs_cache: Final[dict[tuple[str | None, ...], tuple[str, str, str, str]]] = {}
+_ecs_cache: Final[Memo[tuple[str | None, ...], tuple[str, str, str, str]]] = Memo(_PATH_CACHE_SIZE)
 
 
 def _ecs_parts(
@@ -548,9 +537,7 @@ def _ecs_parts(
         if outcome is not None:
             ours += f', "outcome": {_json_text(outcome)}'
         parts = (quoted_method, request + "}", middle, ours)
-        if len(_ecs_cache) >= _PATH_CACHE_SIZE:
-            _ecs_cache.clear()
-        _ecs_cache[key] = parts
+        _ecs_cache.put(key, parts)
     return parts
 
 
