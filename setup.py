@@ -22,6 +22,7 @@ COMPILED = [
     "shim/http",
     "shim/obs/logs.py",
     "shim/obs/tally.py",
+    "shim/obs/clients.py",
     "shim/memo.py",
 ]
 

@@ -13,7 +13,6 @@ The counts are cumulative and only ever grow: read the `*_counts` dicts, never w
 
 from __future__ import annotations
 
-import bisect
 from typing import TYPE_CHECKING, Final
 
 from shim.memo import Memo
@@ -70,10 +69,9 @@ class Tally:
         self.upstream_error_counts: dict[str, int] = {}
         self.limit_hit_counts: dict[str, int] = {}
         self.reload_counts: dict[str, int] = {}
-        #: the requests begun and not yet finished, by `id` of their exchange: a set, so that an
-        #: answer for a request that was never begun (a head refused before it was complete)
-        #: changes nothing, and the gauge can never drift below the truth
-        self._in_flight: set[int] = set()
+        #: the requests begun and not yet finished (`finish` is told whether its request was
+        #: begun: one refused before its head was complete never was, and changes nothing)
+        self.in_flight = 0
         # the labels per deep link as received, for one table: no label work on a repeat;
         # bounded, since `incoming` is the client's
         self._deeplinks_seen: Memo[tuple[str | None, str | None, str, str], DeeplinkLabels] = Memo(
@@ -91,23 +89,18 @@ class Tally:
             count = 0
         counts[key] = count + 1
 
-    def begin(self, exchange_id: int) -> None:
-        """A request whose head is complete is being answered (`id` of its exchange)."""
-        self._in_flight.add(exchange_id)
+    def begin(self) -> None:
+        """A request whose head is complete is being answered."""
+        self.in_flight += 1
 
-    def finish(
-        self, kind: RequestKind, status: int | None, seconds: float, exchange_id: int
-    ) -> None:
+    def finish(self, kind: RequestKind, status: int | None, seconds: float, begun: bool) -> None:
         """One finished request: counted by kind and status (`None`: aborted), its duration from
-        the complete head to the end of the answer observed, and no longer in flight."""
+        the complete head to the end of the answer observed, and, if it was `begun`, no longer
+        in flight."""
         self.request(kind, status)
         _observe(self.duration_counts, self.request_bounds, kind, seconds)
-        self._in_flight.discard(exchange_id)
-
-    @property
-    def in_flight(self) -> int:
-        """Requests begun and not finished."""
-        return len(self._in_flight)
+        if begun:
+            self.in_flight -= 1
 
     def upstream(self, kind: RequestKind, seconds: float) -> None:
         """Time to the upstream's response head."""
@@ -174,7 +167,14 @@ def _observe(
     if counts is None:
         check(kind, REQUEST_KINDS, "request kind")
         counts = histograms[kind] = [0.0] * (len(bounds) + 2)
-    seconds = max(seconds, 0.0)
+    if seconds < 0.0:
+        seconds = 0.0
     counts[0] += seconds
-    # the first bucket whose bound is >= seconds (the last one is +Inf)
-    counts[bisect.bisect_left(bounds, seconds) + 1] += 1
+    # the first bucket whose bound is >= seconds (the last one is +Inf): most answers land in
+    # the first few, so a walk from the shortest beats a bisection's call
+    index = 1
+    for bound in bounds:
+        if seconds <= bound:
+            break
+        index += 1
+    counts[index] += 1

@@ -18,7 +18,8 @@ logger: Final = logging.getLogger("msc4191_shim.proxy")
 def begin_exchange(state: ShimState, exchange: Exchange) -> None:
     """The exchange is the one being answered (`ClientConnection._start`): in flight until
     `finish_exchange`. A request refused before its head was complete is never begun."""
-    state.metrics.tally.begin(id(exchange))
+    exchange.begun = True
+    state.metrics.tally.begin()
 
 
 def finish_exchange(state: ShimState, exchange: Exchange) -> None:
@@ -26,7 +27,7 @@ def finish_exchange(state: ShimState, exchange: Exchange) -> None:
     duration = time.monotonic() - exchange.started
     # the compiled tally itself: a direct C call, no method lookup
     tally = state.metrics.tally
-    tally.finish(exchange.kind, status, duration, id(exchange))
+    tally.finish(exchange.kind, status, duration, exchange.begun)
     if exchange.upstream_seconds is not None:
         tally.upstream(exchange.kind, exchange.upstream_seconds)
     log_request(

@@ -53,7 +53,7 @@ from shim.proxy.h1 import (
     text_response,
     valid_target,
 )
-from shim.proxy.protocols import Admission, Handler
+from shim.proxy.protocols import Admission, Connection, Handler
 from shim.proxy.request import RequestFields, read_fields
 from shim.proxy.runtime import Runtime
 
@@ -89,7 +89,7 @@ _METHODS: Final = {
 }
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(Connection):
     def __init__(self, server: Admission) -> None:
         self.server = server
         self.state = server.state

@@ -10,10 +10,11 @@ issued to the same client address a moment before (`proxy.followups`).
 from __future__ import annotations
 
 import time
+from typing import Final
 
 from shim.obs.clients import client_family
 from shim.proxy.exchange import Exchange
-from shim.proxy.h1 import simple_response
+from shim.proxy.h1 import REASONS, response_head, status_line
 from shim.proxy.passthrough import Passthrough
 from shim.proxy.protocols import Connection, Handler
 
@@ -59,14 +60,18 @@ def redirect(conn: Connection, exchange: Exchange, location: str) -> None:
     exchange.status = 302
     close = conn.must_close(exchange)
     conn.write(
-        simple_response(
-            302,
-            b"Found",
-            ((b"Location", location.encode("utf-8")), (b"Cache-Control", b"no-store")),
-            close=close,
+        response_head(
+            _FOUND,
+            b"Location: " + location.encode("utf-8") + b"\r\nCache-Control: no-store\r\n",
+            date=True,
+            length=0,
+            connection=b"close" if close else b"",
         )
     )
     conn.done(exchange, keep_alive=not close)
+
+
+_FOUND: Final = status_line(302, REASONS[302])
 
 
 def _forward(conn: Connection, exchange: Exchange, target: str) -> Passthrough:

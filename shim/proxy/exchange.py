@@ -29,6 +29,7 @@ class Exchange:
         "_public_origin",
         "aborted",
         "after_head",
+        "begun",
         "body",
         "body_received",
         "body_size",
@@ -117,6 +118,8 @@ class Exchange:
         self.error: str | None = None
         #: the response started but could not be completed (the client saw a broken response)
         self.aborted = False
+        #: counted in flight (`access.begin_exchange`)
+        self.begun = False
         self.bytes_sent = 0
         self._public_origin: str | None = None
 
@@ -144,7 +147,7 @@ class Exchange:
         if self._public_origin is None:
             runtime = self.runtime
             forwarding = self.forwarding
-            fallback = str(runtime.upstream_origin)
+            fallback = runtime.upstream_origin_text
             if forwarding is None:
                 self._public_origin = runtime.public_url_origin or fallback
             else:

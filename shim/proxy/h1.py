@@ -131,7 +131,7 @@ def response_head(
     if date:
         parts.append(b"Date: " + http_date() + b"\r\n")
     if length is not None:
-        parts.append(b"Content-Length: %d\r\n" % length)
+        parts.append(b"Content-Length: " + str(length).encode("ascii") + b"\r\n")
     if chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
     if connection:
@@ -141,15 +141,13 @@ def response_head(
 
 
 def status_line(status: int, reason: bytes, *, http11: bool = True) -> bytes:
-    return (
-        b"HTTP/1.1 %d %b\r\n" % (status, reason)
-        if http11
-        else b"HTTP/1.0 %d %b\r\n"
-        % (
-            status,
-            reason,
-        )
-    )
+    """`HTTP/1.1 302 Found` and its CRLF; the common ones are written once, at import."""
+    if http11:
+        known = _STATUS_LINES.get(status)
+        if known is not None and known[0] == reason:
+            return known[1]
+        return b"HTTP/1.1 %d %b\r\n" % (status, reason)
+    return b"HTTP/1.0 %d %b\r\n" % (status, reason)
 
 
 def simple_response(
@@ -166,7 +164,7 @@ def simple_response(
     not `framed`: a 304's would describe a body that is not sent) and Connection."""
     head = response_head(
         status_line(status, reason),
-        b"".join(name + b": " + value + b"\r\n" for name, value in fields),
+        b"".join([name + b": " + value + b"\r\n" for name, value in fields]),
         date=True,
         length=len(body) if framed else None,
         connection=b"close" if close else b"",
@@ -214,6 +212,21 @@ REASONS: Final = {
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
     200: b"OK",
+}
+#: the status lines of the statuses the proxy answers itself, and the commonest relayed ones
+_STATUS_LINES: Final = {
+    status: (reason, b"HTTP/1.1 %d %b\r\n" % (status, reason))
+    for status, reason in {
+        **REASONS,
+        201: b"Created",
+        204: b"No Content",
+        301: b"Moved Permanently",
+        303: b"See Other",
+        307: b"Temporary Redirect",
+        401: b"Unauthorized",
+        403: b"Forbidden",
+        404: b"Not Found",
+    }.items()
 }
 
 
@@ -280,9 +293,11 @@ def interim_head(head: ResponseHead) -> bytes:
     return response_head(
         status_line(head.status, head.reason),
         b"".join(
-            name + b": " + value + b"\r\n"
-            for name, value in head.fields
-            if name.lower() not in HOP_BY_HOP_NAMES
+            [
+                name + b": " + value + b"\r\n"
+                for name, value in head.fields
+                if name.lower() not in HOP_BY_HOP_NAMES
+            ]
         ),
     )
 
@@ -292,5 +307,5 @@ def switching_head(head: ResponseHead) -> bytes:
     this very connection)."""
     return response_head(
         status_line(101, head.reason),
-        b"".join(name + b": " + value + b"\r\n" for name, value in head.fields),
+        b"".join([name + b": " + value + b"\r\n" for name, value in head.fields]),
     )

@@ -1,7 +1,8 @@
 """The callbacks between the proxy's parts, typed once, as uvicorn's and h11's layers do it.
 
-A route's handler is handed the client connection and gives it a `Handler`; the connection is
-handed the listener's `Admission`. Each part imports these protocols, never the module of the
+A route's handler is handed the client connection (`Connection`, the abstract base the client
+connection implements) and gives it a `Handler`; the connection is handed the listener's
+`Admission`. Each part imports these protocols, never the module of the
 part it calls back, so the client connection, the listener, the dispatcher and the handlers form
 no import circle (`tests/unit/test_layers.py` checks). The upstream side has its own pair,
 `upstream.ResponseSink` (what an upstream connection tells its exchange's handler) and the pool's
@@ -29,22 +30,46 @@ class Handler(Protocol):
     def going_away(self) -> None: ...
 
 
-class Connection(Protocol):
-    """The client connection, as a handler sees it."""
+class Connection(asyncio.Protocol):
+    """The client connection, as a handler sees it (`client.ClientConnection` is the one).
 
+    An abstract base class rather than a `typing.Protocol`: compiled (setup.py), a handler's
+    calls through it are C calls through a vtable, where a protocol's would be Python method
+    lookups on every request.
+    """
+
+    #: what every connection of the listener shares
     state: ShimState
     loop: asyncio.AbstractEventLoop
     #: the last upstream head block and what it was made from (`Passthrough.upstream_head`)
     upstream_block: tuple[object, bytes] | None
 
-    def write(self, data: bytes) -> None: ...
-    def answer(self, exchange: Exchange, status: int, text: str) -> None: ...
-    def done(self, exchange: Exchange, *, keep_alive: bool) -> None: ...
-    def must_close(self, exchange: Exchange) -> bool: ...
-    def send_continue(self, exchange: Exchange) -> None: ...
-    def block_reading(self, reason: int, blocked: bool) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def answer(self, exchange: Exchange, status: int, text: str) -> None:
+        """A short answer of the proxy's own (an error with its reason)."""
+        raise NotImplementedError
+
+    def done(self, exchange: Exchange, *, keep_alive: bool) -> None:
+        """The answer to `exchange` is complete."""
+        raise NotImplementedError
+
+    def must_close(self, exchange: Exchange) -> bool:
+        """The answer to `exchange` ends the connection."""
+        raise NotImplementedError
+
+    def send_continue(self, exchange: Exchange) -> None:
+        raise NotImplementedError
+
+    def block_reading(self, reason: int, blocked: bool) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
 
 
 class Admitted(Protocol):

@@ -59,6 +59,8 @@ class Runtime:
     target: UpstreamTarget
     #: `public_url`'s origin, when it is set
     public_url_origin: str | None
+    #: the portal's origin as text (the public origin when nothing else names one)
+    upstream_origin_text: str
     routes: Memo[tuple[str, str], Route] = field(default_factory=lambda: Memo(ROUTES))
     plans: Memo[tuple[str, str], DeepLinkPlan] = field(default_factory=lambda: Memo(PLANS))
     #: rewritten discovery documents (a reload drops them: SECURITY.md, the discovery cache)
@@ -103,6 +105,7 @@ def build_runtime(config: Config) -> Runtime:
         upstream_ssl,
         _target(url, upstream_ssl),
         None if public_url is None else str(public_url.origin()),
+        str(url.origin()),
     )
 
 

@@ -79,7 +79,7 @@ def test_the_exposition_is_what_dashboards_and_alerts_read() -> None:
     metrics = Metrics(version="1.2.3")
     table = build_action_table(BUILTIN_DIALECTS["mas-0.9"], {})
     metrics.tally.deeplink("org.matrix.device_view", "org.matrix.session_view", "redirect", table)
-    metrics.tally.finish("deeplink", 302, 0.0002, 1)
+    metrics.tally.finish("deeplink", 302, 0.0002, False)
     metrics.tally.upstream("passthrough", 0.01)
     metrics.observe_upstream_error("refused")
     metrics.observe_limit_hit("head_timeout")
@@ -195,7 +195,7 @@ def test_a_scrape_reads_the_counts_as_they_are_now(metrics: Metrics) -> None:
 
 
 def test_no_created_series(metrics: Metrics) -> None:
-    metrics.tally.finish("deeplink", 302, 0.0002, 1)
+    metrics.tally.finish("deeplink", 302, 0.0002, False)
     metrics.tally.upstream("passthrough", 0.01)
     for accept in (None, "application/openmetrics-text; version=1.0.0"):
         body = metrics.render(accept)[0].decode()
@@ -203,10 +203,10 @@ def test_no_created_series(metrics: Metrics) -> None:
 
 
 def test_request_duration_is_observed_for_every_kind(metrics: Metrics) -> None:
-    metrics.tally.finish("deeplink", 302, 0.00015, 1)
-    metrics.tally.finish("discovery", 200, 0.0004, 2)
-    metrics.tally.finish("passthrough", 502, 61.0, 3)
-    metrics.tally.finish("passthrough", None, 0.02, 4)
+    metrics.tally.finish("deeplink", 302, 0.00015, False)
+    metrics.tally.finish("discovery", 200, 0.0004, False)
+    metrics.tally.finish("passthrough", 502, 61.0, False)
+    metrics.tally.finish("passthrough", None, 0.02, False)
     samples = _samples(metrics.render()[0])
     duration = "request_duration_seconds_bucket"
     assert _get(samples, duration, kind="deeplink", le="0.0001") == 0
@@ -227,15 +227,15 @@ def test_in_flight_counts_begun_requests_until_they_finish(metrics: Metrics) -> 
         return _get(_samples(metrics.render()[0]), "requests_in_flight")
 
     assert in_flight() == 0
-    metrics.tally.begin(1)
-    metrics.tally.begin(2)
+    metrics.tally.begin()
+    metrics.tally.begin()
     assert in_flight() == 2
-    metrics.tally.finish("passthrough", 200, 0.01, 1)
+    metrics.tally.finish("passthrough", 200, 0.01, True)
     assert in_flight() == 1
     # an answer to a request never begun (a head refused before it was complete) changes nothing
-    metrics.tally.finish("passthrough", 400, 0.0, 3)
+    metrics.tally.finish("passthrough", 400, 0.0, False)
     assert in_flight() == 1
-    metrics.tally.finish("passthrough", 200, 0.01, 2)
+    metrics.tally.finish("passthrough", 200, 0.01, True)
     assert in_flight() == 0
 
 
@@ -399,7 +399,7 @@ def _worker(status: int, requests: int) -> None:
     metrics.tally.upstream("deeplink", 0.002)
     metrics.tally.deeplink("session_end", "org.matrix.session_end", "redirect", _table())
     metrics.tally.discovery("cached")
-    metrics.tally.begin(1)  # still in flight when it exits
+    metrics.tally.begin()  # still in flight when it exits
     metrics.watch_discovery_cache(lambda: time.time() - 60 * status)
 
 

@@ -18,10 +18,10 @@ def tally() -> Tally:
 
 def test_counts_only_grow(tally: Tally) -> None:
     """Nothing takes the counts away: a scrape reads them as they are (no batch to hand over)."""
-    tally.finish("deeplink", 302, 0.0005, 1)
+    tally.finish("deeplink", 302, 0.0005, False)
     tally.upstream("passthrough", 0.05)
     before = (dict(tally.request_counts), {k: list(v) for k, v in tally.duration_counts.items()})
-    tally.finish("deeplink", 302, 5.0, 2)
+    tally.finish("deeplink", 302, 5.0, False)
     tally.upstream("passthrough", 0.05)
     assert before == ({("deeplink", 302): 1}, {"deeplink": [0.0005, 1, 0, 0, 0]})
     assert tally.request_counts == {("deeplink", 302): 2}
@@ -46,7 +46,7 @@ def test_rare_events_are_counted_by_their_label(tally: Tally) -> None:
     "count",
     [
         lambda t: t.request("websockets", 200),
-        lambda t: t.finish("websockets", 200, 0.1, 1),
+        lambda t: t.finish("websockets", 200, 0.1, False),
         lambda t: t.upstream("other", 0.1),
         lambda t: t.discovery("passthrough"),
         lambda t: t.discovery("cached", "synapse"),
@@ -98,10 +98,10 @@ def test_the_deep_links_remembered_are_bounded(tally: Tally) -> None:
 
 
 def test_in_flight_counts_begun_requests_until_they_finish(tally: Tally) -> None:
-    tally.begin(1)
-    tally.begin(2)
+    tally.begin()
+    tally.begin()
     assert tally.in_flight == 2
-    tally.finish("passthrough", 200, 0.01, 1)
+    tally.finish("passthrough", 200, 0.01, True)
     # an answer to a request never begun (a head refused before it was complete) changes nothing
-    tally.finish("passthrough", 400, 0.0, 3)
+    tally.finish("passthrough", 400, 0.0, False)
     assert tally.in_flight == 1
