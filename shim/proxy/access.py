@@ -51,7 +51,7 @@ USER_AGENT_CHARS: Final = 256
 
 def _user_agent(exchange: Exchange) -> str | None:
     """The client's User-Agent for its deep link's line: whom to chase (docs/retirement.md)."""
-    value = exchange.header(b"user-agent")
+    value = exchange.user_agent()
     return None if value is None else value[:USER_AGENT_CHARS].decode("latin-1")
 
 

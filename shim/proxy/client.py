@@ -40,7 +40,6 @@ from shim.proxy.exchange import Exchange
 from shim.proxy.flow import (
     BLOCK_BACKLOG,
     BLOCK_BODY_BUFFER,
-    BLOCK_CLIENT,
     BLOCK_PIPELINE,
     BLOCK_STOPPED,
     BLOCK_UPSTREAM,
@@ -132,6 +131,8 @@ class ClientConnection(Connection):
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
+        #: when the client last stopped taking its answer (`pause_writing`)
+        self._paused_at = 0.0
         #: the last request's field facts, and its forwarding decision (most connections
         #: repeat their fields from request to request)
         self._last_fields: RequestFields | None = None
@@ -176,24 +177,24 @@ class ClientConnection(Connection):
         self._parsing = None
 
     def pause_writing(self) -> None:
+        # a client that leaves its answers unread gets no more of them (the next request waits
+        # in the queue, which stops reading when full), for at most limits.send_timeout
         self.writable = False
-        if self.phase != "spliced":
-            # a client that leaves its answers unread gets no more of them, and no more of its
-            # requests are read, until it reads; for at most limits.send_timeout
-            self._block(BLOCK_CLIENT)
-            self._send_timer = self.loop.call_later(self.limits.send_timeout, self._send_timed_out)
+        self._paused_at = self.loop.time()
+        if self._send_timer is None and self.phase != "spliced":
+            # one lazily re-armed timer: a download pauses and resumes many times a second
+            self._send_timer = self.loop.call_at(
+                self._paused_at + self.limits.send_timeout, self._send_timed_out
+            )
         if self.handler is not None:
             self.handler.client_writable(False)
 
     def resume_writing(self) -> None:
         self.writable = True
-        self._cancel_send_timer()
         if self.handler is not None:
             self.handler.client_writable(True)
-        if self.phase != "spliced":
-            self._unblock(BLOCK_CLIENT)
-            if self.exchange is None and self._queue and self.phase != "closed":
-                self._next()
+        if self.exchange is None and self._queue and self.phase == "open":
+            self._next()
 
     def eof_received(self) -> bool | None:
         if (
@@ -739,6 +740,10 @@ class ClientConnection(Connection):
         send_timeout); its upstream connection is freed with it."""
         self._send_timer = None
         if self.phase == "closed" or self.writable:
+            return  # it read meanwhile: the next pause arms the timer again
+        deadline = self._paused_at + self.limits.send_timeout
+        if self.loop.time() < deadline:  # paused again since: wait for that pause's end
+            self._send_timer = self.loop.call_at(deadline, self._send_timed_out)
             return
         self._limit_hit("send_timeout")
         exchange = self.exchange

@@ -44,7 +44,7 @@ def handle_deeplink(conn: Connection, exchange: Exchange) -> Handler | None:
         outcome = "followup"
     exchange.outcome = outcome
     decision = plan.decision
-    client = client_family(exchange.header(b"user-agent"))
+    client = client_family(exchange.user_agent())
     conn.state.metrics.tally.deeplink(
         decision.incoming, decision.sent, outcome, account.table, client
     )

@@ -151,7 +151,7 @@ def _rendered(
 
 
 def count(conn: Connection, exchange: Exchange, outcome: DiscoveryOutcome) -> None:
-    conn.state.metrics.tally.discovery(outcome, client_family(exchange.header(b"user-agent")))
+    conn.state.metrics.tally.discovery(outcome, client_family(exchange.user_agent()))
     exchange.outcome = outcome
 
 

@@ -27,6 +27,8 @@ class Exchange:
 
     __slots__ = (
         "_public_origin",
+        "_user_agent",
+        "_user_agent_read",
         "aborted",
         "after_head",
         "begun",
@@ -122,6 +124,8 @@ class Exchange:
         self.begun = False
         self.bytes_sent = 0
         self._public_origin: str | None = None
+        self._user_agent: bytes | None = None
+        self._user_agent_read = False
 
     def take_body(self) -> list[bytes]:
         """The body pieces read so far, handed over once."""
@@ -137,9 +141,13 @@ class Exchange:
         """The first field called `name` (lower-cased bytes)."""
         return first_value(self.fields, name)
 
-    def text_header(self, name: bytes) -> str | None:
-        value = first_value(self.fields, name)
-        return None if value is None else value.decode("latin-1")
+    def user_agent(self) -> bytes | None:
+        """The request's first User-Agent field (looked up once: the client family and the
+        access line both read it)."""
+        if not self._user_agent_read:
+            self._user_agent = first_value(self.fields, b"user-agent")
+            self._user_agent_read = True
+        return self._user_agent
 
     def public_origin(self) -> str:
         """`public_url`'s origin, else the origin a trusted proxy reports, else the request's

@@ -9,8 +9,6 @@ from typing import Final
 BLOCK_PIPELINE: Final = 1
 BLOCK_BODY_BUFFER: Final = 2
 BLOCK_UPSTREAM: Final = 4
-#: the client leaves its answers unread: no more of its requests are read meanwhile
-BLOCK_CLIENT: Final = 8
 #: nothing more is read as HTTP/1.1 (a parse error, an Upgrade, a full pipeline, a half-close)
 BLOCK_STOPPED: Final = 16
 #: bytes read past MAX_QUEUED waiting requests wait unparsed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 
 import aiohttp
@@ -139,6 +140,39 @@ async def test_limit_hits_are_counted(
         await _closed_within(reader, within=WAIT)
     assert await _metric(shim, "max_head_bytes") == 1
     assert await _metric(shim, "head_timeout") == 1
+
+
+async def test_a_client_that_stops_reading_is_cut_after_send_timeout(
+    raw_upstream_factory: RawUpstreamFactory, shim_process_factory: ShimProcessFactory
+) -> None:
+    """A download the client stops reading holds the shim's buffers and a portal connection:
+    after limits.send_timeout without a read, both go (nginx's send_timeout)."""
+    upstream_closed = asyncio.Event()
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"x" * 65536)
+                await writer.drain()
+        upstream_closed.set()
+
+    endpoint = await raw_upstream_factory(endless)
+    shim = await shim_process_factory(
+        shim_settings(endpoint.url, limits={**LIMITS, "send_timeout": "1s"})
+    )
+    reader, writer = await asyncio.open_connection(HOST, shim.port)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # stop reading: fill up soon
+    writer.write(b"GET /big HTTP/1.1\r\nHost: portal\r\n\r\n")
+    await writer.drain()
+    started = time.monotonic()
+    async with asyncio.timeout(WAIT):
+        await upstream_closed.wait()  # the portal's connection went with the client's
+    assert 0.9 <= time.monotonic() - started < 6.0
+    assert await _metric(shim, "send_timeout") == 1
+    writer.close()
 
 
 async def test_an_idle_keepalive_connection_is_closed(
