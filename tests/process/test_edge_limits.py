@@ -162,7 +162,7 @@ async def test_a_client_that_stops_reading_is_cut_after_send_timeout(
     shim = await shim_process_factory(
         shim_settings(endpoint.url, limits={**LIMITS, "send_timeout": "1s"})
     )
-    reader, writer = await asyncio.open_connection(HOST, shim.port)
+    _reader, writer = await asyncio.open_connection(HOST, shim.port)
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # stop reading: fill up soon
     writer.write(b"GET /big HTTP/1.1\r\nHost: portal\r\n\r\n")
