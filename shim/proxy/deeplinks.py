@@ -9,7 +9,6 @@ issued to the same client address a moment before (`proxy.followups`).
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 from shim.obs.clients import client_family
@@ -39,7 +38,7 @@ def handle_deeplink(conn: Connection, exchange: Exchange) -> Handler | None:
     if (
         outcome == "passthrough"
         and len(followups)
-        and (followups.take(client_address(exchange), target, time.monotonic()))
+        and (followups.take(client_address(exchange), target, exchange.started))
     ):
         outcome = "followup"
     exchange.outcome = outcome
@@ -50,7 +49,7 @@ def handle_deeplink(conn: Connection, exchange: Exchange) -> Handler | None:
     )
     if plan.location is not None:
         if outcome != "redirect-unsupported":  # on this site: its follow-up comes back here
-            followups.issued(client_address(exchange), plan.location, time.monotonic())
+            followups.issued(client_address(exchange), plan.location, exchange.started)
         redirect(conn, exchange, plan.location)
         return None
     return _forward(conn, exchange, plan.target or exchange.target)

@@ -27,8 +27,6 @@ class Exchange:
 
     __slots__ = (
         "_public_origin",
-        "_user_agent",
-        "_user_agent_read",
         "aborted",
         "after_head",
         "begun",
@@ -124,8 +122,6 @@ class Exchange:
         self.begun = False
         self.bytes_sent = 0
         self._public_origin: str | None = None
-        self._user_agent: bytes | None = None
-        self._user_agent_read = False
 
     def take_body(self) -> list[bytes]:
         """The body pieces read so far, handed over once."""
@@ -142,12 +138,9 @@ class Exchange:
         return first_value(self.fields, name)
 
     def user_agent(self) -> bytes | None:
-        """The request's first User-Agent field (looked up once: the client family and the
-        access line both read it)."""
-        if not self._user_agent_read:
-            self._user_agent = first_value(self.fields, b"user-agent")
-            self._user_agent_read = True
-        return self._user_agent
+        """The request's first end-to-end User-Agent field (read with the other fields, once
+        per distinct head: `RequestFields.user_agent`)."""
+        return self.request.user_agent
 
     def public_origin(self) -> str:
         """`public_url`'s origin, else the origin a trusted proxy reports, else the request's

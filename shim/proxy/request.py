@@ -49,7 +49,10 @@ PROTECTED: Final = frozenset(
 #: never copied upstream: hop-by-hop fields, the client's framing (this hop frames the body
 #: anew) and Expect (the proxy answers `100-continue` itself)
 NOT_FORWARDED: Final = HOP_BY_HOP_NAMES | {EXPECT, CONTENT_LENGTH}
-_READ: Final = frozenset({HOST, CONNECTION, UPGRADE, EXPECT, CONTENT_LENGTH, TRANSFER_ENCODING})
+_USER_AGENT: Final = b"user-agent"
+_READ: Final = frozenset(
+    {HOST, CONNECTION, UPGRADE, EXPECT, CONTENT_LENGTH, TRANSFER_ENCODING, _USER_AGENT}
+)
 _CHUNKED: Final = b"chunked"
 
 
@@ -74,6 +77,7 @@ class RequestFields:
         "trusted",
         "upgrade",
         "upgrade_flag",
+        "user_agent",
     )
 
     def __init__(self, received: Fields, http11: bool, upgrade_flag: bool, trusted: bool) -> None:
@@ -102,6 +106,8 @@ class RequestFields:
         self.upgrade: bytes | None = None
         #: why the request is refused before anything is sent: (status, reason)
         self.refusal: tuple[int, str] | None = None
+        #: the first end-to-end User-Agent (the client family and deep-link lines read it)
+        self.user_agent: bytes | None = None
 
     def same(self, received: Fields, http11: bool, upgrade_flag: bool, trusted: bool) -> bool:
         """This description is the one `read_fields` would give for these arguments."""
@@ -132,7 +138,7 @@ def read_fields(
     codings: list[bytes] = []
     lengths: list[bytes] = []
     connection: list[bytes] = []
-    upgrade = expect = None
+    upgrade = expect = user_agent = None
     for name, value in received:
         low = name.lower()
         if low not in _READ:
@@ -147,10 +153,14 @@ def read_fields(
             lengths.append(value)
         elif low == UPGRADE:
             upgrade = value
+        elif low == _USER_AGENT:
+            if user_agent is None:
+                user_agent = value
         else:
             expect = value
     tokens = listed_tokens(connection) - PROTECTED if connection else frozenset()
     facts.tokens = tokens
+    facts.user_agent = None if _USER_AGENT in tokens else user_agent
     facts.keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
     facts.expect_continue = expect is not None and expect.strip(b" \t").lower() == b"100-continue"
     facts.refusal = _framing(facts, codings, lengths) or _host(facts, hosts)

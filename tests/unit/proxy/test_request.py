@@ -208,3 +208,20 @@ def test_a_description_is_reused_only_for_the_same_arguments(
     assert request.same(second, http11, False, trusted) is (first == second)
     assert not request.same(first, not http11, False, trusted)
     assert not request.same(first, http11, True, trusted)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ([(b"Host", b"p")], None),
+        ([(b"Host", b"p"), (b"USER-AGENT", b"a"), (b"User-Agent", b"b")], b"a"),
+        # a field its Connection names was for this hop only: not the client's User-Agent
+        ([(b"Host", b"p"), (b"Connection", b"User-Agent"), (b"User-Agent", b"a")], None),
+    ],
+)
+def test_the_user_agent_is_the_first_end_to_end_one(fields: Fields, expected: bytes | None) -> None:
+    request = _read(fields)
+    assert request.user_agent == expected
+    # what a lookup in the fields the portal gets would find
+    sent = [value for name, value in request.fields if name.lower() == b"user-agent"]
+    assert request.user_agent == (sent[0] if sent else None)
