@@ -22,6 +22,7 @@ RESULTS = REPO / "bench" / "results"
 BENCH_README = (REPO / "bench" / "README.md").read_text(encoding="utf-8")
 README = (REPO / "README.md").read_text(encoding="utf-8")
 CHANGELOG = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+TIMES = "\u00d7"  # the multiplication sign the docs write
 TWO_CPU_LATENCY = ("latency-a", "latency-b", "latency-c", "edges")
 #: everywhere that says what compiling saves, in the one wording
 COMPILE_CLAIMS = ("README.md", "setup.py", "ARCHITECTURE.md", "docs/development.md", "CHANGELOG.md")
@@ -57,10 +58,10 @@ def test_the_reference_runs_are_the_files_bench_readme_lists() -> None:
     assert kept == listed, "every kept run is listed in bench/README.md, and every listed one kept"
 
 
-def test_the_readme_table_is_the_full_load_run() -> None:
-    run = load("full-load")
-    assert run["date"].startswith("2026-11-27")
-    assert "`bench/results/full-load.json`, 2026-11-27" in README
+def test_the_readme_table_is_the_newest_full_load_run() -> None:
+    run = load("full-load-2026-12-04")
+    assert run["date"].startswith("2026-12-04")
+    assert "`bench/results/full-load-2026-12-04.json`,\n2026-12-04" in README
     got = rows(run)
     nginx_passthrough = cpu_us(got[("nginx", "get_1k")])
     for label, scenario in (
@@ -80,12 +81,15 @@ def test_the_readme_table_is_the_full_load_run() -> None:
         assert f"| {label} | {' | '.join(cells)}|" in README, label
 
 
+@pytest.mark.parametrize("run", ["full-load", "full-load-2026-12-04"])
 @pytest.mark.parametrize(
     ("label", "scenario"),
     [("passthrough, 1 KiB", "get_1k"), ("passthrough, 1 MiB", "get_1m")],
 )
-def test_the_bench_readme_full_load_table_is_the_run(label: str, scenario: str) -> None:
-    got = rows(load("full-load"))
+def test_the_bench_readme_full_load_tables_are_the_runs(
+    run: str, label: str, scenario: str
+) -> None:
+    got = rows(load(run))
     shim, nginx = got[("shim", scenario)], got[("nginx", scenario)]
     cells = [
         thousands(shim["requests_per_s"]),
@@ -95,6 +99,24 @@ def test_the_bench_readme_full_load_table_is_the_run(label: str, scenario: str) 
         f"{shim['rss_mib']:.1f}",
     ]
     assert f"| | shim | {' | '.join(cells)} |" in BENCH_README, label
+
+
+def test_the_edge_hardening_figures_are_the_runs() -> None:
+    got = rows(load("full-load-2026-12-04"))
+    passthrough = got[("shim", "get_1k")]["requests_per_cpu_s"]
+    for scenario in ("deeplink", "discovery"):
+        own = got[("shim", scenario)]["requests_per_cpu_s"] / passthrough
+        assert f"{own:.2f} {TIMES}" in BENCH_README, scenario
+    plain = rows(load("plain-python-2026-12-04"))
+    shim, nginx = plain[("shim", "get_1k")], plain[("nginx", "get_1k")]
+    assert thousands(shim["requests_per_s"]) + " req/s" in BENCH_README
+    assert (
+        f"{shim['requests_per_s'] / nginx['requests_per_s']:.2f} {TIMES} nginx's rate"
+        in BENCH_README
+    )
+    ratio = shim["requests_per_cpu_s"] / nginx["requests_per_cpu_s"]
+    assert f"{ratio:.2f} {TIMES} nginx per CPU second" in BENCH_README
+    assert ratio >= 0.5  # issue 21's floor for plain Python
 
 
 def test_what_compiling_saves_is_the_median_of_the_pairs_everywhere() -> None:
