@@ -5,7 +5,8 @@
 # only when it has to install. Needs root (or sudo).
 set -euo pipefail
 
-if dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+# (compared whole, not piped to `grep -q`: under pipefail an early exit of grep fails the test)
+if [ "$(dpkg-query -W -f='${Status}' chromium 2>/dev/null)" = "install ok installed" ]; then
     echo "chromium already installed: $(chromium --version 2>/dev/null || echo /usr/bin/chromium)"
     exit 0
 fi

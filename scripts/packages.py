@@ -3,6 +3,8 @@
     python3 scripts/packages.py [OS_RELEASE_FILE]    one line per package: `install NAME`,
                                                      `lean NAME` (without recommends) or
                                                      `absent TOOL REASON` (the tests skip)
+    python3 scripts/packages.py available NAME...   the NAMEs the archive offers, on one line;
+                                                     each other one said on stderr
 
 Debian 12 (bookworm, where CI runs) gets every package. Elsewhere a package may be named
 differently (`nginx-light` is gone in Debian 13) or not be usable at all (Ubuntu's `chromium` is
@@ -15,8 +17,10 @@ fixture os-release file per release.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +110,58 @@ def lines(chosen: Plan) -> list[str]:
     return out
 
 
+def candidates(policy: str) -> dict[str, bool]:
+    """Which packages `apt-cache policy NAME...` (in the C locale) offers a version of.
+
+    Each package is a section: its name and a colon at the start of a line, then indented
+    `Installed:`, `Candidate:` and the version table. `Candidate: (none)` is a name the archive
+    knows but cannot install (a virtual package); a name it does not know gets no section.
+    """
+    offered: dict[str, bool] = {}
+    section = None
+    for line in policy.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            section = line[:-1]
+            offered[section] = False
+        elif section is not None and line.strip().startswith("Candidate:"):
+            offered[section] = line.split(":", 1)[1].strip() not in ("", "(none)")
+    return offered
+
+
+def available(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(offered, not offered) of `names`, asking apt-cache once.
+
+    Read whole, never through a pipe to `grep -q`: under `set -o pipefail` the early exit made
+    apt-cache die of SIGPIPE, and present packages (nginx, wrk, python3-dev) were reported
+    missing. The C locale, because apt translates `Candidate`.
+    """
+    wanted = list(names)
+    if not wanted:
+        return [], []
+    done = subprocess.run(
+        ["apt-cache", "policy", *wanted],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    offered = candidates(done.stdout)
+    return (
+        [name for name in wanted if offered.get(name)],
+        [name for name in wanted if not offered.get(name)],
+    )
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["available"]:
+        kept, dropped = available(argv[1:])
+        for name in dropped:
+            print(
+                f"Not in this release's archive: {name}; the tests that need it skip",
+                file=sys.stderr,
+            )
+        print(" ".join(kept))
+        return 0
     path = Path(argv[0]) if argv else OS_RELEASE
     try:
         text = path.read_text(encoding="utf-8")

@@ -53,7 +53,7 @@ if [ "${1:-}" = "--test" ]; then
         case "$kind" in
             absent) echo "Not on this release: $name ($reason); the tests that need it skip" ;;
             install|lean)
-                dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" \
+                [ "$(dpkg-query -W -f='${Status}' "$name" 2>/dev/null)" = "install ok installed" ] \
                     && continue
                 if [ "$kind" = lean ]; then lean="$lean $name"; else full="$full $name"; fi ;;
         esac
@@ -64,19 +64,10 @@ if [ "${1:-}" = "--test" ]; then
         $sudo apt-get update -qq
         # a name the archive does not have (a release packages.py does not know yet) is said and
         # dropped, not fatal: the tests that need it skip
-        keep_available() {
-            local name kept=""
-            for name in "$@"; do
-                if apt-cache policy "$name" 2>/dev/null | grep -q "Candidate: [^(]"; then
-                    kept="$kept $name"
-                else
-                    echo "Not in this release's archive: $name; the tests that need it skip" >&2
-                fi
-            done
-            echo "${kept# }"
-        }
         # shellcheck disable=SC2086  # word splitting wanted: lists of package names
-        full="$(keep_available $full)"; lean="$(keep_available $lean)"
+        full="$("$python" scripts/packages.py available $full)"
+        # shellcheck disable=SC2086
+        lean="$("$python" scripts/packages.py available $lean)"
         [ -z "$full$lean" ] || echo "Installing system packages: $full $lean"
         [ -z "$full" ] || $sudo apt-get install -y -qq $full >/dev/null
         [ -z "$lean" ] || $sudo apt-get install -y -qq --no-install-recommends $lean >/dev/null

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +104,84 @@ def test_a_test_needing_what_the_release_lacks_skips_naming_it_even_in_ci(
         prerequisites.unavailable("/usr/bin/chromium is missing", "chromium")
     with pytest.raises(pytest.fail.Exception, match="CI is set"):
         prerequisites.unavailable("wrk is missing", "wrk")
+
+
+#: `apt-cache policy nginx wrk no-such-package python3-dev chromium fonts` on Debian 13 (trixie);
+#: a name apt does not know gets no section, a virtual one `Candidate: (none)`
+POLICY = """\
+nginx:
+  Installed: (none)
+  Candidate: 1.26.3-3+deb13u10
+  Version table:
+     1.26.3-3+deb13u10 500
+        500 http://deb.debian.org/debian trixie/main amd64 Packages
+wrk:
+  Installed: (none)
+  Candidate: 4.1.0-4+b1
+  Version table:
+     4.1.0-4+b1 500
+        500 http://deb.debian.org/debian trixie/main amd64 Packages
+python3-dev:
+  Installed: (none)
+  Candidate: 3.13.5-1
+  Version table:
+     3.13.5-1 500
+        500 http://deb.debian.org/debian trixie/main amd64 Packages
+chromium:
+  Installed: 156.0.8078.79-1~deb13u1
+  Candidate: 156.0.8078.79-1~deb13u1
+  Version table:
+ *** 156.0.8078.79-1~deb13u1 500
+        500 http://deb.debian.org/debian trixie/main amd64 Packages
+        100 /var/lib/dpkg/status
+fonts:
+  Installed: (none)
+  Candidate: (none)
+  Version table:
+"""
+
+
+def test_what_apt_cache_policy_offers() -> None:
+    assert packages.candidates(POLICY) == {
+        "nginx": True,
+        "wrk": True,
+        "python3-dev": True,
+        "chromium": True,
+        "fonts": False,
+    }
+    assert packages.candidates("") == {}
+
+
+WANTED = ["nginx", "wrk", "no-such-package", "python3-dev", "fonts"]
+
+
+def test_available_reads_apt_cache_whole_in_the_c_locale(tmp_path: Path) -> None:
+    # setup.sh used to pipe `apt-cache policy` into `grep -q` under pipefail: grep's early exit
+    # killed apt-cache with SIGPIPE and nginx, wrk and python3-dev were "not in the archive" on
+    # a fresh Debian 13. A version table far longer than a pipe's buffer must change nothing.
+    calls = tmp_path / "calls"
+    table = "".join(f"     1.0-{n} 500\n" for n in range(20_000))
+    long_policy = POLICY.replace("  Version table:\n", "  Version table:\n" + table, 1)
+    (tmp_path / "policy").write_text(long_policy)
+    fake = tmp_path / "apt-cache"
+    fake.write_text(
+        f'#!/bin/sh\necho "LC_ALL=$LC_ALL $*" >> {calls}\nexec cat {tmp_path / "policy"}\n'
+    )
+    fake.chmod(0o755)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts/packages.py"), "available", *WANTED],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "LC_ALL": "de_DE.UTF-8"},
+    )
+    assert done.stdout == "nginx wrk python3-dev\n"
+    assert done.stderr.splitlines() == [
+        "Not in this release's archive: no-such-package; the tests that need it skip",
+        "Not in this release's archive: fonts; the tests that need it skip",
+    ]
+    assert calls.read_text() == "LC_ALL=C policy nginx wrk no-such-package python3-dev fonts\n"
+
+
+def test_available_with_no_names_asks_nothing() -> None:
+    assert packages.available([]) == ([], [])
