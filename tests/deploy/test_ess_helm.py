@@ -30,6 +30,7 @@ from tests.deploy.tools import (
     kustomize_command,
     load_all,
     require_tool,
+    validate_crds,
 )
 from tests.process.test_image_entrypoint import Stage, parse_dockerfile
 
@@ -442,6 +443,36 @@ def test_the_podmonitor_scrapes_the_sidecars_admin_port(route: str) -> None:
     rules = yaml.safe_load((DEPLOY / "prometheus" / "msc4191-shim.rules.yml").read_text("utf-8"))
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     assert all('job="msc4191-shim"' in expr for expr in exprs), "the job the rules select"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_monitoring_objects_pass_prometheus_operators_own_schemas(route: str) -> None:
+    docs = rendered(route, "monitoring")
+    monitoring = [d for d in docs if d["apiVersion"] == "monitoring.coreos.com/v1"]
+    assert sorted(d["kind"] for d in monitoring) == ["PodMonitor", "PrometheusRule"]
+    done = validate_crds(monitoring)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        f"ok {d['kind']} {d['metadata']['name']}" for d in monitoring
+    ]
+
+
+def test_the_schema_check_refuses_what_the_api_server_would() -> None:
+    # the check can fail: a relabeling action the operator does not know, an alert's `for`
+    # that is no duration
+    docs = rendered("values-route", "monitoring")
+    monitor = copy.deepcopy(find(docs, "PodMonitor", "ess-msc4191-shim"))
+    monitor["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["action"] = "rename"
+    rule = copy.deepcopy(find(docs, "PrometheusRule", "ess-msc4191-shim"))
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
+    done = validate_crds([monitor, rule])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == [
+        "invalid PodMonitor ess-msc4191-shim",
+        "invalid PrometheusRule ess-msc4191-shim",
+    ]
+    assert "relabelings/0/action" in done.stdout
+    assert "rules/0/for" in done.stdout
 
 
 def test_monitoring_is_only_there_when_asked_for() -> None:

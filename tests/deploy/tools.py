@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from tests.support.prerequisites import unavailable
 ROOT = REPO
 DEPLOY = ROOT / "deploy"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+#: prometheus-operator's CRD schemas (npm, @kubernetes-models/prometheus-operator) and the script
+#: that validates objects against them
+CRD = Path(__file__).resolve().parent / "crd"
 INSTALL_HINT = "run scripts/install-deploy-tools.sh"
 
 Manifest = dict[str, Any]
@@ -49,3 +53,21 @@ def find(docs: list[Manifest], kind: str, name: str) -> Manifest:
     found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind} {name}, got {len(found)}"
     return found[0]
+
+
+def validate_crds(docs: list[Manifest]) -> subprocess.CompletedProcess[str]:
+    """tests/deploy/crd/validate.mjs on `docs`: prometheus-operator's own schemas, as the API
+    server applies them (one line per object, exit 1 when one is invalid)."""
+    node = shutil.which("node")
+    if node is None:
+        unavailable(f"node is not installed (Node.js 14 or later); {INSTALL_HINT}")
+    if not (CRD / "node_modules" / "@kubernetes-models" / "prometheus-operator").is_dir():
+        unavailable(f"prometheus-operator's CRD schemas are not installed; {INSTALL_HINT}")
+    return subprocess.run(
+        [node, str(CRD / "validate.mjs")],
+        input=json.dumps(docs),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
