@@ -106,6 +106,9 @@ def unlink_shared_library(root: Path = ROOT, site: Path | None = None) -> None:
     if module.exists() and repr(str(root)) in module.read_text(encoding="utf-8"):
         module.unlink()
         (site / f"{FINDER_MODULE}.pth").unlink(missing_ok=True)
+        # and its bytecode, which Python wrote when the .pth first imported it
+        for cached in (site / "__pycache__").glob(f"{FINDER_MODULE}.*.pyc"):
+            cached.unlink()
 
 
 def backend() -> ModuleType:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,12 +32,15 @@ logger = logging.getLogger("msc4191_shim.server")
 
 #: the admin listener's client reads the upstream's answers with these header limits
 MAX_HEADER_LINE = 16384
+#: aiohttp's `enable_cleanup_closed` works around a CPython leak of aborted SSL transports, fixed
+#: in 3.12.7 and 3.13.1 (python/cpython#118960); aiohttp ignores it there with a DeprecationWarning
+CLEANUP_CLOSED = sys.version_info < (3, 12, 7) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
 
 
 def make_session() -> aiohttp.ClientSession:
     """One pooled client for the process: no cookie jar, no decompression, no auto headers."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+        connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=CLEANUP_CLOSED),
         cookie_jar=aiohttp.DummyCookieJar(),
         # the same header limits as the public listener, so what a client may send, the
         # upstream may answer (aiohttp's client default is 8190)
