@@ -2,8 +2,9 @@
 # Set up everything on a fresh Debian or Ubuntu machine; idempotent, so `make demo` and `make test`
 # call it every time and it costs seconds once done.
 #   scripts/setup.sh          the shim's virtualenv (.venv) with its runtime dependencies: the demo
-#   scripts/setup.sh --test   also the test tools; Chromium, nginx, wrk, gcc, python3-dev and
-#                             Prometheus (apt, names per release: scripts/packages.py); Synapse
+#   scripts/setup.sh --test   also the test tools; Chromium, nginx, wrk, gcc, python3-dev,
+#                             Prometheus (apt, names per release: scripts/packages.py) and npm
+#                             when there is none; Synapse
 #                             (.venv-synapse); the hot path compiled with mypyc (scripts/native.py;
 #                             plain Python if that fails, with a warning)
 # Tested on Debian 12, where CI runs; on Debian 13 and Ubuntu 24.04 a package the release lacks is
@@ -58,6 +59,9 @@ if [ "${1:-}" = "--test" ]; then
                 if [ "$kind" = lean ]; then lean="$lean $name"; else full="$full $name"; fi ;;
         esac
     done < <("$python" scripts/packages.py)
+    # npm brings prometheus-operator's CRD schemas (scripts/install-deploy-tools.sh); Node.js from
+    # NodeSource or nvm carries its own npm, so only a machine with none gets the release's
+    command -v npm >/dev/null || full="$full npm"
     if [ -n "$full$lean" ]; then
         sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
         export DEBIAN_FRONTEND=noninteractive
