@@ -11,9 +11,8 @@
 import { readFileSync } from "node:fs";
 import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
-import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 
-const MODELS = { PodMonitor, PrometheusRule, ServiceMonitor };
+const MODELS = { PodMonitor, PrometheusRule };
 
 let status = 0;
 for (const object of JSON.parse(readFileSync(0, "utf-8"))) {
