@@ -4,9 +4,9 @@
 #   scripts/setup.sh          the shim's virtualenv (.venv) with its runtime dependencies: the demo
 #   scripts/setup.sh --test   also the test tools; Chromium, nginx, wrk, gcc, python3-dev,
 #                             Prometheus (apt, names per release: scripts/packages.py) and npm
-#                             when there is none; Synapse
-#                             (.venv-synapse); the hot path compiled with mypyc (scripts/native.py;
-#                             plain Python if that fails, with a warning)
+#                             when there is none; Synapse (.venv-synapse); the hot path compiled
+#                             with mypyc (scripts/native.py; plain Python if that fails, with a
+#                             warning)
 # Tested on Debian 12, where CI runs; on Debian 13 and Ubuntu 24.04 a package the release lacks is
 # skipped with a message, and the tests that need it skip naming it.
 set -euo pipefail
